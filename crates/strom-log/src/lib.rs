@@ -1,20 +1,53 @@
 //! Strom's storage engine: one [`Log`] per partition, a [`LogManager`] per data directory.
 //!
-//! CONTRACT SKELETON (written by the broker author): every public item below is what the broker
-//! uses. The implementation fills in the bodies; it may add items, and may change a signature
-//! only where the contract is wrong, saying so in `docs/storage.md`.
+//! The on-disk layout and formats are Kafka's, so the bytes of a segment are the bytes of a
+//! Fetch response: a partition directory `<topic>-<partition>` holds segments named by their
+//! base offset (`00000000000000000000.log` with its `.index` and `.timeindex`), producer-state
+//! snapshots (`<offset>.snapshot`) and the `leader-epoch-checkpoint`; the data directory holds
+//! the offset checkpoints and the clean-shutdown marker. `docs/storage.md` describes the
+//! guarantees; each on-disk format is documented byte by byte on the type that reads it.
 //!
 //! Data flow: the broker hands a produce request's raw record batches to
-//! [`Log::append_as_leader`], which validates them, checks idempotent-producer sequences,
-//! assigns offsets, stamps the leader epoch, and writes them to the active [`segment`]. A fetch
-//! calls [`Log::read`], which returns whole batches, as they are on disk, below an upper bound
-//! (the high watermark for consumers). All methods take `&self`, do blocking file IO, and are
-//! called from blocking threads (never from an async worker).
+//! [`Log::append_as_leader`], which validates them ([`batch`]), checks idempotent-producer
+//! sequences ([`producer_state`]), assigns offsets, stamps the leader epoch, and writes them with
+//! one positioned write to the active [`segment`], adding sparse [`index`] entries. A fetch calls
+//! [`Log::read`], which finds the starting position through the offset index and returns whole
+//! batches, as they are on disk, below an upper bound (the high watermark for consumers). The
+//! [`LogManager`] opens logs (running [`recovery`] after an unclean stop), writes the
+//! [`checkpoint`] files, and runs the background threads: retention ([`retention`]),
+//! compaction ([`cleaner`]) and time-based flushing.
+//!
+//! Threading: all methods take `&self`, do blocking file IO, and are called from blocking
+//! threads (never from an async worker). Appends to one log are serialized; reads snapshot the
+//! segment list under a short lock and `pread` without waiting for appends, bounded by a
+//! committed position published after each write; deleted segments stay readable by readers
+//! that still hold them, because files are kept open through `Arc`.
 
 pub mod batch;
+pub mod checkpoint;
+pub mod cleaner;
+pub mod index;
+mod io;
+pub mod leader_epoch;
+mod log;
+mod manager;
+pub mod producer_state;
+pub mod recovery;
+pub mod retention;
+pub mod segment;
+#[doc(hidden)]
+pub mod testing;
+#[cfg(test)]
+mod tests;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+pub use crate::log::{Log, READ_BYTES_MAX};
+pub use cleaner::CleanerStats;
+/// Deterministic IO-fault injection for tests (feature `fault-injection`).
+#[cfg(feature = "fault-injection")]
+pub use io::faults;
+pub use manager::LogManager;
+
+use std::path::PathBuf;
 
 use bytes::Bytes;
 
@@ -74,6 +107,16 @@ pub struct CleanupPolicy {
     pub compact: bool,
 }
 
+impl Default for CleanupPolicy {
+    /// `delete`, Kafka's default.
+    fn default() -> Self {
+        CleanupPolicy {
+            delete: true,
+            compact: false,
+        }
+    }
+}
+
 /// The per-topic log configuration, with Kafka's topic-level names and Kafka 4.x defaults.
 /// The broker resolves broker defaults and topic overrides into one of these.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,13 +159,40 @@ pub struct LogConfig {
     pub message_timestamp_after_max_ms: i64,
     /// `file.delete.delay.ms` (60000).
     pub file_delete_delay_ms: i64,
-    /// `preallocate` (false).
+    /// `preallocate` (false). Accepted for compatibility; segments are not preallocated
+    /// (the index files always are, to `segment.index.bytes`).
     pub preallocate: bool,
+    /// `producer.id.expiration.ms` (1 day): an idempotent producer with no append for this long
+    /// is forgotten, and its next batch is accepted with any sequence.
+    pub producer_id_expiration_ms: i64,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        todo!("Kafka 4.x defaults as documented on each field")
+        const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+        LogConfig {
+            segment_bytes: 1024 * 1024 * 1024,
+            segment_ms: 7 * DAY_MS,
+            segment_jitter_ms: 0,
+            segment_index_bytes: 10 * 1024 * 1024,
+            index_interval_bytes: 4096,
+            retention_ms: 7 * DAY_MS,
+            retention_bytes: -1,
+            cleanup_policy: CleanupPolicy::default(),
+            delete_retention_ms: DAY_MS,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            flush_messages: i64::MAX,
+            flush_ms: i64::MAX,
+            max_message_bytes: 1_048_588,
+            message_timestamp_type: TimestampType::CreateTime,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: 3_600_000,
+            file_delete_delay_ms: 60_000,
+            preallocate: false,
+            producer_id_expiration_ms: DAY_MS,
+        }
     }
 }
 
@@ -140,6 +210,19 @@ pub struct OpenOptions {
     pub had_clean_shutdown: bool,
     /// Wall-clock now, for segment roll timing and producer-state expiry.
     pub now_ms: i64,
+}
+
+impl Default for OpenOptions {
+    /// A new log: nothing known, clean (there is nothing to recover), at time 0.
+    fn default() -> Self {
+        OpenOptions {
+            recovery_point: 0,
+            log_start_offset: 0,
+            high_watermark: 0,
+            had_clean_shutdown: true,
+            now_ms: 0,
+        }
+    }
 }
 
 /// The outcome of a successful append.
@@ -174,7 +257,10 @@ pub enum AppendError {
     InvalidRecord(String),
     /// A CreateTime timestamp outside the allowed window (INVALID_TIMESTAMP).
     #[error("invalid timestamp {timestamp}: {reason}")]
-    InvalidTimestamp { timestamp: i64, reason: &'static str },
+    InvalidTimestamp {
+        timestamp: i64,
+        reason: &'static str,
+    },
     /// Idempotent producer sequence gap (OUT_OF_ORDER_SEQUENCE_NUMBER).
     #[error("out of order sequence for producer {producer_id}: expected {expected}, got {got}")]
     OutOfOrderSequence {
@@ -216,128 +302,6 @@ pub struct TimestampAndOffset {
     pub leader_epoch: i32,
 }
 
-/// One partition's log: segments, indexes, producer state, leader-epoch cache, checkpoints.
-pub struct Log {
-    _private: (),
-}
-
-impl Log {
-    /// Opens (creating if missing) the log in `dir`, recovering it if the shutdown was unclean.
-    pub fn open(
-        dir: PathBuf,
-        topic_partition: TopicPartition,
-        config: LogConfig,
-        options: OpenOptions,
-    ) -> Result<Log> {
-        let _ = (dir, topic_partition, config, options);
-        todo!()
-    }
-
-    pub fn topic_partition(&self) -> &TopicPartition {
-        todo!()
-    }
-    pub fn dir(&self) -> &Path {
-        todo!()
-    }
-    pub fn config(&self) -> Arc<LogConfig> {
-        todo!()
-    }
-    /// Applies a changed topic config (AlterConfigs) to a live log.
-    pub fn update_config(&self, config: LogConfig) {
-        let _ = config;
-        todo!()
-    }
-
-    /// Validates, checks producer sequences, assigns offsets from the log end offset, stamps
-    /// `leader_epoch` and (for LogAppendTime topics) `now_ms`, and writes one or more
-    /// concatenated record batches. Either every batch is appended or none is.
-    pub fn append_as_leader(
-        &self,
-        records: &[u8],
-        leader_epoch: i32,
-        now_ms: i64,
-    ) -> Result<AppendInfo, AppendError> {
-        let _ = (records, leader_epoch, now_ms);
-        todo!()
-    }
-
-    /// Reads whole batches starting with the batch that holds `fetch_offset`, stopping before
-    /// the first batch whose base offset is at or above `upper_bound` (exclusive, normally the
-    /// high watermark) and before `max_bytes` would be exceeded, except that the first batch is
-    /// returned whole when `min_one_batch` is set (KIP-74).
-    pub fn read(
-        &self,
-        fetch_offset: i64,
-        max_bytes: usize,
-        upper_bound: i64,
-        min_one_batch: bool,
-    ) -> Result<ReadInfo> {
-        let _ = (fetch_offset, max_bytes, upper_bound, min_one_batch);
-        todo!()
-    }
-
-    pub fn log_start_offset(&self) -> i64 {
-        todo!()
-    }
-    pub fn log_end_offset(&self) -> i64 {
-        todo!()
-    }
-    pub fn high_watermark(&self) -> i64 {
-        todo!()
-    }
-    /// Sets the high watermark (clamped into `[log_start_offset, log_end_offset]`).
-    pub fn update_high_watermark(&self, offset: i64) -> i64 {
-        let _ = offset;
-        todo!()
-    }
-    /// The offset below which every record is fsynced (the recovery point).
-    pub fn flushed_offset(&self) -> i64 {
-        todo!()
-    }
-    /// Fsyncs everything appended so far; returns the new flushed offset. Safe to call while
-    /// appends and reads go on.
-    pub fn flush(&self) -> Result<i64> {
-        todo!()
-    }
-
-    /// ListOffsets by timestamp: the first record whose timestamp is >= `timestamp`.
-    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampAndOffset>> {
-        let _ = timestamp;
-        todo!()
-    }
-    /// ListOffsets MAX_TIMESTAMP: the record with the largest timestamp (first one on ties).
-    pub fn max_timestamp_and_offset(&self) -> Result<Option<TimestampAndOffset>> {
-        todo!()
-    }
-    /// OffsetForLeaderEpoch: the largest epoch <= `epoch` and the offset where it ends.
-    /// `None` when `epoch` is older than every epoch in the cache.
-    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
-        let _ = epoch;
-        todo!()
-    }
-    pub fn latest_epoch(&self) -> Option<i32> {
-        todo!()
-    }
-
-    /// DeleteRecords: moves the log start offset to `offset` (<= high watermark) and deletes
-    /// segments that fall wholly below it. Returns the new log start offset.
-    pub fn delete_records_before(&self, offset: i64) -> Result<i64> {
-        let _ = offset;
-        todo!()
-    }
-
-    /// Bytes in all segments.
-    pub fn size_bytes(&self) -> u64 {
-        todo!()
-    }
-    pub fn segment_count(&self) -> usize {
-        todo!()
-    }
-    pub fn is_offline(&self) -> bool {
-        todo!()
-    }
-}
-
 /// Broker-level settings of a data directory and its background work.
 #[derive(Debug, Clone)]
 pub struct ManagerConfig {
@@ -359,46 +323,17 @@ pub struct ManagerConfig {
     pub cleaner_dedupe_buffer_size: u64,
 }
 
-/// A data directory: its logs, the checkpoint files, the clean-shutdown marker, and the
-/// background threads for retention, compaction, time-based flush and checkpointing.
-pub struct LogManager {
-    _private: (),
-}
-
-impl LogManager {
-    /// Opens the data directory. Reads checkpoints and the clean-shutdown marker (and removes
-    /// the marker), but opens no log yet: the broker calls [`LogManager::load`] for each
-    /// partition its metadata knows.
-    pub fn open(data_dir: &Path, config: ManagerConfig) -> Result<LogManager> {
-        let _ = (data_dir, config);
-        todo!()
-    }
-    /// Partition directories found on disk (`<topic>-<partition>`), for the broker to load or
-    /// delete. Directories that are not partition logs are not listed.
-    pub fn partitions_on_disk(&self) -> Vec<TopicPartition> {
-        todo!()
-    }
-    /// Opens (recovering if needed) or creates the log of a partition.
-    pub fn load(&self, topic_partition: &TopicPartition, config: LogConfig) -> Result<Arc<Log>> {
-        let _ = (topic_partition, config);
-        todo!()
-    }
-    pub fn get(&self, topic_partition: &TopicPartition) -> Option<Arc<Log>> {
-        let _ = topic_partition;
-        todo!()
-    }
-    /// Removes a partition's log from the manager and deletes its directory.
-    pub fn delete(&self, topic_partition: &TopicPartition) -> Result<()> {
-        let _ = topic_partition;
-        todo!()
-    }
-    /// Starts the background threads. They stop on [`LogManager::shutdown`].
-    pub fn start_background_work(&self) {
-        todo!()
-    }
-    /// Flushes every log, writes checkpoints and producer snapshots, then the clean-shutdown
-    /// marker. After this, the next open skips recovery.
-    pub fn shutdown(&self) -> Result<()> {
-        todo!()
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        ManagerConfig {
+            retention_check_interval_ms: 300_000,
+            flush_scheduler_interval_ms: 1_000,
+            recovery_point_checkpoint_interval_ms: 60_000,
+            log_start_offset_checkpoint_interval_ms: 60_000,
+            high_watermark_checkpoint_interval_ms: 5_000,
+            cleaner_enable: true,
+            cleaner_backoff_ms: 15_000,
+            cleaner_dedupe_buffer_size: 134_217_728,
+        }
     }
 }

@@ -1,0 +1,177 @@
+//! One client connection: frames in, responses out, in request order.
+//!
+//! ```text
+//! socket ──read──▶ buffer ──decode_frame──▶ header ──dispatch (awaited, in order)──▶ Reply
+//!                                                                   │
+//!        ◀──write── responses in order ◀── FuturesOrdered ◀─────────┘ (Now / Later)
+//! ```
+//!
+//! The ordered part of each request runs before the next request is read, so one connection's
+//! appends happen in the order it sent them (idempotent sequences depend on it). Waiting parts
+//! (acks=all, fetch long polls) run concurrently, bounded by `queued.max.requests`; while the
+//! pipeline is full the connection is not read, which pushes back on the client.
+//!
+//! Bad input closes the connection, as Kafka does, after the responses already owed are
+//! written: a frame over `socket.request.max.bytes`, an unknown API key, an unsupported version
+//! of any API but ApiVersions, a header or body the codec cannot decode. ApiVersions with an
+//! unsupported version is answered at v0 with UNSUPPORTED_VERSION and our version table
+//! (KIP-511), so clients newer than us can negotiate.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesOrdered;
+use kafka_protocol::messages::ApiKey;
+use strom_protocol::{FrameError, RequestHeaderPrefix, decode_frame, decode_request_header};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::handlers::{self, Reply, RequestContext};
+use crate::state::BrokerState;
+
+/// Initial read buffer; it grows to hold the largest frame in flight.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Why a connection ended, for the log line.
+#[derive(Debug)]
+enum Closed {
+    ByClient,
+    Idle,
+    Shutdown,
+    Io(std::io::Error),
+    BadInput(String),
+}
+
+pub async fn serve(
+    state: Arc<BrokerState>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, writer) = stream.into_split();
+    let mut writer = BufWriter::with_capacity(64 * 1024, writer);
+    let mut buffer = BytesMut::with_capacity(READ_BUFFER_BYTES);
+    let mut pending: FuturesOrdered<BoxFuture<'static, Option<Bytes>>> = FuturesOrdered::new();
+    let max_frame_bytes = state.config.get_i64("socket.request.max.bytes") as usize;
+    let max_in_flight = state.config.get_i64("queued.max.requests") as usize;
+    let idle = Duration::from_millis(state.config.get_i64("connections.max.idle.ms") as u64);
+    let mut closing: Option<Closed> = None;
+
+    let reason = loop {
+        if closing.is_some() && pending.is_empty() {
+            break closing.take().unwrap_or(Closed::Shutdown);
+        }
+        let can_read = closing.is_none() && pending.len() < max_in_flight;
+        tokio::select! {
+            biased;
+            Some(response) = pending.next(), if !pending.is_empty() => {
+                if let Some(frame) = response {
+                    if frame.is_empty() {
+                        break Closed::BadInput("a response could not be encoded".into());
+                    }
+                    if let Err(e) = writer.write_all(&frame).await {
+                        break Closed::Io(e);
+                    }
+                }
+                if pending.is_empty() && let Err(e) = writer.flush().await {
+                    break Closed::Io(e);
+                }
+            }
+            read = tokio::time::timeout(idle, reader.read_buf(&mut buffer)), if can_read => {
+                match read {
+                    Err(_) if pending.is_empty() => break Closed::Idle,
+                    Err(_) => {}
+                    Ok(Ok(0)) => closing = Some(Closed::ByClient),
+                    Ok(Ok(_)) => {
+                        if let Err(bad) = handle_frames(&state, &mut buffer, &mut pending, max_frame_bytes, peer).await {
+                            closing = Some(Closed::BadInput(bad));
+                        }
+                        if pending.is_empty() && let Err(e) = writer.flush().await {
+                            break Closed::Io(e);
+                        }
+                    }
+                    Ok(Err(e)) => break Closed::Io(e),
+                }
+            }
+            _ = shutdown.changed(), if closing.is_none() => closing = Some(Closed::Shutdown),
+        }
+    };
+    let _ = writer.flush().await;
+    match reason {
+        Closed::BadInput(why) => tracing::warn!(%peer, "closing connection: {why}"),
+        Closed::Io(e) => tracing::debug!(%peer, error = %e, "connection failed"),
+        other => tracing::debug!(%peer, reason = ?other, "connection closed"),
+    }
+}
+
+/// Runs every complete frame in the buffer; returns why the connection must close, if it must.
+async fn handle_frames(
+    state: &Arc<BrokerState>,
+    buffer: &mut BytesMut,
+    pending: &mut FuturesOrdered<BoxFuture<'static, Option<Bytes>>>,
+    max_frame_bytes: usize,
+    peer: SocketAddr,
+) -> Result<(), String> {
+    loop {
+        let frame = match decode_frame(buffer, max_frame_bytes) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return Ok(()),
+            Err(e @ FrameError::TooLarge { .. }) => return Err(format!("{e}")),
+            Err(e @ FrameError::NegativeSize(_)) => return Err(format!("{e}")),
+        };
+        match handle_request(state, frame, peer).await? {
+            Reply::Now(bytes) => pending.push_back(Box::pin(async move { Some(bytes) })),
+            Reply::Later(future) => pending.push_back(Box::pin(async move { Some(future.await) })),
+            Reply::Nothing => pending.push_back(Box::pin(async { None })),
+        }
+    }
+}
+
+async fn handle_request(
+    state: &Arc<BrokerState>,
+    mut frame: Bytes,
+    peer: SocketAddr,
+) -> Result<Reply<Bytes>, String> {
+    let prefix = RequestHeaderPrefix::peek(&frame).map_err(|e| e.to_string())?;
+    let api_key = ApiKey::try_from(prefix.api_key).map_err(|_| {
+        format!(
+            "unknown API key {} (correlation id {})",
+            prefix.api_key, prefix.correlation_id
+        )
+    })?;
+    let supported = handlers::supported_versions(api_key);
+    let version_ok =
+        supported.is_some_and(|v| prefix.api_version >= v.min && prefix.api_version <= v.max);
+    if !version_ok {
+        if api_key == ApiKey::ApiVersions {
+            return Ok(Reply::Now(
+                handlers::api_versions::unsupported_version_response(prefix.correlation_id),
+            ));
+        }
+        return Err(match supported {
+            Some(v) => format!(
+                "{api_key:?} v{} is not supported (supported: {v})",
+                prefix.api_version
+            ),
+            None => format!("{api_key:?} is not supported"),
+        });
+    }
+    let header = decode_request_header(&mut frame, api_key, prefix.api_version)
+        .map_err(|e| e.to_string())?;
+    let ctx = RequestContext {
+        api_key,
+        api_version: prefix.api_version,
+        correlation_id: prefix.correlation_id,
+        client_id: header.client_id.map(|c| c.to_string()),
+        peer,
+    };
+    handlers::dispatch(state, ctx, frame)
+        .await
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,54 @@
+//! DescribeCluster: the cluster id, the controller and the brokers.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use kafka_protocol::protocol::{StrBytes, VersionRange};
+
+use super::metadata::{CLUSTER_OPERATIONS, OPERATIONS_OMITTED};
+use super::{Reply, RequestContext};
+use crate::state::BrokerState;
+
+pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
+
+/// DescribeCluster v1+ endpoint types.
+const ENDPOINT_BROKERS: i8 = 1;
+const ENDPOINT_CONTROLLERS: i8 = 2;
+
+pub async fn handle(
+    state: &Arc<BrokerState>,
+    ctx: RequestContext,
+    request: DescribeClusterRequest,
+) -> Reply<DescribeClusterResponse> {
+    let endpoint_type = if ctx.api_version >= 1 { request.endpoint_type } else { ENDPOINT_BROKERS };
+    let mut response = DescribeClusterResponse::default()
+        .with_endpoint_type(endpoint_type)
+        .with_cluster_id(StrBytes::from_string(state.cluster_id.clone()))
+        .with_controller_id(BrokerId(state.node_id))
+        .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
+            CLUSTER_OPERATIONS
+        } else {
+            OPERATIONS_OMITTED
+        });
+    if endpoint_type != ENDPOINT_BROKERS && endpoint_type != ENDPOINT_CONTROLLERS {
+        response.error_code = ResponseError::UnsupportedEndpointType.code();
+        response.error_message = Some(StrBytes::from_string(format!("Unsupported endpoint type {endpoint_type}")));
+        return Reply::Now(response);
+    }
+    // Every node is both broker and controller, so both endpoint types list the same nodes.
+    response.brokers = state
+        .image()
+        .brokers
+        .values()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.broker_id))
+                .with_host(StrBytes::from_string(b.host.clone()))
+                .with_port(b.port as i32)
+                .with_rack(b.rack.clone().map(StrBytes::from_string))
+        })
+        .collect();
+    Reply::Now(response)
+}

@@ -1,0 +1,225 @@
+//! Fetch: read record batches, as stored, from partition logs, with long polling.
+//!
+//! Each partition is read from its fetch offset up to the high watermark (consumers) or the log
+//! end offset (replicas), within the partition's `partition_max_bytes` and the request's
+//! `max_bytes`, except that the first batch of the first partition with data is returned whole
+//! even when larger (KIP-74), so a consumer always makes progress.
+//!
+//! If fewer than `min_bytes` are available, the answer waits (without holding up the
+//! connection) until an append to one of the partitions brings enough, or `max_wait_ms`
+//! passes: it returns as soon as the data is there, it does not sleep out the wait.
+//!
+//! Fetch sessions (KIP-227): this broker answers sessionless. A request with session id 0 gets
+//! a full response with session id 0, which tells the client that no session was created, so it
+//! keeps sending full requests; a request naming a session gets FETCH_SESSION_ID_NOT_FOUND,
+//! after which clients fall back to a full request.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::{StrBytes, VersionRange};
+use tokio::time::Instant;
+
+use super::{Reply, RequestContext};
+use crate::errors::{KafkaError, led_partition};
+use crate::partition::Partition;
+use crate::state::BrokerState;
+
+pub const VERSIONS: VersionRange = VersionRange { min: 4, max: 17 };
+
+/// The isolation level that reads only committed transactions.
+const READ_COMMITTED: i8 = 1;
+
+/// One partition to read, and where its answer goes in the response.
+#[derive(Clone)]
+struct Target {
+    topic: usize,
+    slot: usize,
+    partition: Arc<Partition>,
+    fetch_offset: i64,
+    partition_max_bytes: usize,
+    /// Replicas read up to the log end offset; consumers up to the high watermark.
+    to_log_end: bool,
+}
+
+/// The response so far: partitions that failed are filled in; targets are filled per read.
+#[derive(Clone)]
+struct Plan {
+    skeleton: FetchResponse,
+    targets: Vec<Target>,
+    max_bytes: usize,
+    read_committed: bool,
+}
+
+pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: FetchRequest) -> Reply<FetchResponse> {
+    if request.session_id != 0 {
+        return Reply::Now(
+            FetchResponse::default()
+                .with_error_code(ResponseError::FetchSessionIdNotFound.code())
+                .with_session_id(0),
+        );
+    }
+    let by_id = ctx.api_version >= 13;
+    let replica_id = if ctx.api_version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
+    let image = state.image();
+    let mut responses = Vec::with_capacity(request.topics.len());
+    let mut targets = Vec::new();
+    for (topic_slot, topic) in request.topics.iter().enumerate() {
+        let name = if by_id {
+            image.topic_by_id(&topic.topic_id).map(|t| t.name.clone())
+        } else {
+            Some(topic.topic.to_string())
+        };
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for (slot, p) in topic.partitions.iter().enumerate() {
+            let data = PartitionData::default()
+                .with_partition_index(p.partition)
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_log_start_offset(-1)
+                .with_preferred_read_replica(BrokerId(-1));
+            let lookup = match &name {
+                None => Err(KafkaError::new(ResponseError::UnknownTopicId, "This server does not host this topic ID.")),
+                Some(n) => led_partition(state, &image, n, p.partition)
+                    .and_then(|partition| check_leader_epoch(&partition, p.current_leader_epoch).map(|()| partition)),
+            };
+            match lookup {
+                Ok(partition) => {
+                    targets.push(Target {
+                        topic: topic_slot,
+                        slot,
+                        partition,
+                        fetch_offset: p.fetch_offset,
+                        partition_max_bytes: p.partition_max_bytes.max(0) as usize,
+                        to_log_end: replica_id >= 0,
+                    });
+                    partitions.push(data);
+                }
+                Err(e) => partitions.push(data.with_error_code(e.code())),
+            }
+        }
+        let mut response = FetchableTopicResponse::default().with_partitions(partitions);
+        if by_id {
+            response.topic_id = topic.topic_id;
+        } else {
+            response.topic = TopicName(StrBytes::from_string(name.unwrap_or_default()));
+        }
+        responses.push(response);
+    }
+
+    let plan = Plan {
+        skeleton: FetchResponse::default().with_responses(responses).with_session_id(0),
+        targets,
+        max_bytes: request.max_bytes.max(0) as usize,
+        read_committed: request.isolation_level == READ_COMMITTED,
+    };
+    let min_bytes = request.min_bytes.max(0) as usize;
+    let (response, bytes, complete) = read(plan.clone()).await;
+    if complete || bytes >= min_bytes || request.max_wait_ms <= 0 || plan.targets.is_empty() {
+        return Reply::Now(response);
+    }
+    let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms as u64);
+    Reply::Later(Box::pin(long_poll(plan, min_bytes, deadline)))
+}
+
+/// Fencing (KIP-320): a client that knows a newer epoch than ours is ahead of our metadata; one
+/// that knows an older epoch must refresh before reading.
+fn check_leader_epoch(partition: &Partition, client_epoch: i32) -> Result<(), KafkaError> {
+    let ours = partition.leader_epoch();
+    if client_epoch < 0 || client_epoch == ours {
+        Ok(())
+    } else if client_epoch > ours {
+        Err(KafkaError::new(ResponseError::UnknownLeaderEpoch, "The leader epoch in the request is newer than the broker's."))
+    } else {
+        Err(KafkaError::new(ResponseError::FencedLeaderEpoch, "The leader epoch in the request is older than the broker's."))
+    }
+}
+
+async fn long_poll(plan: Plan, min_bytes: usize, deadline: Instant) -> FetchResponse {
+    loop {
+        // Arm every wake-up before reading, so an append that lands during the read still wakes
+        // this wait.
+        let mut wakeups: Vec<_> = plan
+            .targets
+            .iter()
+            .map(|t| Box::pin(t.partition.data_arrived()))
+            .collect();
+        for w in &mut wakeups {
+            w.as_mut().enable();
+        }
+        let (response, bytes, complete) = read(plan.clone()).await;
+        if complete || bytes >= min_bytes {
+            return response;
+        }
+        tokio::select! {
+            _ = futures::future::select_all(wakeups) => {}
+            _ = tokio::time::sleep_until(deadline) => return response,
+        }
+    }
+}
+
+/// Reads every target on a blocking thread. Returns the response, the record bytes in it, and
+/// whether it must be sent now regardless of `min_bytes` (a partition failed).
+async fn read(plan: Plan) -> (FetchResponse, usize, bool) {
+    let skeleton = plan.skeleton.clone();
+    let result = tokio::task::spawn_blocking(move || read_blocking(plan)).await;
+    match result {
+        Ok(out) => out,
+        Err(e) => {
+            tracing::error!(error = %e, "fetch read task failed");
+            (skeleton.with_error_code(ResponseError::UnknownServerError.code()), 0, true)
+        }
+    }
+}
+
+fn read_blocking(plan: Plan) -> (FetchResponse, usize, bool) {
+    let Plan {
+        mut skeleton,
+        targets,
+        max_bytes,
+        read_committed,
+    } = plan;
+    let mut total = 0usize;
+    let mut failed = false;
+    for target in &targets {
+        let partition = &target.partition;
+        let log = &partition.log;
+        let high_watermark = partition.high_watermark();
+        let upper_bound = if target.to_log_end { log.log_end_offset() } else { high_watermark };
+        let budget = target.partition_max_bytes.min(max_bytes.saturating_sub(total));
+        let data = &mut skeleton.responses[target.topic].partitions[target.slot];
+        data.high_watermark = high_watermark;
+        data.last_stable_offset = high_watermark;
+        data.log_start_offset = log.log_start_offset();
+        data.aborted_transactions = read_committed.then(Vec::new);
+        if budget == 0 && total > 0 {
+            data.records = Some(Bytes::new());
+            continue;
+        }
+        match log.read(target.fetch_offset, budget, upper_bound, total == 0) {
+            Ok(info) => {
+                total += info.records.len();
+                data.log_start_offset = info.log_start_offset;
+                data.records = Some(info.records);
+            }
+            Err(e) => {
+                let error = KafkaError::from(&e);
+                if error.error == ResponseError::KafkaStorageError {
+                    tracing::error!(partition = %partition.topic_partition, error = %e, "fetch read failed");
+                }
+                data.error_code = error.code();
+                data.records = Some(Bytes::new());
+                failed = true;
+            }
+        }
+    }
+    (skeleton, total, failed)
+}

@@ -1,0 +1,192 @@
+//! Metadata: brokers, the controller, and topics with their partitions, leaders and replicas.
+//! Creates requested topics that do not exist when `auto.create.topics.enable` is on and the
+//! client allows it.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::{StrBytes, VersionRange};
+use strom_cluster::{MetadataImage, TopicImage};
+use uuid::Uuid;
+
+use super::{Reply, RequestContext};
+use crate::errors::KafkaError;
+use crate::state::BrokerState;
+
+pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 13 };
+
+/// Kafka's ACL operation codes, as bits of the authorized-operations fields. Without ACLs
+/// every operation that applies to the resource is allowed.
+const TOPIC_OPERATIONS: i32 = bits(&[3, 4, 5, 6, 7, 8, 10, 11]);
+pub const CLUSTER_OPERATIONS: i32 = bits(&[5, 7, 8, 9, 10, 11, 12, 13, 14]);
+/// "Not requested".
+pub const OPERATIONS_OMITTED: i32 = i32::MIN;
+
+const fn bits(ops: &[i32]) -> i32 {
+    let mut mask = 0;
+    let mut i = 0;
+    while i < ops.len() {
+        mask |= 1 << ops[i];
+        i += 1;
+    }
+    mask
+}
+
+/// A topic the request names: by name, or (v10+) by id.
+enum Wanted {
+    Name(String),
+    Id(Uuid),
+}
+
+pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: MetadataRequest) -> Reply<MetadataResponse> {
+    let version = ctx.api_version;
+    let allow_auto_create = version < 4 || request.allow_auto_topic_creation;
+    // v0 has no null: an empty list means every topic.
+    let wanted: Option<Vec<Wanted>> = match request.topics {
+        None => None,
+        Some(list) if list.is_empty() && version == 0 => None,
+        Some(list) => Some(
+            list.into_iter()
+                .map(|t| match t.name {
+                    // v10+ names a topic by id with a null name; an empty name with an id set
+                    // means the same.
+                    Some(name) if !name.is_empty() || t.topic_id.is_nil() => Wanted::Name(name.to_string()),
+                    _ => Wanted::Id(t.topic_id),
+                })
+                .collect(),
+        ),
+    };
+
+    let mut errors: Vec<(Wanted, KafkaError)> = Vec::new();
+    let mut found: Vec<String> = Vec::new();
+    if let Some(list) = wanted {
+        let mut image = state.image();
+        for item in list {
+            match item {
+                Wanted::Id(id) => match image.topic_by_id(&id) {
+                    Some(t) => found.push(t.name.clone()),
+                    None => errors.push((
+                        Wanted::Id(id),
+                        KafkaError::new(ResponseError::UnknownTopicId, "This server does not host this topic ID."),
+                    )),
+                },
+                Wanted::Name(name) => {
+                    if image.topic(&name).is_some() {
+                        found.push(name);
+                        continue;
+                    }
+                    if let Err(e) = strom_cluster::controller::validate_topic_name(&name) {
+                        errors.push((Wanted::Name(name), KafkaError::new(e.error, e.message)));
+                        continue;
+                    }
+                    let outcome = if allow_auto_create {
+                        crate::topics::auto_create(state, &name).await
+                    } else {
+                        Err(KafkaError::new(
+                            ResponseError::UnknownTopicOrPartition,
+                            "This server does not host this topic-partition.",
+                        ))
+                    };
+                    match outcome {
+                        Ok(()) => {
+                            image = state.image();
+                            found.push(name);
+                        }
+                        Err(e) => errors.push((Wanted::Name(name), e)),
+                    }
+                }
+            }
+        }
+    } else {
+        found = state.image().topics.keys().cloned().collect();
+    }
+
+    let image = state.image();
+    let include_topic_ops = version >= 8 && request.include_topic_authorized_operations;
+    let mut topics: Vec<MetadataResponseTopic> = found
+        .iter()
+        .filter_map(|name| image.topic(name))
+        .map(|t| describe_topic(&image, t, include_topic_ops))
+        .collect();
+    topics.extend(errors.into_iter().map(|(wanted, error)| {
+        let topic = MetadataResponseTopic::default()
+            .with_error_code(error.code())
+            .with_topic_authorized_operations(OPERATIONS_OMITTED);
+        match wanted {
+            Wanted::Name(name) => topic.with_name(Some(TopicName(StrBytes::from_string(name)))),
+            Wanted::Id(id) => topic.with_topic_id(id),
+        }
+    }));
+
+    let include_cluster_ops = (8..=10).contains(&version) && request.include_cluster_authorized_operations;
+    Reply::Now(
+        MetadataResponse::default()
+            .with_brokers(brokers(&image))
+            .with_cluster_id(Some(StrBytes::from_string(state.cluster_id.clone())))
+            .with_controller_id(BrokerId(state.node_id))
+            .with_topics(topics)
+            .with_cluster_authorized_operations(if include_cluster_ops {
+                CLUSTER_OPERATIONS
+            } else {
+                OPERATIONS_OMITTED
+            }),
+    )
+}
+
+fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
+    image
+        .brokers
+        .values()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.broker_id))
+                .with_host(StrBytes::from_string(b.host.clone()))
+                .with_port(b.port as i32)
+                .with_rack(b.rack.clone().map(StrBytes::from_string))
+        })
+        .collect()
+}
+
+fn describe_topic(image: &MetadataImage, topic: &TopicImage, include_ops: bool) -> MetadataResponseTopic {
+    let partitions = topic
+        .partitions
+        .iter()
+        .map(|(&index, p)| {
+            let offline: Vec<BrokerId> = p
+                .replicas
+                .iter()
+                .filter(|r| !image.brokers.contains_key(r))
+                .map(|&r| BrokerId(r))
+                .collect();
+            MetadataResponsePartition::default()
+                .with_partition_index(index)
+                .with_leader_id(BrokerId(p.leader))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(p.replicas.iter().map(|&r| BrokerId(r)).collect())
+                .with_isr_nodes(p.in_sync_replicas.iter().map(|&r| BrokerId(r)).collect())
+                .with_offline_replicas(offline)
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
+        .with_topic_id(topic.topic_id)
+        .with_is_internal(topic.is_internal())
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(if include_ops { TOPIC_OPERATIONS } else { OPERATIONS_OMITTED })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_bits_match_kafkas_acl_codes() {
+        // READ=3 .. ALTER_CONFIGS=11, skipping CLUSTER_ACTION=9 for topics.
+        assert_eq!(TOPIC_OPERATIONS, 0b1101_1111_1000);
+        assert_eq!(CLUSTER_OPERATIONS & (1 << 9), 1 << 9);
+    }
+}

@@ -1,0 +1,154 @@
+//! One module per Kafka API. Each declares `VERSIONS` (the versions it serves) and
+//! `async fn handle(state, ctx, request) -> Reply<Response>`.
+//!
+//! The [`registry!`] below is the single list of served APIs: dispatch and the ApiVersions
+//! answer are both generated from it, so a handler cannot be served without being advertised
+//! or advertised without being served.
+//!
+//! A handler's `async fn` is the ordered part of the request: the connection awaits it before
+//! reading the next request, which keeps appends from one connection in order. What may wait
+//! afterwards without holding up the connection (an acks=all fsync, a fetch long poll) is
+//! returned as [`Reply::Later`]; responses are still written in request order.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::{Decodable, Encodable, VersionRange};
+
+use crate::state::BrokerState;
+
+/// What a handler answers.
+pub enum Reply<T> {
+    /// The response is ready.
+    Now(T),
+    /// The response is ready when this future completes.
+    Later(BoxFuture<'static, T>),
+    /// No response at all (produce with acks=0).
+    Nothing,
+}
+
+/// Facts about the request that handlers may need beyond its body.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub api_key: ApiKey,
+    pub api_version: i16,
+    pub correlation_id: i32,
+    pub client_id: Option<String>,
+    pub peer: SocketAddr,
+}
+
+/// A request body the codec could not decode: the connection is closed, as Kafka does.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot decode {api_key:?} v{version} request: {message}")]
+pub struct DecodeError {
+    pub api_key: ApiKey,
+    pub version: i16,
+    pub message: String,
+}
+
+async fn run<Req, Resp, Fut>(
+    ctx: RequestContext,
+    mut body: Bytes,
+    handle: impl FnOnce(RequestContext, Req) -> Fut,
+) -> Result<Reply<Bytes>, DecodeError>
+where
+    Req: Decodable,
+    Resp: Encodable + Send + 'static,
+    Fut: std::future::Future<Output = Reply<Resp>>,
+{
+    let request = Req::decode(&mut body, ctx.api_version).map_err(|e| DecodeError {
+        api_key: ctx.api_key,
+        version: ctx.api_version,
+        message: e.to_string(),
+    })?;
+    let (api_key, version, correlation_id) = (ctx.api_key, ctx.api_version, ctx.correlation_id);
+    let encode = move |response: Resp| -> Bytes {
+        match strom_protocol::encode_response(api_key, version, correlation_id, &response) {
+            Ok(frame) => frame,
+            Err(e) => {
+                // A response our own handler built that the codec rejects is a bug; the empty
+                // frame makes the connection close instead of sending garbage.
+                tracing::error!(error = %e, "cannot encode response");
+                Bytes::new()
+            }
+        }
+    };
+    Ok(match handle(ctx, request).await {
+        Reply::Now(response) => Reply::Now(encode(response)),
+        Reply::Later(future) => Reply::Later(Box::pin(async move { encode(future.await) })),
+        Reply::Nothing => Reply::Nothing,
+    })
+}
+
+macro_rules! registry {
+    ($($key:ident => $module:ident),* $(,)?) => {
+        $(pub mod $module;)*
+
+        /// Every API this broker serves and its version range.
+        pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[$((ApiKey::$key, $module::VERSIONS)),*];
+
+        /// Decodes the body, runs the API's handler, and encodes its response.
+        pub async fn dispatch(
+            state: &Arc<BrokerState>,
+            ctx: RequestContext,
+            body: Bytes,
+        ) -> Result<Reply<Bytes>, DecodeError> {
+            match ctx.api_key {
+                $(ApiKey::$key => run(ctx, body, |ctx, req| $module::handle(state, ctx, req)).await,)*
+                other => Err(DecodeError {
+                    api_key: other,
+                    version: ctx.api_version,
+                    message: "API not served".into(),
+                }),
+            }
+        }
+    };
+}
+
+registry! {
+    Produce => produce,
+    Fetch => fetch,
+    ListOffsets => list_offsets,
+    Metadata => metadata,
+    ApiVersions => api_versions,
+    CreateTopics => create_topics,
+    DeleteTopics => delete_topics,
+    DeleteRecords => delete_records,
+    InitProducerId => init_producer_id,
+    OffsetForLeaderEpoch => offset_for_leader_epoch,
+    DescribeConfigs => describe_configs,
+    AlterConfigs => alter_configs,
+    DescribeLogDirs => describe_log_dirs,
+    CreatePartitions => create_partitions,
+    IncrementalAlterConfigs => incremental_alter_configs,
+    DescribeCluster => describe_cluster,
+}
+
+/// The versions of `api_key` this broker serves.
+pub fn supported_versions(api_key: ApiKey) -> Option<VersionRange> {
+    SUPPORTED_APIS
+        .iter()
+        .find(|(key, _)| *key == api_key)
+        .map(|(_, versions)| *versions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_served_version_is_one_the_codec_supports() {
+        for (key, versions) in SUPPORTED_APIS {
+            let codec = key.valid_versions();
+            assert!(
+                versions.min >= codec.min
+                    && versions.max <= codec.max
+                    && versions.min <= versions.max,
+                "{key:?}: serves {versions} but the codec supports {codec}"
+            );
+        }
+    }
+}

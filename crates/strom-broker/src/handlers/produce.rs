@@ -1,0 +1,242 @@
+//! Produce: append record batches to partition logs.
+//!
+//! The batches stay the bytes the client sent; the log validates them (framing, CRC32C, size,
+//! timestamps, idempotent sequences), assigns offsets and writes them. Every partition of the
+//! request is appended in one blocking task, in request order. Then, by `acks`:
+//! 0: no response; 1: answer now; -1 (all): answer once the records are committed, which on a
+//! single node with `strom.fsync.acks.all` (the default) means fsynced, by group commit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::protocol::{StrBytes, VersionRange};
+use strom_log::{AppendError, AppendInfo};
+
+use super::{Reply, RequestContext};
+use crate::errors::{KafkaError, led_partition};
+use crate::partition::{DurabilityError, Partition};
+use crate::state::BrokerState;
+
+pub const VERSIONS: VersionRange = VersionRange { min: 3, max: 13 };
+
+/// One partition's records, waiting to be appended.
+struct Append {
+    topic: usize,
+    slot: usize,
+    partition: Arc<Partition>,
+    records: Bytes,
+}
+
+pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: ProduceRequest) -> Reply<ProduceResponse> {
+    let by_id = ctx.api_version >= 13;
+    let acks = request.acks;
+    let acks_error = (![-1, 0, 1].contains(&acks))
+        .then(|| KafkaError::new(ResponseError::InvalidRequiredAcks, format!("acks={acks} is not -1, 0 or 1")));
+
+    let mut image = state.image();
+    let mut responses: Vec<TopicProduceResponse> = Vec::with_capacity(request.topic_data.len());
+    let mut appends: Vec<Append> = Vec::new();
+    for (topic_slot, topic) in request.topic_data.into_iter().enumerate() {
+        let mut name = if by_id {
+            image.topic_by_id(&topic.topic_id).map(|t| t.name.clone())
+        } else {
+            Some(topic.name.to_string())
+        };
+        let mut topic_error = None;
+        match &name {
+            None => {
+                topic_error = Some(KafkaError::new(ResponseError::UnknownTopicId, "This server does not host this topic ID."));
+            }
+            Some(n) if image.topic(n).is_none() => {
+                let created = match strom_cluster::controller::validate_topic_name(n) {
+                    Err(e) => Err(KafkaError::new(e.error, e.message)),
+                    Ok(()) => crate::topics::auto_create(state, n).await,
+                };
+                match created {
+                    Ok(()) => image = state.image(),
+                    Err(e) => topic_error = Some(e),
+                }
+            }
+            Some(_) => {}
+        }
+        let mut partition_responses = Vec::with_capacity(topic.partition_data.len());
+        for (slot, data) in topic.partition_data.into_iter().enumerate() {
+            let response = response_placeholder(data.index);
+            let target = match (&acks_error, &topic_error, &name) {
+                (Some(e), _, _) | (None, Some(e), _) => Err(e.clone()),
+                (None, None, Some(n)) => led_partition(state, &image, n, data.index)
+                    .and_then(|p| check_in_sync_replicas(state, &image, n, data.index, acks).map(|()| p)),
+                (None, None, None) => Err(KafkaError::new(ResponseError::UnknownTopicId, "unknown topic")),
+            };
+            match target {
+                Ok(partition) => {
+                    appends.push(Append {
+                        topic: topic_slot,
+                        slot,
+                        partition,
+                        records: data.records.unwrap_or_default(),
+                    });
+                    partition_responses.push(response);
+                }
+                Err(e) => partition_responses.push(with_error(response, &e)),
+            }
+        }
+        let mut topic_response = TopicProduceResponse::default().with_partition_responses(partition_responses);
+        if by_id {
+            topic_response.topic_id = topic.topic_id;
+        } else {
+            topic_response.name = TopicName(StrBytes::from_string(name.take().unwrap_or_default()));
+        }
+        responses.push(topic_response);
+    }
+
+    let outcomes = append_all(&appends).await;
+    let mut durable_waits = Vec::new();
+    for (append, outcome) in appends.iter().zip(outcomes) {
+        let response = &mut responses[append.topic].partition_responses[append.slot];
+        match outcome {
+            Ok(Some(info)) => {
+                response.base_offset = info.first_offset;
+                response.log_append_time_ms = info.log_append_time_ms;
+                response.log_start_offset = info.log_start_offset;
+                durable_waits.push((append.topic, append.slot, Arc::clone(&append.partition), info.last_offset + 1));
+            }
+            // Nothing to append: Kafka answers an empty record set with success and no offset.
+            Ok(None) => response.log_start_offset = append.partition.log.log_start_offset(),
+            Err(e) => {
+                let error = KafkaError::from(&e);
+                if error.error == ResponseError::KafkaStorageError {
+                    tracing::error!(partition = %append.partition.topic_partition, error = %e, "append failed");
+                }
+                *response = with_error(std::mem::take(response), &error);
+            }
+        }
+    }
+
+    let response = ProduceResponse::default().with_responses(responses);
+    match acks {
+        0 => Reply::Nothing,
+        -1 if state.config.get_bool("strom.fsync.acks.all") && !durable_waits.is_empty() => {
+            let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
+            Reply::Later(Box::pin(wait_durable(response, durable_waits, timeout)))
+        }
+        _ => Reply::Now(response),
+    }
+}
+
+/// Appends every partition's records on a blocking thread; `Ok(None)` for an empty record set.
+async fn append_all(appends: &[Append]) -> Vec<Result<Option<AppendInfo>, AppendError>> {
+    if appends.is_empty() {
+        return Vec::new();
+    }
+    let work: Vec<(Arc<Partition>, Bytes)> = appends
+        .iter()
+        .map(|a| (Arc::clone(&a.partition), a.records.clone()))
+        .collect();
+    let now_ms = crate::now_ms();
+    let count = work.len();
+    let task = tokio::task::spawn_blocking(move || {
+        work.into_iter()
+            .map(|(partition, records)| {
+                if records.is_empty() {
+                    return Ok(None);
+                }
+                let result = partition.log.append_as_leader(&records, partition.leader_epoch(), now_ms);
+                if result.is_ok() {
+                    partition.advance_high_watermark();
+                }
+                result.map(Some)
+            })
+            .collect::<Vec<_>>()
+    });
+    match task.await {
+        Ok(outcomes) => outcomes,
+        Err(e) => {
+            tracing::error!(error = %e, "append task failed");
+            (0..count)
+                .map(|_| {
+                    Err(AppendError::Storage(strom_log::Error::Io {
+                        op: "append task",
+                        path: Default::default(),
+                        source: std::io::Error::other(e.to_string()),
+                    }))
+                })
+                .collect()
+        }
+    }
+}
+
+async fn wait_durable(
+    mut response: ProduceResponse,
+    waits: Vec<(usize, usize, Arc<Partition>, i64)>,
+    timeout: Duration,
+) -> ProduceResponse {
+    let results = futures::future::join_all(
+        waits
+            .iter()
+            .map(|(_, _, partition, end)| partition.wait_durable(*end, timeout)),
+    )
+    .await;
+    for ((topic, slot, _, _), result) in waits.iter().zip(results) {
+        let error = match result {
+            Ok(()) => continue,
+            Err(DurabilityError::TimedOut) => KafkaError::new(
+                ResponseError::RequestTimedOut,
+                "The records were appended but not fsynced within the request timeout.",
+            ),
+            Err(DurabilityError::StorageFailed) => KafkaError::new(
+                ResponseError::KafkaStorageError,
+                "The records could not be fsynced; the partition is offline.",
+            ),
+        };
+        let entry = &mut response.responses[*topic].partition_responses[*slot];
+        *entry = with_error(std::mem::take(entry), &error);
+    }
+    response
+}
+
+/// acks=all needs `min.insync.replicas` replicas in sync before accepting the write.
+fn check_in_sync_replicas(
+    state: &BrokerState,
+    image: &strom_cluster::MetadataImage,
+    topic: &str,
+    partition: i32,
+    acks: i16,
+) -> Result<(), KafkaError> {
+    if acks != -1 {
+        return Ok(());
+    }
+    let required: usize = crate::config::resolve_topic_config(&state.config, image, topic, "min.insync.replicas")
+        .and_then(|(v, _)| v.parse().ok())
+        .unwrap_or(1);
+    let in_sync = image
+        .topic(topic)
+        .and_then(|t| t.partitions.get(&partition))
+        .map_or(0, |p| p.in_sync_replicas.len());
+    if in_sync < required {
+        return Err(KafkaError::new(
+            ResponseError::NotEnoughReplicas,
+            format!("{in_sync} in-sync replica(s), min.insync.replicas={required}"),
+        ));
+    }
+    Ok(())
+}
+
+fn response_placeholder(index: i32) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+}
+
+fn with_error(response: PartitionProduceResponse, error: &KafkaError) -> PartitionProduceResponse {
+    response
+        .with_error_code(error.code())
+        .with_error_message(Some(StrBytes::from_string(error.message.clone())))
+        .with_base_offset(-1)
+}

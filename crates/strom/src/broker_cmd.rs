@@ -1,0 +1,173 @@
+//! `strom broker`: assemble the broker's properties and run it until SIGTERM or SIGINT.
+//!
+//! Precedence, lowest first: built-in defaults, the `--config` properties file, `STROM_*`
+//! environment variables (`STROM_LOG_RETENTION_MS=1000` sets `log.retention.ms`), `--set`
+//! options, then the dedicated flags (`--data-dir`, `--listen`, `--advertise`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use strom_broker::{Broker, BrokerConfig};
+
+/// Environment variables that belong to the command line, not to broker properties.
+const CLI_ENV_VARS: &[&str] = &[
+    "STROM_DATA_DIR",
+    "STROM_LISTEN",
+    "STROM_ADVERTISE",
+    "STROM_LOG_FORMAT",
+    "STROM_LOG_LEVEL",
+    "STROM_BOOTSTRAP_SERVER",
+];
+
+#[derive(Debug, Args)]
+pub struct BrokerArgs {
+    /// Data directory (Kafka's log.dirs). Default: ./strom-data
+    #[arg(long, value_name = "DIR", env = "STROM_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on. Default: 127.0.0.1:9092
+    #[arg(long, value_name = "HOST:PORT", env = "STROM_LISTEN")]
+    listen: Option<String>,
+    /// Address clients are told to connect to (Metadata). Default: the listen address.
+    #[arg(long, value_name = "HOST:PORT", env = "STROM_ADVERTISE")]
+    advertise: Option<String>,
+    /// A Kafka-style server.properties file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Set a broker property, with Kafka's name (repeatable), e.g. --set num.partitions=3
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+pub fn run(args: BrokerArgs) -> anyhow::Result<()> {
+    let properties = properties(&args, std::env::vars())?;
+    let config =
+        BrokerConfig::from_properties(properties).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("strom")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let broker = Broker::start(config).await?;
+        wait_for_signal().await?;
+        tracing::info!("shutting down");
+        broker.shutdown().await?;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+    Ok(())
+}
+
+/// Merges the property sources in precedence order.
+fn properties(
+    args: &BrokerArgs,
+    env: impl Iterator<Item = (String, String)>,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut properties = BTreeMap::new();
+    if let Some(path) = &args.config {
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("cannot open config file {}", path.display()))?;
+        let parsed = java_properties::read(std::io::BufReader::new(file))
+            .with_context(|| format!("cannot parse config file {}", path.display()))?;
+        properties.extend(parsed);
+    }
+    let mut from_env: Vec<(String, String)> = env
+        .filter(|(k, _)| k.starts_with("STROM_") && !CLI_ENV_VARS.contains(&k.as_str()))
+        .map(|(k, v)| {
+            (
+                k["STROM_".len()..].to_ascii_lowercase().replace('_', "."),
+                v,
+            )
+        })
+        .collect();
+    from_env.sort();
+    properties.extend(from_env);
+    for item in &args.set {
+        let Some((key, value)) = item.split_once('=') else {
+            bail!("--set {item}: expected KEY=VALUE");
+        };
+        properties.insert(key.trim().to_string(), value.to_string());
+    }
+    if let Some(dir) = &args.data_dir {
+        properties.insert("log.dirs".into(), dir.display().to_string());
+    }
+    if let Some(listen) = &args.listen {
+        properties.insert("listeners".into(), format!("PLAINTEXT://{listen}"));
+    }
+    if let Some(advertise) = &args.advertise {
+        properties.insert(
+            "advertised.listeners".into(),
+            format!("PLAINTEXT://{advertise}"),
+        );
+    }
+    Ok(properties)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(config: Option<PathBuf>, set: &[&str]) -> BrokerArgs {
+        BrokerArgs {
+            data_dir: None,
+            listen: Some("127.0.0.1:0".into()),
+            advertise: None,
+            config,
+            set: set.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn file_then_environment_then_set_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("server.properties");
+        std::fs::write(
+            &file,
+            "# comment\nnum.partitions=2\nlog.retention.ms = 100\nlog.segment.bytes: 2000000\nlisteners=PLAINTEXT://1.2.3.4:1\n",
+        )
+        .unwrap();
+        let env = vec![
+            ("STROM_LOG_RETENTION_MS".to_string(), "200".to_string()),
+            ("STROM_LOG_LEVEL".to_string(), "debug".to_string()),
+            ("HOME".to_string(), "/root".to_string()),
+        ];
+        let props = properties(
+            &args(Some(file), &["log.segment.bytes=3000000"]),
+            env.into_iter(),
+        )
+        .unwrap();
+        assert_eq!(props["num.partitions"], "2");
+        assert_eq!(
+            props["log.retention.ms"], "200",
+            "environment overrides the file"
+        );
+        assert_eq!(
+            props["log.segment.bytes"], "3000000",
+            "--set overrides the file"
+        );
+        assert_eq!(
+            props["listeners"], "PLAINTEXT://127.0.0.1:0",
+            "--listen overrides everything"
+        );
+        assert!(
+            !props.contains_key("log.level"),
+            "CLI variables are not properties"
+        );
+    }
+
+    #[test]
+    fn malformed_set_is_refused() {
+        assert!(properties(&args(None, &["novalue"]), std::iter::empty()).is_err());
+    }
+}

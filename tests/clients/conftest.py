@@ -1,0 +1,109 @@
+"""Fixtures for the real-client tests: a Strom broker process on 127.0.0.1:0.
+
+The broker is the release binary (STROM_BIN, default target/release/strom), started with JSON
+logs; the fixture reads its stderr until the "broker started" line and takes the bound port from
+it, so no test waits on a timer for the broker to come up.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+STROM = os.environ.get("STROM_BIN", str(ROOT / "target" / "release" / "strom"))
+START_TIMEOUT_S = 60
+
+
+class Broker:
+    """A broker process; restartable on the same data directory and port."""
+
+    def __init__(self, data_dir: Path, args=()):
+        self.data_dir = data_dir
+        self.args = list(args)
+        self.port = 0
+        self.proc = None
+        self.log_path = data_dir.parent / f"{data_dir.name}-broker.log"
+        self.log_lines = []
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        env = dict(os.environ, STROM_LOG_FORMAT="json", RUST_LOG=os.environ.get("STROM_TEST_LOG", "info"))
+        cmd = [STROM, "broker", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}", *self.args]
+        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
+        started = threading.Event()
+
+        def pump(stream, proc):
+            with open(self.log_path, "a") as log:
+                for raw in stream:
+                    line = raw.decode(errors="replace")
+                    log.write(line)
+                    log.flush()
+                    self.log_lines.append(line)
+                    if not started.is_set() and '"broker started"' in line:
+                        fields = json.loads(line).get("fields", {})
+                        self.port = int(fields["listen"].rsplit(":", 1)[1])
+                        started.set()
+            started.set()  # the process exited: wake the waiter
+
+        threading.Thread(target=pump, args=(self.proc.stderr, self.proc), daemon=True).start()
+        if not started.wait(START_TIMEOUT_S) or self.proc.poll() is not None:
+            self.proc.kill()
+            raise RuntimeError(f"broker did not start; log: {self.log_path}\n{''.join(self.log_lines[-20:])}")
+        return self
+
+    def stop(self, timeout=60):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                code = self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                raise RuntimeError("broker did not stop on SIGTERM")
+            assert code == 0, f"broker exited with {code}; log: {self.log_path}"
+        self.proc = None
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(30)
+        self.proc = None
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def errors_logged(self):
+        """Log lines at ERROR level (a healthy run has none)."""
+        return [l for l in self.log_lines if '"level":"ERROR"' in l]
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Broker(tmp_path / "data").start()
+    yield b
+    b.stop()
+    assert b.errors_logged() == [], "the broker logged errors"
+
+
+@pytest.fixture
+def make_broker(tmp_path):
+    """Factory for brokers with extra arguments; all are stopped at the end."""
+    brokers = []
+
+    def make(*args, name="data"):
+        b = Broker(tmp_path / name, args).start()
+        brokers.append(b)
+        return b
+
+    yield make
+    for b in brokers:
+        if b.proc:
+            b.stop()
