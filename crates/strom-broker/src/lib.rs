@@ -14,6 +14,7 @@ pub mod config;
 pub mod config_entries;
 pub mod connection;
 pub mod errors;
+pub mod groups;
 pub mod handlers;
 pub mod partition;
 pub mod reconcile;

@@ -73,6 +73,17 @@ pub async fn reconcile(state: &BrokerState, image: &MetadataImage) {
             }
         }
     }
+    sync_group_partitions(state, image).await;
+}
+
+/// Tells the group coordinator which `__consumer_offsets` partitions this broker now leads.
+async fn sync_group_partitions(state: &BrokerState, image: &MetadataImage) {
+    if let Some(groups) = state.groups() {
+        let led = crate::groups::led_offsets_partitions(state, image);
+        if groups.sync_partitions(led).await.is_err() {
+            tracing::error!("the group coordinator is not running");
+        }
+    }
 }
 
 async fn remove(state: &BrokerState, topic_partition: &TopicPartition) {

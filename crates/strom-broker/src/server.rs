@@ -50,6 +50,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Storage(#[from] strom_log::Error),
+    #[error("group coordinator: {0}")]
+    Groups(#[from] strom_group::Error),
     #[error("startup task failed: {0}")]
     Task(String),
 }
@@ -141,6 +143,25 @@ impl Broker {
         ));
         crate::reconcile::delete_stray_logs(&state, &image).await;
         crate::reconcile::reconcile(&state, &image).await;
+        // The coordinator's partition count is the topic's when it exists: it decides which
+        // partition every group lives on, so it must never change under existing groups.
+        let offsets_partitions = image
+            .topic(strom_cluster::CONSUMER_OFFSETS_TOPIC)
+            .map_or(state.config.get_i32("offsets.topic.num.partitions"), |t| {
+                t.partitions.len() as i32
+            });
+        let groups = crate::groups::GroupCoordinator::spawn(
+            Arc::downgrade(&state),
+            &state.config,
+            offsets_partitions,
+        )?;
+        state.set_groups(groups.clone());
+        let led = crate::groups::led_offsets_partitions(&state, &image);
+        if groups.sync_partitions(led).await.is_err() {
+            return Err(StartError::Task(
+                "the group coordinator did not start".into(),
+            ));
+        }
         logs.start_background_work();
 
         let (shutdown, shutdown_rx) = watch::channel(false);

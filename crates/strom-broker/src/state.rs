@@ -6,7 +6,7 @@
 //! through [`BrokerState::commit`], which serializes the controller's decisions.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use strom_cluster::controller::ApiError;
 use strom_cluster::{MetadataImage, MetadataRecord, MetadataStore, StoreError};
@@ -14,6 +14,7 @@ use strom_log::{LogManager, TopicPartition};
 use tokio::sync::Mutex as AsyncMutex;
 
 use crate::config::{BrokerConfig, Endpoint};
+use crate::groups::GroupCoordinator;
 use crate::partition::Partition;
 
 /// Producer ids a broker reserves from the controller at a time (Kafka's block size).
@@ -50,6 +51,8 @@ pub struct BrokerState {
     store: Arc<std::sync::Mutex<MetadataStore>>,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     producer_ids: AsyncMutex<ProducerIdBlock>,
+    /// Started once the state is shared (it refers back to it).
+    groups: OnceLock<GroupCoordinator>,
 }
 
 impl std::fmt::Debug for BrokerState {
@@ -81,7 +84,17 @@ impl BrokerState {
             store: Arc::new(std::sync::Mutex::new(store)),
             partitions: RwLock::new(HashMap::new()),
             producer_ids: AsyncMutex::new(ProducerIdBlock::default()),
+            groups: OnceLock::new(),
         }
+    }
+
+    /// The group coordinator, once started.
+    pub fn groups(&self) -> Option<&GroupCoordinator> {
+        self.groups.get()
+    }
+
+    pub(crate) fn set_groups(&self, groups: GroupCoordinator) {
+        let _ = self.groups.set(groups);
     }
 
     /// The current metadata image.

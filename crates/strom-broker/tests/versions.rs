@@ -33,7 +33,7 @@ async fn every_version<R: Request>(
 
 #[tokio::test]
 async fn every_version_of_every_api_answers() {
-    let broker = TestBroker::start().await;
+    let broker = TestBroker::start_with(&[("group.initial.rebalance.delay.ms", "0")]).await;
     let mut conn = broker.connect().await;
     let topic_id = conn.create_topic("t", 1, &[]).await.topics[0].topic_id;
     conn.produce("t", 0, 1, simple_batch(0, 3)).await;
@@ -217,6 +217,115 @@ async fn every_version_of_every_api_answers() {
     .await;
     every_version(&mut conn, &mut checked, |_| {
         DescribeClusterRequest::default()
+    })
+    .await;
+
+    // Group APIs.
+    let group = |v: i16| GroupId(s(&format!("g{v}")));
+    every_version(&mut conn, &mut checked, |v| {
+        FindCoordinatorRequest::default()
+            .with_key(if v < 4 { s("g") } else { StrBytes::default() })
+            .with_coordinator_keys(if v >= 4 {
+                vec![s("g"), s("h")]
+            } else {
+                Vec::new()
+            })
+    })
+    .await;
+    every_version(&mut conn, &mut checked, |v| {
+        JoinGroupRequest::default()
+            .with_group_id(group(v))
+            .with_session_timeout_ms(10_000)
+            .with_rebalance_timeout_ms(if v >= 1 { 10_000 } else { -1 })
+            .with_protocol_type(s("consumer"))
+            .with_protocols(vec![
+                join_group_request::JoinGroupRequestProtocol::default()
+                    .with_name(s("range"))
+                    .with_metadata(bytes::Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 0])),
+            ])
+    })
+    .await;
+    every_version(&mut conn, &mut checked, |v| {
+        SyncGroupRequest::default()
+            .with_group_id(group(v))
+            .with_generation_id(1)
+            .with_member_id(s("nobody"))
+    })
+    .await;
+    every_version(&mut conn, &mut checked, |v| {
+        HeartbeatRequest::default()
+            .with_group_id(group(v))
+            .with_generation_id(1)
+            .with_member_id(s("nobody"))
+    })
+    .await;
+    every_version(&mut conn, &mut checked, |v| {
+        let request = LeaveGroupRequest::default().with_group_id(group(v));
+        if v >= 3 {
+            request.with_members(vec![
+                leave_group_request::MemberIdentity::default().with_member_id(s("nobody")),
+            ])
+        } else {
+            request.with_member_id(s("nobody"))
+        }
+    })
+    .await;
+    every_version(&mut conn, &mut checked, |v| {
+        OffsetCommitRequest::default()
+            .with_group_id(GroupId(s("standalone")))
+            .with_generation_id_or_member_epoch(-1)
+            .with_retention_time_ms(-1)
+            .with_topics(vec![
+                offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(topic_name("t"))
+                    .with_partitions(vec![
+                        offset_commit_request::OffsetCommitRequestPartition::default()
+                            .with_partition_index(0)
+                            .with_committed_offset(v as i64)
+                            .with_committed_metadata(Some(s("m"))),
+                    ]),
+            ])
+    })
+    .await;
+    every_version(&mut conn, &mut checked, |v| {
+        if v >= 8 {
+            OffsetFetchRequest::default().with_groups(vec![
+                offset_fetch_request::OffsetFetchRequestGroup::default()
+                    .with_group_id(GroupId(s("standalone")))
+                    .with_topics(None),
+            ])
+        } else {
+            OffsetFetchRequest::default()
+                .with_group_id(GroupId(s("standalone")))
+                .with_topics(Some(vec![
+                    offset_fetch_request::OffsetFetchRequestTopic::default()
+                        .with_name(topic_name("t"))
+                        .with_partition_indexes(vec![0]),
+                ]))
+        }
+    })
+    .await;
+    every_version(&mut conn, &mut checked, |_| ListGroupsRequest::default()).await;
+    every_version(&mut conn, &mut checked, |_| {
+        DescribeGroupsRequest::default()
+            .with_groups(vec![GroupId(s("standalone")), GroupId(s("g9"))])
+    })
+    .await;
+    every_version(&mut conn, &mut checked, |_| {
+        OffsetDeleteRequest::default()
+            .with_group_id(GroupId(s("standalone")))
+            .with_topics(vec![
+                offset_delete_request::OffsetDeleteRequestTopic::default()
+                    .with_name(topic_name("t"))
+                    .with_partitions(vec![
+                        offset_delete_request::OffsetDeleteRequestPartition::default()
+                            .with_partition_index(0),
+                    ]),
+            ])
+    })
+    .await;
+    every_version(&mut conn, &mut checked, |v| {
+        DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s(&format!("none{v}")))])
     })
     .await;
 

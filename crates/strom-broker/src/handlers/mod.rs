@@ -83,6 +83,34 @@ where
     })
 }
 
+/// Runs a group coordinator call: the submission is the ordered part of the request, the
+/// coordinator's answer (which may wait for a rebalance or a write) the waiting part.
+/// `respond` gets `None` when the coordinator is not running.
+pub(crate) async fn group_call<T: Send + 'static>(
+    state: &Arc<BrokerState>,
+    call: impl FnOnce(&mut strom_group::Coordinator, i64, strom_group::RequestId) -> strom_group::Output
+    + Send
+    + 'static,
+    respond: impl FnOnce(Option<strom_group::Response>) -> T + Send + 'static,
+) -> Reply<T> {
+    let Some(groups) = state.groups() else {
+        return Reply::Now(respond(None));
+    };
+    match groups.submit(call).await {
+        Ok(receiver) => Reply::Later(Box::pin(async move { respond(receiver.await.ok()) })),
+        Err(_) => Reply::Now(respond(None)),
+    }
+}
+
+/// Kafka prints a member's host as `InetAddress.toString()` does: `/127.0.0.1`.
+pub(crate) fn client_host(ctx: &RequestContext) -> String {
+    format!("/{}", ctx.peer.ip())
+}
+
+/// COORDINATOR_NOT_AVAILABLE: what a group request gets when the coordinator cannot answer.
+pub(crate) const COORDINATOR_NOT_AVAILABLE: i16 =
+    kafka_protocol::error::ResponseError::CoordinatorNotAvailable.code();
+
 macro_rules! registry {
     ($($key:ident => $module:ident),* $(,)?) => {
         $(pub mod $module;)*
@@ -125,6 +153,17 @@ registry! {
     CreatePartitions => create_partitions,
     IncrementalAlterConfigs => incremental_alter_configs,
     DescribeCluster => describe_cluster,
+    FindCoordinator => find_coordinator,
+    JoinGroup => join_group,
+    SyncGroup => sync_group,
+    Heartbeat => heartbeat,
+    LeaveGroup => leave_group,
+    OffsetCommit => offset_commit,
+    OffsetFetch => offset_fetch,
+    ListGroups => list_groups,
+    DescribeGroups => describe_groups,
+    DeleteGroups => delete_groups,
+    OffsetDelete => offset_delete,
 }
 
 /// The versions of `api_key` this broker serves.

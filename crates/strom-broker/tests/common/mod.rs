@@ -248,15 +248,13 @@ impl Conn {
                     })
                     .collect(),
             );
-        let response = self
-            .send(
-                7,
-                CreateTopicsRequest::default()
-                    .with_topics(vec![topic])
-                    .with_timeout_ms(5000),
-            )
-            .await;
-        response
+        self.send(
+            7,
+            CreateTopicsRequest::default()
+                .with_topics(vec![topic])
+                .with_timeout_ms(5000),
+        )
+        .await
     }
 
     pub async fn produce(

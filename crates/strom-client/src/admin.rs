@@ -1,0 +1,1438 @@
+//! Admin operations: topics, partitions, configs, cluster, offsets and records.
+//!
+//! Each operation builds its request with kafka-protocol for the version negotiated with the
+//! broker it goes to, routes it (controller, partition leaders, a given broker, any broker),
+//! retries when the cluster says the request went to the wrong place, and turns the response into
+//! plain Rust types. Batched operations return one `Result` per item: one topic failing to be
+//! created is data about that topic, not a failure of the call.
+
+use std::collections::HashMap;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_topics_request::{
+    CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+};
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{
+    AlterConfigsRequest, ApiKey, BrokerId, CreatePartitionsRequest, CreateTopicsRequest,
+    DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
+    IncrementalAlterConfigsRequest, ListOffsetsRequest, TopicName, alter_configs_request,
+    incremental_alter_configs_request,
+};
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
+
+use crate::client::{Client, Lane, Route};
+use crate::connection::Connection;
+use crate::error::{Error, Result};
+use crate::metadata::{BrokerMetadata, TopicPartition, ensure_unique};
+
+fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_owned())
+}
+
+fn topic_name(s: &str) -> TopicName {
+    TopicName(str_bytes(s))
+}
+
+fn timeout_ms(client: &Client) -> i32 {
+    i32::try_from(client.config().request_timeout.as_millis()).unwrap_or(i32::MAX)
+}
+
+/// A topic to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTopic {
+    /// Topic name.
+    pub name: String,
+    /// Number of partitions; -1 for the broker's `num.partitions`.
+    pub partitions: i32,
+    /// Replication factor; -1 for the broker's `default.replication.factor`.
+    pub replication_factor: i16,
+    /// Topic configs (`cleanup.policy`, `retention.ms`, ...).
+    pub configs: Vec<(String, String)>,
+    /// Explicit replica assignment, partition `i` on the brokers in `assignments[i]`. When not
+    /// empty, `partitions` and `replication_factor` must be -1.
+    pub assignments: Vec<Vec<i32>>,
+}
+
+impl NewTopic {
+    /// A topic with `partitions` partitions and `replication_factor` replicas, no configs.
+    pub fn new(name: impl Into<String>, partitions: i32, replication_factor: i16) -> NewTopic {
+        NewTopic {
+            name: name.into(),
+            partitions,
+            replication_factor,
+            configs: Vec::new(),
+            assignments: Vec::new(),
+        }
+    }
+
+    /// Adds a topic config.
+    pub fn with_config(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.configs.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// A topic as [`Client::list_topics`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicListing {
+    /// Topic name.
+    pub name: String,
+    /// Topic id, if the broker reports ids.
+    pub topic_id: Option<Uuid>,
+    /// Whether it is an internal topic.
+    pub is_internal: bool,
+    /// Number of partitions.
+    pub partition_count: i32,
+}
+
+/// A topic as [`Client::describe_topic`] describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicDescription {
+    /// Topic name.
+    pub name: String,
+    /// Topic id, if the broker reports ids.
+    pub topic_id: Option<Uuid>,
+    /// Whether it is an internal topic.
+    pub is_internal: bool,
+    /// Partitions sorted by index.
+    pub partitions: Vec<PartitionDescription>,
+}
+
+/// One partition of a [`TopicDescription`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionDescription {
+    /// Partition index.
+    pub partition: i32,
+    /// Leader broker id, `None` when there is no leader.
+    pub leader: Option<i32>,
+    /// Leader epoch, if reported.
+    pub leader_epoch: Option<i32>,
+    /// Assigned replicas.
+    pub replicas: Vec<i32>,
+    /// In-sync replicas.
+    pub in_sync_replicas: Vec<i32>,
+    /// Offline replicas.
+    pub offline_replicas: Vec<i32>,
+    /// The log start offset, `None` if it could not be listed (no leader, ...).
+    pub earliest_offset: Option<i64>,
+    /// The log end offset (high watermark for consumers), `None` if it could not be listed.
+    pub latest_offset: Option<i64>,
+}
+
+/// Which offset [`Client::list_offsets`] looks up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    /// The log start offset.
+    Earliest,
+    /// The high watermark (the offset the next record will get, as consumers see it).
+    Latest,
+    /// The offset of the record with the largest timestamp (ListOffsets v7+).
+    MaxTimestamp,
+    /// The first offset whose timestamp is at or after this time (ms since the epoch).
+    Timestamp(i64),
+}
+
+impl OffsetSpec {
+    fn timestamp(self) -> i64 {
+        match self {
+            OffsetSpec::Earliest => -2,
+            OffsetSpec::Latest => -1,
+            OffsetSpec::MaxTimestamp => -3,
+            OffsetSpec::Timestamp(ms) => ms,
+        }
+    }
+}
+
+/// An offset found by [`Client::list_offsets`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListedOffset {
+    /// The offset; `None` when no record matches (a timestamp after the last record).
+    pub offset: Option<i64>,
+    /// The timestamp of that record, when the lookup was by timestamp.
+    pub timestamp: Option<i64>,
+    /// The leader epoch of that record, if reported.
+    pub leader_epoch: Option<i32>,
+}
+
+/// A resource whose configs can be described or altered.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ConfigResource {
+    /// A topic's configs.
+    Topic(String),
+    /// One broker's configs.
+    Broker(i32),
+    /// The cluster-wide dynamic broker defaults (broker resource with an empty name).
+    BrokerDefaults,
+}
+
+impl ConfigResource {
+    fn resource_type(&self) -> i8 {
+        match self {
+            ConfigResource::Topic(_) => 2,
+            ConfigResource::Broker(_) | ConfigResource::BrokerDefaults => 4,
+        }
+    }
+
+    fn resource_name(&self) -> String {
+        match self {
+            ConfigResource::Topic(name) => name.clone(),
+            ConfigResource::Broker(id) => id.to_string(),
+            ConfigResource::BrokerDefaults => String::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for ConfigResource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigResource::Topic(name) => write!(f, "topic '{name}'"),
+            ConfigResource::Broker(id) => write!(f, "broker {id}"),
+            ConfigResource::BrokerDefaults => f.write_str("cluster-wide broker defaults"),
+        }
+    }
+}
+
+/// Where a config value comes from (Kafka's `ConfigSource`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// A per-topic override.
+    DynamicTopicConfig,
+    /// A per-broker dynamic override.
+    DynamicBrokerConfig,
+    /// A cluster-wide dynamic broker default.
+    DynamicDefaultBrokerConfig,
+    /// The broker's static configuration file.
+    StaticBrokerConfig,
+    /// The built-in default.
+    DefaultConfig,
+    /// A dynamic broker logger level.
+    DynamicBrokerLoggerConfig,
+    /// A client-metrics subscription.
+    ClientMetricsConfig,
+    /// A per-group override.
+    GroupConfig,
+    /// Unknown, or a source this client does not know.
+    Unknown(i8),
+}
+
+impl ConfigSource {
+    /// The source for Kafka's numeric id.
+    pub fn from_id(id: i8) -> ConfigSource {
+        match id {
+            1 => ConfigSource::DynamicTopicConfig,
+            2 => ConfigSource::DynamicBrokerConfig,
+            3 => ConfigSource::DynamicDefaultBrokerConfig,
+            4 => ConfigSource::StaticBrokerConfig,
+            5 => ConfigSource::DefaultConfig,
+            6 => ConfigSource::DynamicBrokerLoggerConfig,
+            7 => ConfigSource::ClientMetricsConfig,
+            8 => ConfigSource::GroupConfig,
+            other => ConfigSource::Unknown(other),
+        }
+    }
+
+    /// Kafka's name, e.g. `DYNAMIC_TOPIC_CONFIG`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConfigSource::DynamicTopicConfig => "DYNAMIC_TOPIC_CONFIG",
+            ConfigSource::DynamicBrokerConfig => "DYNAMIC_BROKER_CONFIG",
+            ConfigSource::DynamicDefaultBrokerConfig => "DYNAMIC_DEFAULT_BROKER_CONFIG",
+            ConfigSource::StaticBrokerConfig => "STATIC_BROKER_CONFIG",
+            ConfigSource::DefaultConfig => "DEFAULT_CONFIG",
+            ConfigSource::DynamicBrokerLoggerConfig => "DYNAMIC_BROKER_LOGGER_CONFIG",
+            ConfigSource::ClientMetricsConfig => "CLIENT_METRICS_CONFIG",
+            ConfigSource::GroupConfig => "GROUP_CONFIG",
+            ConfigSource::Unknown(_) => "UNKNOWN",
+        }
+    }
+}
+
+/// One config of a resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    /// Config name.
+    pub name: String,
+    /// Value; `None` when unset or sensitive.
+    pub value: Option<String>,
+    /// Where the value comes from.
+    pub source: ConfigSource,
+    /// Whether the config cannot be altered.
+    pub read_only: bool,
+    /// Whether the value is sensitive (and hidden).
+    pub sensitive: bool,
+    /// The values this config would take from other sources, highest precedence first.
+    pub synonyms: Vec<ConfigSynonym>,
+    /// Kafka's config type id (1 boolean, 2 string, 3 int, 4 short, 5 long, 6 double, 7 list,
+    /// 8 class, 9 password), 0 when unknown.
+    pub config_type: i8,
+    /// Documentation, when the broker provides it.
+    pub documentation: Option<String>,
+}
+
+/// A synonym of a [`ConfigEntry`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigSynonym {
+    /// The synonym's name (may differ, e.g. `log.retention.ms` for `retention.ms`).
+    pub name: String,
+    /// Its value.
+    pub value: Option<String>,
+    /// Where it comes from.
+    pub source: ConfigSource,
+}
+
+/// What an incremental config change does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlterConfigOpType {
+    /// Set the value.
+    Set,
+    /// Remove the override (revert to the next source).
+    Delete,
+    /// Append to a list config.
+    Append,
+    /// Remove from a list config.
+    Subtract,
+}
+
+/// One incremental config change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlterConfigOp {
+    /// Config name.
+    pub name: String,
+    /// The operation.
+    pub op: AlterConfigOpType,
+    /// The value (ignored for `Delete`).
+    pub value: Option<String>,
+}
+
+impl AlterConfigOp {
+    /// Sets `name` to `value`.
+    pub fn set(name: impl Into<String>, value: impl Into<String>) -> AlterConfigOp {
+        AlterConfigOp {
+            name: name.into(),
+            op: AlterConfigOpType::Set,
+            value: Some(value.into()),
+        }
+    }
+
+    /// Removes the override of `name`.
+    pub fn delete(name: impl Into<String>) -> AlterConfigOp {
+        AlterConfigOp {
+            name: name.into(),
+            op: AlterConfigOpType::Delete,
+            value: None,
+        }
+    }
+}
+
+/// The cluster as [`Client::describe_cluster`] describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterDescription {
+    /// Cluster id.
+    pub cluster_id: Option<String>,
+    /// Controller id as reported (a random live broker in KRaft clusters).
+    pub controller_id: Option<i32>,
+    /// Brokers sorted by id.
+    pub brokers: Vec<BrokerMetadata>,
+}
+
+impl Client {
+    /// Creates topics. One result per topic, in order; a topic that already exists fails with
+    /// `TOPIC_ALREADY_EXISTS`. With `validate_only` the broker only checks the request.
+    pub async fn create_topics(
+        &self,
+        topics: &[NewTopic],
+        validate_only: bool,
+    ) -> Result<Vec<(String, Result<()>)>> {
+        let response = self
+            .retry(|_| async {
+                let (_, connection) = self.controller_connection().await?;
+                let version = connection.negotiated_version::<CreateTopicsRequest>()?;
+                let mut request = CreateTopicsRequest::default();
+                request.timeout_ms = timeout_ms(self);
+                request.validate_only = validate_only;
+                request.topics = topics.iter().map(creatable_topic).collect();
+                let response = connection
+                    .send_with_timeout(request, version, self.config().request_timeout * 2)
+                    .await?;
+                // Kafka answers NOT_CONTROLLER per topic; retrying the whole request is right.
+                if let Some(t) = response
+                    .topics
+                    .iter()
+                    .find(|t| t.error_code == ResponseError::NotController.code())
+                {
+                    return Err(Error::kafka(t.error_code, None));
+                }
+                Ok(response)
+            })
+            .await?;
+        let mut by_name: HashMap<String, Result<()>> = response
+            .topics
+            .into_iter()
+            .map(|t| {
+                let name = t.name.0.to_string();
+                let result = Error::check(t.error_code, t.error_message.as_deref());
+                (name, result)
+            })
+            .collect();
+        Ok(topics
+            .iter()
+            .map(|t| {
+                let result = by_name
+                    .remove(&t.name)
+                    .unwrap_or_else(|| Err(missing("CreateTopics", &t.name)));
+                (t.name.clone(), result)
+            })
+            .collect())
+    }
+
+    /// Creates one topic; `Ok` only if it was created.
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+    ) -> Result<()> {
+        let topic = NewTopic::new(name, partitions, replication_factor);
+        single(self.create_topics(&[topic], false).await?)
+    }
+
+    /// Deletes topics by name. One result per topic, in order.
+    pub async fn delete_topics(&self, names: &[&str]) -> Result<Vec<(String, Result<()>)>> {
+        let response = self
+            .retry(|_| async {
+                let (_, connection) = self.controller_connection().await?;
+                let version = connection.negotiated_version::<DeleteTopicsRequest>()?;
+                let mut request = DeleteTopicsRequest::default();
+                request.timeout_ms = timeout_ms(self);
+                if version >= 6 {
+                    request.topics = names
+                        .iter()
+                        .map(|n| {
+                            let mut state = DeleteTopicState::default();
+                            state.name = Some(topic_name(n));
+                            state
+                        })
+                        .collect();
+                } else {
+                    request.topic_names = names.iter().map(|n| topic_name(n)).collect();
+                }
+                let response = connection
+                    .send_with_timeout(request, version, self.config().request_timeout * 2)
+                    .await?;
+                if let Some(t) = response
+                    .responses
+                    .iter()
+                    .find(|t| t.error_code == ResponseError::NotController.code())
+                {
+                    return Err(Error::kafka(t.error_code, None));
+                }
+                Ok(response)
+            })
+            .await?;
+        let mut by_name: HashMap<String, Result<()>> = response
+            .responses
+            .into_iter()
+            .filter_map(|t| {
+                let name = t.name?.0.to_string();
+                Some((name, Error::check(t.error_code, t.error_message.as_deref())))
+            })
+            .collect();
+        self.invalidate_metadata();
+        Ok(names
+            .iter()
+            .map(|n| {
+                let result = by_name
+                    .remove(*n)
+                    .unwrap_or_else(|| Err(missing("DeleteTopics", n)));
+                ((*n).to_owned(), result)
+            })
+            .collect())
+    }
+
+    /// Raises topics' partition counts to the given totals. One result per topic, in order.
+    pub async fn create_partitions(
+        &self,
+        new_totals: &[(&str, i32)],
+        validate_only: bool,
+    ) -> Result<Vec<(String, Result<()>)>> {
+        let response = self
+            .retry(|_| async {
+                let (_, connection) = self.controller_connection().await?;
+                let mut request = CreatePartitionsRequest::default();
+                request.timeout_ms = timeout_ms(self);
+                request.validate_only = validate_only;
+                request.topics = new_totals
+                    .iter()
+                    .map(|(name, count)| {
+                        let mut topic = CreatePartitionsTopic::default();
+                        topic.name = topic_name(name);
+                        topic.count = *count;
+                        topic.assignments = None;
+                        topic
+                    })
+                    .collect();
+                let version = connection.negotiated_version::<CreatePartitionsRequest>()?;
+                let response = connection
+                    .send_with_timeout(request, version, self.config().request_timeout * 2)
+                    .await?;
+                if let Some(t) = response
+                    .results
+                    .iter()
+                    .find(|t| t.error_code == ResponseError::NotController.code())
+                {
+                    return Err(Error::kafka(t.error_code, None));
+                }
+                Ok(response)
+            })
+            .await?;
+        let mut by_name: HashMap<String, Result<()>> = response
+            .results
+            .into_iter()
+            .map(|t| {
+                let result = Error::check(t.error_code, t.error_message.as_deref());
+                (t.name.0.to_string(), result)
+            })
+            .collect();
+        self.invalidate_metadata();
+        Ok(new_totals
+            .iter()
+            .map(|(n, _)| {
+                let result = by_name
+                    .remove(*n)
+                    .unwrap_or_else(|| Err(missing("CreatePartitions", n)));
+                ((*n).to_owned(), result)
+            })
+            .collect())
+    }
+
+    /// Lists topics, sorted by name; internal topics only with `include_internal`.
+    pub async fn list_topics(&self, include_internal: bool) -> Result<Vec<TopicListing>> {
+        let metadata = self.refresh_metadata(None).await?;
+        Ok(metadata
+            .topics
+            .values()
+            .filter(|t| t.error_code == 0 && (include_internal || !t.is_internal))
+            .map(|t| TopicListing {
+                name: t.name.clone(),
+                topic_id: t.topic_id,
+                is_internal: t.is_internal,
+                partition_count: t.partition_count(),
+            })
+            .collect())
+    }
+
+    /// Describes a topic: partitions with leader, replicas, in-sync replicas, leader epoch, and
+    /// earliest/latest offsets. Fails with `UNKNOWN_TOPIC_OR_PARTITION` if it does not exist.
+    pub async fn describe_topic(&self, topic: &str) -> Result<TopicDescription> {
+        let metadata = self.refresh_metadata(Some(&[topic])).await?;
+        let topic_metadata = metadata.topic(topic).cloned().ok_or_else(|| {
+            Error::kafka(
+                ResponseError::UnknownTopicOrPartition.code(),
+                Some(format!("topic '{topic}'")),
+            )
+        })?;
+        topic_metadata.error()?;
+        let partitions: Vec<TopicPartition> = topic_metadata
+            .partitions
+            .iter()
+            .map(|p| TopicPartition::new(topic, p.partition))
+            .collect();
+        let (earliest, latest) = futures::future::join(
+            self.list_offsets(&partitions, OffsetSpec::Earliest),
+            self.list_offsets(&partitions, OffsetSpec::Latest),
+        )
+        .await;
+        let offset_of = |listed: &Result<Vec<(TopicPartition, Result<ListedOffset>)>>, i: usize| {
+            listed
+                .as_ref()
+                .ok()
+                .and_then(|l| l.get(i))
+                .and_then(|(_, r)| r.as_ref().ok())
+                .and_then(|o| o.offset)
+        };
+        Ok(TopicDescription {
+            name: topic_metadata.name.clone(),
+            topic_id: topic_metadata.topic_id,
+            is_internal: topic_metadata.is_internal,
+            partitions: topic_metadata
+                .partitions
+                .iter()
+                .enumerate()
+                .map(|(i, p)| PartitionDescription {
+                    partition: p.partition,
+                    leader: p.leader,
+                    leader_epoch: p.leader_epoch,
+                    replicas: p.replicas.clone(),
+                    in_sync_replicas: p.in_sync_replicas.clone(),
+                    offline_replicas: p.offline_replicas.clone(),
+                    earliest_offset: offset_of(&earliest, i),
+                    latest_offset: offset_of(&latest, i),
+                })
+                .collect(),
+        })
+    }
+
+    /// Looks up offsets for partitions, each at its leader. One result per partition, in order.
+    pub async fn list_offsets(
+        &self,
+        partitions: &[TopicPartition],
+        spec: OffsetSpec,
+    ) -> Result<Vec<(TopicPartition, Result<ListedOffset>)>> {
+        ensure_unique(partitions)?;
+        let items: Vec<(TopicPartition, ())> =
+            partitions.iter().map(|tp| (tp.clone(), ())).collect();
+        let rounds = self.config().retries + 1;
+        let results = self
+            .by_leader(
+                &items,
+                Route::Shared(Lane::Default),
+                rounds,
+                |_, connection, group| self.list_offsets_at(connection, group, spec),
+            )
+            .await;
+        Ok(partitions.iter().cloned().zip(results).collect())
+    }
+
+    async fn list_offsets_at(
+        &self,
+        connection: Connection,
+        group: Vec<(TopicPartition, ())>,
+        spec: OffsetSpec,
+    ) -> Result<Vec<Result<ListedOffset>>> {
+        let mut version = connection.negotiated_version::<ListOffsetsRequest>()?;
+        if spec == OffsetSpec::MaxTimestamp && version < 7 {
+            return Err(Error::UnsupportedVersion {
+                api: "ListOffsets".into(),
+                addr: connection.addr().to_owned(),
+                detail: format!("MaxTimestamp needs v7, broker supports up to v{version}"),
+            });
+        }
+        version = version.max(1);
+        let mut request = ListOffsetsRequest::default();
+        request.replica_id = BrokerId(-1);
+        if version >= 10 {
+            request.timeout_ms = timeout_ms(self);
+        }
+        let mut topics: Vec<ListOffsetsTopic> = Vec::new();
+        for (tp, ()) in &group {
+            let mut partition = ListOffsetsPartition::default();
+            partition.partition_index = tp.partition;
+            partition.timestamp = spec.timestamp();
+            match topics.iter_mut().find(|t| t.name.0.as_str() == tp.topic) {
+                Some(topic) => topic.partitions.push(partition),
+                None => {
+                    let mut topic = ListOffsetsTopic::default();
+                    topic.name = topic_name(&tp.topic);
+                    topic.partitions.push(partition);
+                    topics.push(topic);
+                }
+            }
+        }
+        request.topics = topics;
+        let response = connection
+            .send_with_timeout(request, version, self.config().request_timeout)
+            .await?;
+        let mut found: HashMap<(String, i32), Result<ListedOffset>> = HashMap::new();
+        for topic in response.topics {
+            for p in topic.partitions {
+                let result = Error::check(p.error_code, None).map(|()| ListedOffset {
+                    offset: (p.offset >= 0).then_some(p.offset),
+                    timestamp: (p.timestamp >= 0).then_some(p.timestamp),
+                    leader_epoch: (p.leader_epoch >= 0).then_some(p.leader_epoch),
+                });
+                found.insert((topic.name.0.to_string(), p.partition_index), result);
+            }
+        }
+        Ok(group
+            .iter()
+            .map(|(tp, ())| {
+                found
+                    .remove(&(tp.topic.clone(), tp.partition))
+                    .unwrap_or_else(|| Err(missing("ListOffsets", &tp.to_string())))
+                    .map_err(|e| e.with_context(tp))
+            })
+            .collect())
+    }
+
+    /// Deletes records below the given offsets (-1: the high watermark), at each partition's
+    /// leader. One result per partition with the new log start offset, in order.
+    pub async fn delete_records(
+        &self,
+        before_offsets: &[(TopicPartition, i64)],
+    ) -> Result<Vec<(TopicPartition, Result<i64>)>> {
+        ensure_unique(before_offsets.iter().map(|(tp, _)| tp))?;
+        let rounds = self.config().retries + 1;
+        let results = self
+            .by_leader(
+                before_offsets,
+                Route::Shared(Lane::Default),
+                rounds,
+                |_, connection, group| async move {
+                    let version = connection.negotiated_version::<DeleteRecordsRequest>()?;
+                    let mut request = DeleteRecordsRequest::default();
+                    request.timeout_ms = timeout_ms(self);
+                    let mut topics: Vec<DeleteRecordsTopic> = Vec::new();
+                    for (tp, offset) in &group {
+                        let mut partition = DeleteRecordsPartition::default();
+                        partition.partition_index = tp.partition;
+                        partition.offset = *offset;
+                        match topics.iter_mut().find(|t| t.name.0.as_str() == tp.topic) {
+                            Some(topic) => topic.partitions.push(partition),
+                            None => {
+                                let mut topic = DeleteRecordsTopic::default();
+                                topic.name = topic_name(&tp.topic);
+                                topic.partitions.push(partition);
+                                topics.push(topic);
+                            }
+                        }
+                    }
+                    request.topics = topics;
+                    let response = connection
+                        .send_with_timeout(request, version, self.config().request_timeout * 2)
+                        .await?;
+                    let mut found: HashMap<(String, i32), Result<i64>> = HashMap::new();
+                    for topic in response.topics {
+                        for p in topic.partitions {
+                            let result = Error::check(p.error_code, None).map(|()| p.low_watermark);
+                            found.insert((topic.name.0.to_string(), p.partition_index), result);
+                        }
+                    }
+                    Ok(group
+                        .iter()
+                        .map(|(tp, _)| {
+                            found
+                                .remove(&(tp.topic.clone(), tp.partition))
+                                .unwrap_or_else(|| Err(missing("DeleteRecords", &tp.to_string())))
+                                .map_err(|e| e.with_context(tp))
+                        })
+                        .collect())
+                },
+            )
+            .await;
+        Ok(before_offsets
+            .iter()
+            .map(|(tp, _)| tp.clone())
+            .zip(results)
+            .collect())
+    }
+
+    /// Describes a resource's configs, all of them or only `names`, with sources, synonyms and
+    /// read-only/sensitive flags.
+    pub async fn describe_configs(
+        &self,
+        resource: &ConfigResource,
+        names: Option<&[&str]>,
+    ) -> Result<Vec<ConfigEntry>> {
+        let response = self
+            .retry(|_| async {
+                let connection = self.config_connection(resource).await?;
+                let version = connection.negotiated_version::<DescribeConfigsRequest>()?;
+                let mut request = DescribeConfigsRequest::default();
+                let mut r = DescribeConfigsResource::default();
+                r.resource_type = resource.resource_type();
+                r.resource_name = StrBytes::from_string(resource.resource_name());
+                r.configuration_keys = names.map(|n| n.iter().map(|s| str_bytes(s)).collect());
+                request.resources = vec![r];
+                request.include_synonyms = true;
+                if version >= 3 {
+                    request.include_documentation = true;
+                }
+                connection
+                    .send_with_timeout(request, version, self.config().request_timeout)
+                    .await
+            })
+            .await?;
+        let result = response
+            .results
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Protocol {
+                addr: "DescribeConfigs".into(),
+                reason: "response has no result".into(),
+            })?;
+        Error::check(result.error_code, result.error_message.as_deref())
+            .map_err(|e| e.with_context(resource))?;
+        Ok(result
+            .configs
+            .into_iter()
+            .map(|c| ConfigEntry {
+                name: c.name.to_string(),
+                value: c.value.map(|v| v.to_string()),
+                source: ConfigSource::from_id(c.config_source),
+                read_only: c.read_only,
+                sensitive: c.is_sensitive,
+                synonyms: c
+                    .synonyms
+                    .into_iter()
+                    .map(|s| ConfigSynonym {
+                        name: s.name.to_string(),
+                        value: s.value.map(|v| v.to_string()),
+                        source: ConfigSource::from_id(s.source),
+                    })
+                    .collect(),
+                config_type: c.config_type,
+                documentation: c.documentation.map(|d| d.to_string()),
+            })
+            .collect())
+    }
+
+    /// Applies incremental config changes (set, delete, append, subtract) to a resource.
+    pub async fn incremental_alter_configs(
+        &self,
+        resource: &ConfigResource,
+        ops: &[AlterConfigOp],
+        validate_only: bool,
+    ) -> Result<()> {
+        let response = self
+            .retry(|_| async {
+                let connection = self.config_connection(resource).await?;
+                let version = connection.negotiated_version::<IncrementalAlterConfigsRequest>()?;
+                let mut request = IncrementalAlterConfigsRequest::default();
+                let mut r = incremental_alter_configs_request::AlterConfigsResource::default();
+                r.resource_type = resource.resource_type();
+                r.resource_name = StrBytes::from_string(resource.resource_name());
+                r.configs = ops
+                    .iter()
+                    .map(|op| {
+                        let mut c = incremental_alter_configs_request::AlterableConfig::default();
+                        c.name = str_bytes(&op.name);
+                        c.config_operation = match op.op {
+                            AlterConfigOpType::Set => 0,
+                            AlterConfigOpType::Delete => 1,
+                            AlterConfigOpType::Append => 2,
+                            AlterConfigOpType::Subtract => 3,
+                        };
+                        c.value = op.value.as_deref().map(str_bytes);
+                        c
+                    })
+                    .collect();
+                request.resources = vec![r];
+                request.validate_only = validate_only;
+                connection
+                    .send_with_timeout(request, version, self.config().request_timeout)
+                    .await
+            })
+            .await?;
+        let result = response
+            .responses
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Protocol {
+                addr: "IncrementalAlterConfigs".into(),
+                reason: "response has no result".into(),
+            })?;
+        Error::check(result.error_code, result.error_message.as_deref())
+            .map_err(|e| e.with_context(resource))
+    }
+
+    /// Replaces a resource's whole set of overrides (the legacy AlterConfigs API: configs not
+    /// listed revert to their defaults).
+    pub async fn alter_configs(
+        &self,
+        resource: &ConfigResource,
+        configs: &[(&str, &str)],
+        validate_only: bool,
+    ) -> Result<()> {
+        let response = self
+            .retry(|_| async {
+                let connection = self.config_connection(resource).await?;
+                let version = connection.negotiated_version::<AlterConfigsRequest>()?;
+                let mut request = AlterConfigsRequest::default();
+                let mut r = alter_configs_request::AlterConfigsResource::default();
+                r.resource_type = resource.resource_type();
+                r.resource_name = StrBytes::from_string(resource.resource_name());
+                r.configs = configs
+                    .iter()
+                    .map(|(name, value)| {
+                        let mut c = alter_configs_request::AlterableConfig::default();
+                        c.name = str_bytes(name);
+                        c.value = Some(str_bytes(value));
+                        c
+                    })
+                    .collect();
+                request.resources = vec![r];
+                request.validate_only = validate_only;
+                connection
+                    .send_with_timeout(request, version, self.config().request_timeout)
+                    .await
+            })
+            .await?;
+        let result = response
+            .responses
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Protocol {
+                addr: "AlterConfigs".into(),
+                reason: "response has no result".into(),
+            })?;
+        Error::check(result.error_code, result.error_message.as_deref())
+            .map_err(|e| e.with_context(resource))
+    }
+
+    /// Broker configs go to that broker (only it knows its static config); the rest to any.
+    async fn config_connection(&self, resource: &ConfigResource) -> Result<Connection> {
+        match resource {
+            ConfigResource::Broker(id) => self.broker_connection(*id).await,
+            _ => self.any_connection().await,
+        }
+    }
+
+    /// Describes the cluster: id, controller and brokers. Uses DescribeCluster when the broker
+    /// supports it, Metadata otherwise.
+    pub async fn describe_cluster(&self) -> Result<ClusterDescription> {
+        let connection = self.any_connection().await?;
+        if connection
+            .api_versions()
+            .get(ApiKey::DescribeCluster)
+            .is_none()
+        {
+            let metadata = self.refresh_metadata(Some(&[])).await?;
+            return Ok(ClusterDescription {
+                cluster_id: metadata.cluster_id.clone(),
+                controller_id: metadata.controller_id,
+                brokers: metadata.brokers.values().cloned().collect(),
+            });
+        }
+        let response = self
+            .retry(|_| async {
+                let connection = self.any_connection().await?;
+                let version = connection.negotiated_version::<DescribeClusterRequest>()?;
+                let mut request = DescribeClusterRequest::default();
+                if version >= 1 {
+                    // 1 = brokers (as opposed to controllers, KIP-919).
+                    request.endpoint_type = 1;
+                }
+                let response = connection
+                    .send_with_timeout(request, version, self.config().request_timeout)
+                    .await?;
+                Error::check(response.error_code, response.error_message.as_deref())?;
+                Ok(response)
+            })
+            .await?;
+        let mut brokers: Vec<BrokerMetadata> = response
+            .brokers
+            .into_iter()
+            .map(|b| BrokerMetadata {
+                id: b.broker_id.0,
+                host: b.host.to_string(),
+                port: b.port,
+                rack: b.rack.map(|r| r.to_string()),
+            })
+            .collect();
+        brokers.sort_by_key(|b| b.id);
+        Ok(ClusterDescription {
+            cluster_id: Some(response.cluster_id.to_string()).filter(|c| !c.is_empty()),
+            controller_id: (response.controller_id.0 >= 0).then_some(response.controller_id.0),
+            brokers,
+        })
+    }
+}
+
+fn creatable_topic(topic: &NewTopic) -> CreatableTopic {
+    let mut t = CreatableTopic::default();
+    t.name = topic_name(&topic.name);
+    t.num_partitions = topic.partitions;
+    t.replication_factor = topic.replication_factor;
+    t.assignments = topic
+        .assignments
+        .iter()
+        .enumerate()
+        .map(|(i, brokers)| {
+            let mut a = CreatableReplicaAssignment::default();
+            a.partition_index = i32::try_from(i).unwrap_or(i32::MAX);
+            a.broker_ids = brokers.iter().map(|b| BrokerId(*b)).collect();
+            a
+        })
+        .collect();
+    t.configs = topic
+        .configs
+        .iter()
+        .map(|(name, value)| {
+            let mut c = CreatableTopicConfig::default();
+            c.name = str_bytes(name);
+            c.value = Some(str_bytes(value));
+            c
+        })
+        .collect();
+    t
+}
+
+fn missing(api: &str, item: &str) -> Error {
+    Error::Protocol {
+        addr: api.to_owned(),
+        reason: format!("response has no result for '{item}'"),
+    }
+}
+
+/// The only item's result of a one-item batched operation.
+fn single(results: Vec<(String, Result<()>)>) -> Result<()> {
+    results
+        .into_iter()
+        .next()
+        .map(|(name, r)| r.map_err(|e| e.with_context(format!("topic '{name}'"))))
+        .unwrap_or_else(|| {
+            Err(Error::Protocol {
+                addr: "admin".into(),
+                reason: "empty result".into(),
+            })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::producer::ProducerConfig;
+    use crate::records::ProducerRecord;
+    use crate::testing::{FakeBroker, FakeCluster, FakeConnection, test_client};
+    use kafka_protocol::messages::describe_configs_response::{
+        DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+    };
+    use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+    use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
+    use kafka_protocol::messages::{
+        DescribeConfigsResponse, IncrementalAlterConfigsResponse, MetadataRequest, MetadataResponse,
+    };
+    use std::sync::{Arc, OnceLock};
+
+    #[tokio::test]
+    async fn topics_are_created_listed_described_and_duplicates_refused() {
+        let cluster = FakeCluster::start().await;
+        let client = test_client(&cluster).await;
+        client.create_topic("orders", 3, 1).await.unwrap();
+        let results = client
+            .create_topics(
+                &[
+                    NewTopic::new("orders", 1, 1),
+                    NewTopic::new("payments", 2, 1).with_config("cleanup.policy", "compact"),
+                ],
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(results[0].0, "orders");
+        let err = results[0].1.as_ref().unwrap_err();
+        assert!(err.is(ResponseError::TopicAlreadyExists), "{err}");
+        assert!(err.to_string().starts_with("TOPIC_ALREADY_EXISTS"), "{err}");
+        assert!(results[1].1.is_ok());
+        let err = client.create_topic("orders", 1, 1).await.unwrap_err();
+        assert!(err.to_string().contains("TOPIC_ALREADY_EXISTS"), "{err}");
+
+        let listed = client.list_topics(false).await.unwrap();
+        let names: Vec<(&str, i32)> = listed
+            .iter()
+            .map(|t| (t.name.as_str(), t.partition_count))
+            .collect();
+        assert_eq!(names, [("orders", 3), ("payments", 2)]);
+        assert!(listed.iter().all(|t| t.topic_id.is_some()));
+
+        let producer = client.producer(ProducerConfig::default()).await.unwrap();
+        for _ in 0..3 {
+            producer
+                .send(ProducerRecord::new("orders", "v").with_partition(1))
+                .await
+                .unwrap();
+        }
+        producer.close().await.unwrap();
+
+        let described = client.describe_topic("orders").await.unwrap();
+        assert_eq!(described.partitions.len(), 3);
+        let p1 = &described.partitions[1];
+        assert_eq!(p1.partition, 1);
+        assert_eq!(p1.leader, Some(1));
+        assert_eq!(p1.replicas, vec![1]);
+        assert_eq!(p1.in_sync_replicas, vec![1]);
+        assert_eq!(p1.leader_epoch, Some(0));
+        assert_eq!((p1.earliest_offset, p1.latest_offset), (Some(0), Some(3)));
+        assert_eq!(described.partitions[0].latest_offset, Some(0));
+    }
+
+    #[tokio::test]
+    async fn describing_a_missing_topic_names_the_kafka_error() {
+        let cluster = FakeCluster::start().await;
+        let client = test_client(&cluster).await;
+        let err = client.describe_topic("nope").await.unwrap_err();
+        assert!(err.is(ResponseError::UnknownTopicOrPartition), "{err}");
+        assert_eq!(err.to_string(), "UNKNOWN_TOPIC_OR_PARTITION: topic 'nope'");
+    }
+
+    #[tokio::test]
+    async fn list_offsets_by_spec_and_timestamp() {
+        let cluster = FakeCluster::start().await;
+        cluster.with_state(|s| s.create_topic("t", 1));
+        let client = test_client(&cluster).await;
+        let producer = client.producer(ProducerConfig::default()).await.unwrap();
+        for ts in [100, 200, 300] {
+            producer
+                .send(ProducerRecord::new("t", "v").with_timestamp(ts))
+                .await
+                .unwrap();
+            producer.flush().await.unwrap();
+        }
+        let tp = TopicPartition::new("t", 0);
+        let listed = |spec| {
+            let client = client.clone();
+            let tp = tp.clone();
+            async move {
+                client
+                    .list_offsets(&[tp], spec)
+                    .await
+                    .unwrap()
+                    .remove(0)
+                    .1
+                    .unwrap()
+            }
+        };
+        assert_eq!(listed(OffsetSpec::Earliest).await.offset, Some(0));
+        assert_eq!(listed(OffsetSpec::Latest).await.offset, Some(3));
+        let at = listed(OffsetSpec::Timestamp(150)).await;
+        assert_eq!((at.offset, at.timestamp), (Some(1), Some(200)));
+        assert_eq!(listed(OffsetSpec::Timestamp(999)).await.offset, None);
+        let missing = client
+            .list_offsets(&[TopicPartition::new("t", 9)], OffsetSpec::Latest)
+            .await
+            .unwrap();
+        assert!(
+            missing[0]
+                .1
+                .as_ref()
+                .unwrap_err()
+                .is(ResponseError::UnknownTopicOrPartition)
+        );
+    }
+
+    #[tokio::test]
+    async fn describe_cluster_reports_id_controller_and_brokers() {
+        let cluster = FakeCluster::start().await;
+        let client = test_client(&cluster).await;
+        let described = client.describe_cluster().await.unwrap();
+        assert_eq!(described.cluster_id.as_deref(), Some("fake-cluster"));
+        assert_eq!(described.controller_id, Some(1));
+        assert_eq!(described.brokers.len(), 1);
+        assert_eq!(described.brokers[0].addr(), cluster.addr());
+    }
+
+    /// A broker that answers ApiVersions and Metadata (itself as broker 1) and hands every
+    /// other request to `handle`.
+    async fn scripted<F>(handle: F) -> FakeBroker
+    where
+        F: Fn(&crate::testing::Received) -> Option<Box<dyn ErasedResponse>> + Send + Sync + 'static,
+    {
+        let addr: Arc<OnceLock<String>> = Arc::new(OnceLock::new());
+        let own_addr = Arc::clone(&addr);
+        let handle = Arc::new(handle);
+        let broker = FakeBroker::start(move |mut conn: FakeConnection| {
+            let addr = Arc::clone(&own_addr);
+            let handle = Arc::clone(&handle);
+            async move {
+                conn.handshake_all().await;
+                while let Some(request) = conn.read().await {
+                    if request.api_key == ApiKey::Metadata {
+                        let _: MetadataRequest = request.decode();
+                        let (host, port) = addr.get().unwrap().rsplit_once(':').unwrap();
+                        let mut response = MetadataResponse::default();
+                        let mut broker = MetadataResponseBroker::default();
+                        broker.node_id = BrokerId(1);
+                        broker.host = str_bytes(host);
+                        broker.port = port.parse().unwrap();
+                        response.brokers = vec![broker];
+                        response.controller_id = BrokerId(1);
+                        conn.respond(&request, &response).await;
+                        continue;
+                    }
+                    let response = handle(&request).expect("an expected request");
+                    response.send(&mut conn, &request).await;
+                }
+            }
+        })
+        .await;
+        addr.set(broker.addr.clone()).unwrap();
+        broker
+    }
+
+    /// Lets a scripted handler return any response type.
+    trait ErasedResponse: Send {
+        fn send<'a>(
+            &'a self,
+            conn: &'a mut FakeConnection,
+            request: &'a crate::testing::Received,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+    }
+
+    impl<T: kafka_protocol::protocol::Encodable + Send + Sync> ErasedResponse for T {
+        fn send<'a>(
+            &'a self,
+            conn: &'a mut FakeConnection,
+            request: &'a crate::testing::Received,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+            Box::pin(conn.respond(request, self))
+        }
+    }
+
+    #[tokio::test]
+    async fn describe_configs_maps_sources_synonyms_and_flags() {
+        let broker = scripted(|request| {
+            assert_eq!(request.api_key, ApiKey::DescribeConfigs);
+            let body: DescribeConfigsRequest = request.decode();
+            assert!(body.include_synonyms);
+            let resource = &body.resources[0];
+            assert_eq!(resource.resource_type, 2, "topic");
+            assert_eq!(resource.resource_name.as_str(), "orders");
+            assert_eq!(
+                resource.configuration_keys.as_ref().map(|k| k.len()),
+                Some(1)
+            );
+            let mut synonym = DescribeConfigsSynonym::default();
+            synonym.name = str_bytes("log.retention.ms");
+            synonym.value = Some(str_bytes("604800000"));
+            synonym.source = 5;
+            let mut entry = DescribeConfigsResourceResult::default();
+            entry.name = str_bytes("retention.ms");
+            entry.value = Some(str_bytes("1000"));
+            entry.config_source = 1;
+            entry.is_sensitive = false;
+            entry.read_only = false;
+            entry.config_type = 5;
+            entry.synonyms = vec![synonym];
+            let mut result = DescribeConfigsResult::default();
+            result.resource_type = 2;
+            result.resource_name = str_bytes("orders");
+            result.configs = vec![entry];
+            let mut response = DescribeConfigsResponse::default();
+            response.results = vec![result];
+            Some(Box::new(response))
+        })
+        .await;
+        let client = crate::Client::connect(crate::ClientConfig::new(broker.addr.clone()))
+            .await
+            .unwrap();
+        let configs = client
+            .describe_configs(
+                &ConfigResource::Topic("orders".into()),
+                Some(&["retention.ms"]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(configs.len(), 1);
+        let entry = &configs[0];
+        assert_eq!(entry.name, "retention.ms");
+        assert_eq!(entry.value.as_deref(), Some("1000"));
+        assert_eq!(entry.source, ConfigSource::DynamicTopicConfig);
+        assert_eq!(entry.source.name(), "DYNAMIC_TOPIC_CONFIG");
+        assert_eq!(entry.config_type, 5);
+        assert_eq!(
+            entry.synonyms,
+            vec![ConfigSynonym {
+                name: "log.retention.ms".into(),
+                value: Some("604800000".into()),
+                source: ConfigSource::DefaultConfig,
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn legacy_alter_configs_sends_the_whole_set() {
+        use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse as Result_;
+        let broker = scripted(|request| {
+            assert_eq!(request.api_key, ApiKey::AlterConfigs);
+            let body: AlterConfigsRequest = request.decode();
+            assert!(body.validate_only);
+            let resource = &body.resources[0];
+            assert_eq!(resource.resource_type, 2);
+            assert_eq!(resource.resource_name.as_str(), "orders");
+            let configs: Vec<(String, Option<String>)> = resource
+                .configs
+                .iter()
+                .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
+                .collect();
+            assert_eq!(configs, vec![("retention.ms".into(), Some("1000".into()))]);
+            let mut response = kafka_protocol::messages::AlterConfigsResponse::default();
+            response.responses = vec![Result_::default()];
+            Some(Box::new(response))
+        })
+        .await;
+        let client = crate::Client::connect(crate::ClientConfig::new(broker.addr.clone()))
+            .await
+            .unwrap();
+        client
+            .alter_configs(
+                &ConfigResource::Topic("orders".into()),
+                &[("retention.ms", "1000")],
+                true,
+            )
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn incremental_alter_configs_sends_operations_and_reports_errors() {
+        let broker = scripted(|request| {
+            assert_eq!(request.api_key, ApiKey::IncrementalAlterConfigs);
+            let body: IncrementalAlterConfigsRequest = request.decode();
+            let resource = &body.resources[0];
+            assert_eq!(resource.resource_type, 4, "broker");
+            assert_eq!(resource.resource_name.as_str(), "1");
+            let ops: Vec<(String, i8, Option<String>)> = resource
+                .configs
+                .iter()
+                .map(|c| {
+                    (
+                        c.name.to_string(),
+                        c.config_operation,
+                        c.value.as_ref().map(|v| v.to_string()),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                ops,
+                vec![
+                    ("log.retention.ms".into(), 0, Some("5".into())),
+                    ("log.cleaner.threads".into(), 1, None),
+                ]
+            );
+            let mut result = AlterConfigsResourceResponse::default();
+            result.error_code = 40;
+            result.error_message = Some(str_bytes("log.retention.ms must be positive"));
+            let mut response = IncrementalAlterConfigsResponse::default();
+            response.responses = vec![result];
+            Some(Box::new(response))
+        })
+        .await;
+        let client = crate::Client::connect(crate::ClientConfig::new(broker.addr.clone()))
+            .await
+            .unwrap();
+        let err = client
+            .incremental_alter_configs(
+                &ConfigResource::Broker(1),
+                &[
+                    AlterConfigOp::set("log.retention.ms", "5"),
+                    AlterConfigOp::delete("log.cleaner.threads"),
+                ],
+                false,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "INVALID_CONFIG: broker 1: log.retention.ms must be positive"
+        );
+    }
+}
+
+#[cfg(test)]
+mod topic_lifecycle_tests {
+    use super::*;
+    use crate::testing::{FakeCluster, test_client};
+
+    #[tokio::test]
+    async fn partitions_are_added_and_topics_deleted() {
+        let cluster = FakeCluster::start().await;
+        let client = test_client(&cluster).await;
+        client.create_topic("t", 1, 1).await.unwrap();
+        let results = client
+            .create_partitions(&[("t", 3), ("missing", 2)], false)
+            .await
+            .unwrap();
+        assert!(results[0].1.is_ok());
+        assert!(
+            results[1]
+                .1
+                .as_ref()
+                .unwrap_err()
+                .is(ResponseError::UnknownTopicOrPartition)
+        );
+        assert_eq!(
+            client.describe_topic("t").await.unwrap().partitions.len(),
+            3
+        );
+        let err = client.create_partitions(&[("t", 2)], false).await.unwrap()[0]
+            .1
+            .clone()
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("INVALID_PARTITIONS: Topic currently has 3"),
+            "{err}"
+        );
+
+        let deleted = client.delete_topics(&["t", "missing"]).await.unwrap();
+        assert!(deleted[0].1.is_ok());
+        assert!(
+            deleted[1]
+                .1
+                .as_ref()
+                .unwrap_err()
+                .is(ResponseError::UnknownTopicOrPartition)
+        );
+        assert!(client.list_topics(false).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn delete_records_moves_the_log_start_offset_at_the_leader() {
+        let cluster = FakeCluster::start_cluster(crate::testing::all_versions(), 2).await;
+        cluster.with_state(|s| {
+            s.create_topic("t", 2);
+            s.leaders.insert(("t".into(), 1), 2);
+        });
+        let client = test_client(&cluster).await;
+        let producer = client
+            .producer(crate::producer::ProducerConfig::default())
+            .await
+            .unwrap();
+        for partition in [0, 1, 1, 1] {
+            producer
+                .send(crate::records::ProducerRecord::new("t", "v").with_partition(partition))
+                .await
+                .unwrap();
+        }
+        producer.close().await.unwrap();
+        let results = client
+            .delete_records(&[
+                (TopicPartition::new("t", 1), 2),
+                (TopicPartition::new("t", 0), -1),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            *results[0].1.as_ref().unwrap(),
+            2,
+            "partition 1 at broker 2"
+        );
+        assert_eq!(
+            *results[1].1.as_ref().unwrap(),
+            1,
+            "-1 means the high watermark"
+        );
+        let beyond = client
+            .delete_records(&[(TopicPartition::new("t", 0), 99)])
+            .await
+            .unwrap();
+        assert!(
+            beyond[0]
+                .1
+                .as_ref()
+                .unwrap_err()
+                .is(ResponseError::OffsetOutOfRange)
+        );
+        let err = client
+            .delete_records(&[
+                (TopicPartition::new("t", 0), 1),
+                (TopicPartition::new("t", 0), 1),
+            ])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+        let earliest = client
+            .list_offsets(&[TopicPartition::new("t", 1)], OffsetSpec::Earliest)
+            .await
+            .unwrap();
+        assert_eq!(earliest[0].1.as_ref().unwrap().offset, Some(2));
+    }
+}
