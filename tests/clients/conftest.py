@@ -26,6 +26,7 @@ class Broker:
         self.data_dir = data_dir
         self.args = list(args)
         self.port = 0
+        self.http_port = None
         self.proc = None
         self.log_path = data_dir.parent / f"{data_dir.name}-broker.log"
         self.log_lines = []
@@ -39,6 +40,8 @@ class Broker:
         cmd = [STROM, "broker", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}", *self.args]
         self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
         started = threading.Event()
+        wants_http = "--http" in self.args
+        http_started = threading.Event()
 
         def pump(stream, proc):
             with open(self.log_path, "a") as log:
@@ -51,10 +54,16 @@ class Broker:
                         fields = json.loads(line).get("fields", {})
                         self.port = int(fields["listen"].rsplit(":", 1)[1])
                         started.set()
-            started.set()  # the process exited: wake the waiter
+                    if '"http listener started"' in line:
+                        fields = json.loads(line).get("fields", {})
+                        self.http_port = int(fields["listen"].rsplit(":", 1)[1])
+                        http_started.set()
+            started.set()  # the process exited: wake the waiters
+            http_started.set()
 
         threading.Thread(target=pump, args=(self.proc.stderr, self.proc), daemon=True).start()
-        if not started.wait(START_TIMEOUT_S) or self.proc.poll() is not None:
+        ready = started.wait(START_TIMEOUT_S) and (not wants_http or http_started.wait(START_TIMEOUT_S))
+        if not ready or self.proc.poll() is not None:
             self.proc.kill()
             raise RuntimeError(f"broker did not start; log: {self.log_path}\n{''.join(self.log_lines[-20:])}")
         return self

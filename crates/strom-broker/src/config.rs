@@ -198,6 +198,11 @@ impl BrokerConfig {
     }
 }
 
+/// Whether `name` is a broker property Strom knows (used or accepted-and-ignored).
+pub fn is_known_property(name: &str) -> bool {
+    defs::broker_config_def(name).is_some()
+}
+
 /// One resolved topic config and where it came from.
 pub fn resolve_topic_config(
     config: &BrokerConfig,

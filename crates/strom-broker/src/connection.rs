@@ -30,6 +30,7 @@ use strom_protocol::{FrameError, RequestHeaderPrefix, decode_frame, decode_reque
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::handlers::{self, Reply, RequestContext};
 use crate::state::BrokerState;
@@ -54,6 +55,11 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    state
+        .metrics
+        .connections_accepted
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let _open = crate::metrics::GaugeGuard::new(&state.metrics.connections_open);
     let (mut reader, writer) = stream.into_split();
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     let mut buffer = BytesMut::with_capacity(READ_BUFFER_BYTES);
@@ -125,10 +131,25 @@ async fn handle_frames(
             Err(e @ FrameError::TooLarge { .. }) => return Err(format!("{e}")),
             Err(e @ FrameError::NegativeSize(_)) => return Err(format!("{e}")),
         };
-        match handle_request(state, frame, peer).await? {
-            Reply::Now(bytes) => pending.push_back(Box::pin(async move { Some(bytes) })),
-            Reply::Later(future) => pending.push_back(Box::pin(async move { Some(future.await) })),
-            Reply::Nothing => pending.push_back(Box::pin(async { None })),
+        let arrived = Instant::now();
+        let (api_key, reply) = handle_request(state, frame, peer).await?;
+        // The latency of a request runs from its arrival to its response being ready.
+        let timed = Arc::clone(state);
+        let record = move || timed.metrics.record_request(api_key, arrived.elapsed());
+        match reply {
+            Reply::Now(bytes) => {
+                record();
+                pending.push_back(Box::pin(async move { Some(bytes) }));
+            }
+            Reply::Later(future) => pending.push_back(Box::pin(async move {
+                let bytes = future.await;
+                record();
+                Some(bytes)
+            })),
+            Reply::Nothing => {
+                record();
+                pending.push_back(Box::pin(async { None }));
+            }
         }
     }
 }
@@ -137,7 +158,7 @@ async fn handle_request(
     state: &Arc<BrokerState>,
     mut frame: Bytes,
     peer: SocketAddr,
-) -> Result<Reply<Bytes>, String> {
+) -> Result<(ApiKey, Reply<Bytes>), String> {
     let prefix = RequestHeaderPrefix::peek(&frame).map_err(|e| e.to_string())?;
     let api_key = ApiKey::try_from(prefix.api_key).map_err(|_| {
         format!(
@@ -150,9 +171,9 @@ async fn handle_request(
         supported.is_some_and(|v| prefix.api_version >= v.min && prefix.api_version <= v.max);
     if !version_ok {
         if api_key == ApiKey::ApiVersions {
-            return Ok(Reply::Now(
-                handlers::api_versions::unsupported_version_response(prefix.correlation_id),
-            ));
+            let answer =
+                handlers::api_versions::unsupported_version_response(prefix.correlation_id);
+            return Ok((api_key, Reply::Now(answer)));
         }
         return Err(match supported {
             Some(v) => format!(
@@ -171,7 +192,8 @@ async fn handle_request(
         client_id: header.client_id.map(|c| c.to_string()),
         peer,
     };
-    handlers::dispatch(state, ctx, frame)
+    let reply = handlers::dispatch(state, ctx, frame)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok((api_key, reply))
 }

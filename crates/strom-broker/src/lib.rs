@@ -16,6 +16,7 @@ pub mod connection;
 pub mod errors;
 pub mod groups;
 pub mod handlers;
+pub mod metrics;
 pub mod partition;
 pub mod reconcile;
 pub mod server;

@@ -19,6 +19,8 @@ use strom_log::{Log, TopicPartition};
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
+use crate::metrics::PartitionTraffic;
+
 /// What waiters of the group commit see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Durability {
@@ -39,6 +41,8 @@ pub struct Partition {
     pub topic_partition: TopicPartition,
     pub topic_id: Uuid,
     pub log: Arc<Log>,
+    /// Bytes and records in and out, for metrics.
+    pub traffic: PartitionTraffic,
     leader_epoch: AtomicI32,
     high_watermark: AtomicI64,
     data_arrived: Notify,
@@ -69,6 +73,7 @@ impl Partition {
             topic_id,
             high_watermark: AtomicI64::new(log.high_watermark()),
             log,
+            traffic: PartitionTraffic::default(),
             leader_epoch: AtomicI32::new(leader_epoch),
             data_arrived: Notify::new(),
             flush_requested_below: AtomicI64::new(0),

@@ -166,6 +166,7 @@ impl Broker {
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let connections = TaskTracker::new();
+        state.set_serving(true);
         let accept_loop = tokio::spawn(accept(
             Arc::clone(&state),
             listener,
@@ -200,6 +201,7 @@ impl Broker {
 
     /// Stops accepting, drains connections, flushes and checkpoints every log.
     pub async fn shutdown(self) -> Result<(), strom_log::Error> {
+        self.state.set_serving(false);
         let _ = self.shutdown.send(true);
         let _ = self.accept_loop.await;
         self.connections.close();
@@ -218,6 +220,16 @@ impl Broker {
                 tracing::error!(error = %e, "log shutdown task failed");
                 Ok(())
             });
+        let result = match result {
+            // A log that went offline earlier cannot be closed cleanly; the log manager then
+            // leaves out the clean-shutdown marker so the next start recovers it. That is the
+            // right outcome of a requested shutdown, not a failure of it.
+            Err(strom_log::Error::Offline(tp)) => {
+                tracing::warn!(partition = %tp, "a log is offline after a storage error; the next start will recover the data directory");
+                Ok(())
+            }
+            other => other,
+        };
         tracing::info!("broker stopped");
         result
     }

@@ -15,6 +15,7 @@ use tokio::sync::Mutex as AsyncMutex;
 
 use crate::config::{BrokerConfig, Endpoint};
 use crate::groups::GroupCoordinator;
+use crate::metrics::BrokerMetrics;
 use crate::partition::Partition;
 
 /// Producer ids a broker reserves from the controller at a time (Kafka's block size).
@@ -45,6 +46,7 @@ pub struct BrokerState {
     pub cluster_id: String,
     pub advertised: Endpoint,
     pub logs: Arc<LogManager>,
+    pub metrics: BrokerMetrics,
     image: RwLock<Arc<MetadataImage>>,
     /// Serializes controller decisions so each is made against the latest image.
     controller: AsyncMutex<()>,
@@ -53,6 +55,8 @@ pub struct BrokerState {
     producer_ids: AsyncMutex<ProducerIdBlock>,
     /// Started once the state is shared (it refers back to it).
     groups: OnceLock<GroupCoordinator>,
+    /// True between the end of start-up and the beginning of shutdown.
+    serving: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for BrokerState {
@@ -79,13 +83,25 @@ impl BrokerState {
             cluster_id,
             advertised,
             logs,
+            metrics: BrokerMetrics::default(),
             image: RwLock::new(Arc::new(image)),
             controller: AsyncMutex::new(()),
             store: Arc::new(std::sync::Mutex::new(store)),
             partitions: RwLock::new(HashMap::new()),
             producer_ids: AsyncMutex::new(ProducerIdBlock::default()),
             groups: OnceLock::new(),
+            serving: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether the broker has started and is not stopping: what `/ready` reports.
+    pub fn is_serving(&self) -> bool {
+        self.serving.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(crate) fn set_serving(&self, serving: bool) {
+        self.serving
+            .store(serving, std::sync::atomic::Ordering::Release);
     }
 
     /// The group coordinator, once started.

@@ -37,6 +37,38 @@ async fn produced_batches_are_fetched_back_with_offsets_keys_headers_and_timesta
 }
 
 #[tokio::test]
+async fn null_keys_null_values_and_empty_values_survive() {
+    let broker = TestBroker::start().await;
+    let mut conn = broker.connect().await;
+    conn.create_topic("nulls", 1, &[]).await;
+    let now = now_ms();
+    let mut tombstone = record(0, now);
+    tombstone.value = None;
+    let mut keyless = record(1, now);
+    keyless.key = None;
+    let mut empty = record(2, now);
+    empty.value = Some(Bytes::new());
+    empty.headers.clear();
+    conn.produce(
+        "nulls",
+        0,
+        1,
+        batch(&[tombstone, keyless, empty], Compression::Lz4),
+    )
+    .await;
+    let got = conn.consume("nulls", 0, 0, 3).await;
+    assert_eq!(got[0].value, None, "a null value stays null, not empty");
+    assert_eq!(got[1].key, None, "a null key stays null");
+    assert_eq!(
+        got[2].value.as_deref(),
+        Some(&b""[..]),
+        "an empty value stays empty, not null"
+    );
+    assert!(got[2].headers.is_empty());
+    broker.stop().await;
+}
+
+#[tokio::test]
 async fn every_compression_codec_passes_through_byte_for_byte() {
     let broker = TestBroker::start().await;
     let mut conn = broker.connect().await;

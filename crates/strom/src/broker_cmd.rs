@@ -16,6 +16,7 @@ const CLI_ENV_VARS: &[&str] = &[
     "STROM_DATA_DIR",
     "STROM_LISTEN",
     "STROM_ADVERTISE",
+    "STROM_HTTP",
     "STROM_LOG_FORMAT",
     "STROM_LOG_LEVEL",
     "STROM_BOOTSTRAP_SERVER",
@@ -32,6 +33,9 @@ pub struct BrokerArgs {
     /// Address clients are told to connect to (Metadata). Default: the listen address.
     #[arg(long, value_name = "HOST:PORT", env = "STROM_ADVERTISE")]
     advertise: Option<String>,
+    /// Serve /metrics, /health, /ready and the JSON admin API on this address.
+    #[arg(long, value_name = "HOST:PORT", env = "STROM_HTTP")]
+    http: Option<String>,
     /// A Kafka-style server.properties file.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -49,13 +53,45 @@ pub fn run(args: BrokerArgs) -> anyhow::Result<()> {
         .thread_name("strom")
         .build()
         .context("cannot start the async runtime")?;
+    let http = args.http.clone();
     runtime.block_on(async move {
         let broker = Broker::start(config).await?;
+        let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+        let http_task = match http {
+            Some(address) => Some(start_http(&broker, &address, http_stopped).await?),
+            None => None,
+        };
         wait_for_signal().await?;
         tracing::info!("shutting down");
+        let _ = stop_http.send(());
+        if let Some(task) = http_task {
+            let _ = task.await;
+        }
         broker.shutdown().await?;
         Ok(())
     })
+}
+
+/// Binds the HTTP listener and serves it until `stop` fires.
+async fn start_http(
+    broker: &Broker,
+    address: &str,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {address}"))?;
+    let bound = listener.local_addr().context("HTTP listener address")?;
+    tracing::info!(listen = %bound, "http listener started");
+    let state = std::sync::Arc::clone(broker.state());
+    Ok(tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.await;
+        };
+        if let Err(e) = strom_http::serve(state, listener, shutdown).await {
+            tracing::error!(error = %e, "http listener failed");
+        }
+    }))
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {
@@ -82,15 +118,23 @@ fn properties(
             .with_context(|| format!("cannot parse config file {}", path.display()))?;
         properties.extend(parsed);
     }
-    let mut from_env: Vec<(String, String)> = env
-        .filter(|(k, _)| k.starts_with("STROM_") && !CLI_ENV_VARS.contains(&k.as_str()))
-        .map(|(k, v)| {
-            (
-                k["STROM_".len()..].to_ascii_lowercase().replace('_', "."),
-                v,
-            )
-        })
-        .collect();
+    // Other programs use the STROM_ prefix too (test harnesses, scripts), so a variable becomes
+    // a property only when it names one; any other is reported, so a typo does not go unseen.
+    let mut from_env: Vec<(String, String)> = Vec::new();
+    for (key, value) in env {
+        let Some(rest) = key.strip_prefix("STROM_") else {
+            continue;
+        };
+        if CLI_ENV_VARS.contains(&key.as_str()) {
+            continue;
+        }
+        let name = rest.to_ascii_lowercase().replace('_', ".");
+        if strom_broker::config::is_known_property(&name) {
+            from_env.push((name, value));
+        } else {
+            tracing::warn!(variable = %key, "ignoring environment variable: {name} is not a broker property");
+        }
+    }
     from_env.sort();
     properties.extend(from_env);
     for item in &args.set {
@@ -123,6 +167,7 @@ mod tests {
             data_dir: None,
             listen: Some("127.0.0.1:0".into()),
             advertise: None,
+            http: None,
             config,
             set: set.iter().map(|s| s.to_string()).collect(),
         }
@@ -140,6 +185,7 @@ mod tests {
         let env = vec![
             ("STROM_LOG_RETENTION_MS".to_string(), "200".to_string()),
             ("STROM_LOG_LEVEL".to_string(), "debug".to_string()),
+            ("STROM_BIN".to_string(), "/somewhere/strom".to_string()),
             ("HOME".to_string(), "/root".to_string()),
         ];
         let props = properties(
@@ -163,6 +209,10 @@ mod tests {
         assert!(
             !props.contains_key("log.level"),
             "CLI variables are not properties"
+        );
+        assert!(
+            !props.contains_key("bin"),
+            "variables that name no property are ignored"
         );
     }
 

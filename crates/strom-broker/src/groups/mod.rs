@@ -39,6 +39,9 @@ const REQUEST_QUEUE: usize = 1024;
 /// A coordinator call, run on the actor with the current time and a fresh request id.
 type Call = Box<dyn FnOnce(&mut Coordinator, i64, RequestId) -> Output + Send>;
 
+/// A read of the coordinator's state, run on the actor.
+type Inspect = Box<dyn FnOnce(&Coordinator) + Send>;
+
 enum Command {
     Request {
         call: Call,
@@ -48,6 +51,15 @@ enum Command {
         led: BTreeSet<i32>,
         done: oneshot::Sender<()>,
     },
+    Inspect(Inspect),
+}
+
+/// One group as the admin API and metrics see it.
+#[derive(Debug, Clone)]
+pub struct GroupSnapshot {
+    pub summary: strom_group::GroupSummary,
+    /// (topic, partition, committed offset and metadata)
+    pub offsets: Vec<(String, i32, strom_group::OffsetAndMetadata)>,
 }
 
 /// A write's outcome, reported by a partition's writer.
@@ -111,6 +123,38 @@ impl GroupCoordinator {
             .await
             .map_err(|_| Unavailable)?;
         Ok(response)
+    }
+
+    /// Reads the coordinator's state (for metrics and the admin API) without changing it.
+    pub async fn inspect<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Coordinator) -> T + Send + 'static,
+    ) -> Result<T, Unavailable> {
+        let (reply, value) = oneshot::channel();
+        let read: Inspect = Box::new(move |coordinator| {
+            let _ = reply.send(read(coordinator));
+        });
+        self.commands
+            .send(Command::Inspect(read))
+            .await
+            .map_err(|_| Unavailable)?;
+        value.await.map_err(|_| Unavailable)
+    }
+
+    /// Every group this coordinator holds, with its members and committed offsets.
+    pub async fn snapshot(&self) -> Result<Vec<GroupSnapshot>, Unavailable> {
+        self.inspect(|coordinator| {
+            coordinator
+                .group_ids()
+                .into_iter()
+                .filter_map(|id| {
+                    let summary = coordinator.group_summary(&id)?;
+                    let offsets = coordinator.committed_offsets(&id);
+                    Some(GroupSnapshot { summary, offsets })
+                })
+                .collect()
+        })
+        .await
     }
 
     /// Loads the `__consumer_offsets` partitions in `led` that are not loaded (replaying their
@@ -181,6 +225,7 @@ impl Actor {
                         self.sync(led).await;
                         let _ = done.send(());
                     }
+                    Some(Command::Inspect(read)) => read(&self.coordinator),
                     None => return,
                 },
                 Some(done) = done_rx.recv() => {

@@ -26,6 +26,7 @@ use tokio::time::Instant;
 
 use super::{Reply, RequestContext};
 use crate::errors::{KafkaError, led_partition};
+use crate::metrics::GaugeGuard;
 use crate::partition::Partition;
 use crate::state::BrokerState;
 
@@ -124,10 +125,28 @@ pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: Fetc
     let min_bytes = request.min_bytes.max(0) as usize;
     let (response, bytes, complete) = read(plan.clone()).await;
     if complete || bytes >= min_bytes || request.max_wait_ms <= 0 || plan.targets.is_empty() {
+        count_bytes_out(&plan, &response);
         return Reply::Now(response);
     }
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms as u64);
-    Reply::Later(Box::pin(long_poll(plan, min_bytes, deadline)))
+    let state = Arc::clone(state);
+    Reply::Later(Box::pin(async move {
+        let _waiting = GaugeGuard::new(&state.metrics.fetch_waits);
+        let response = long_poll(plan.clone(), min_bytes, deadline).await;
+        count_bytes_out(&plan, &response);
+        response
+    }))
+}
+
+/// Counts the record bytes a response carries against each partition's traffic.
+fn count_bytes_out(plan: &Plan, response: &FetchResponse) {
+    for target in &plan.targets {
+        let sent = response.responses[target.topic].partitions[target.slot]
+            .records
+            .as_ref()
+            .map_or(0, |r| r.len());
+        target.partition.traffic.bytes_out.fetch_add(sent as u64, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Fencing (KIP-320): a client that knows a newer epoch than ours is ahead of our metadata; one

@@ -7,6 +7,7 @@
 //! single node with `strom.fsync.acks.all` (the default) means fsynced, by group commit.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,6 +19,7 @@ use strom_log::{AppendError, AppendInfo};
 
 use super::{Reply, RequestContext};
 use crate::errors::{KafkaError, led_partition};
+use crate::metrics::GaugeGuard;
 use crate::partition::{DurabilityError, Partition};
 use crate::state::BrokerState;
 
@@ -100,6 +102,11 @@ pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: Prod
         let response = &mut responses[append.topic].partition_responses[append.slot];
         match outcome {
             Ok(Some(info)) => {
+                if !info.duplicate {
+                    let traffic = &append.partition.traffic;
+                    traffic.bytes_in.fetch_add(append.records.len() as u64, Ordering::Relaxed);
+                    traffic.records_in.fetch_add(info.record_count as u64, Ordering::Relaxed);
+                }
                 response.base_offset = info.first_offset;
                 response.log_append_time_ms = info.log_append_time_ms;
                 response.log_start_offset = info.log_start_offset;
@@ -122,7 +129,11 @@ pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: Prod
         0 => Reply::Nothing,
         -1 if state.config.get_bool("strom.fsync.acks.all") && !durable_waits.is_empty() => {
             let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
-            Reply::Later(Box::pin(wait_durable(response, durable_waits, timeout)))
+            let state = Arc::clone(state);
+            Reply::Later(Box::pin(async move {
+                let _waiting = GaugeGuard::new(&state.metrics.produce_waits);
+                wait_durable(response, durable_waits, timeout).await
+            }))
         }
         _ => Reply::Now(response),
     }
