@@ -5,9 +5,13 @@
 //! than `index.interval.bytes` were appended since the previous entry, and at the same moment a
 //! time-index entry when the segment's largest timestamp grew since the last time entry. A
 //! lookup finds the floor entry and the caller scans batch headers forward from there, so a
-//! short or missing index costs a longer scan, never a wrong answer. The indexes are kept in
-//! memory (no mmap: the workspace forbids `unsafe`), mirrored to their files for restarts,
-//! and rebuilt from the log when a file is missing or inconsistent.
+//! short or missing index costs a longer scan, never a wrong answer. The active segment's
+//! indexes are kept in memory (no mmap: the workspace forbids `unsafe`) and mirrored to their
+//! files; once a segment is sealed its files are the only copy, searched in place with a few
+//! small reads ([`search_offset_file`], [`search_time_file`]), so memory does not grow with
+//! the data a log keeps. Files are rebuilt from the log when missing or inconsistent.
+
+use std::io;
 
 /// Why an index file cannot be trusted. The segment rebuilds the index from its log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -391,6 +395,88 @@ pub fn preallocated_len(max_index_bytes: u64, entry_size: usize) -> u64 {
     (max_entries(max_index_bytes, entry_size) * entry_size) as u64
 }
 
+/// Reads one entry of an index file: `read(position, buf)` fills `buf` from `position`.
+type ReadEntry<'a> = &'a dyn Fn(u64, &mut [u8]) -> io::Result<()>;
+
+fn read_offset_entry(read: ReadEntry, base_offset: i64, i: usize) -> io::Result<OffsetPosition> {
+    let mut entry = [0u8; OFFSET_INDEX_ENTRY_SIZE];
+    read((i * OFFSET_INDEX_ENTRY_SIZE) as u64, &mut entry)?;
+    let relative = u32::from_be_bytes([entry[0], entry[1], entry[2], entry[3]]);
+    let position = u32::from_be_bytes([entry[4], entry[5], entry[6], entry[7]]);
+    Ok(OffsetPosition {
+        offset: base_offset + i64::from(relative),
+        position,
+    })
+}
+
+fn read_time_entry(read: ReadEntry, base_offset: i64, i: usize) -> io::Result<TimestampOffset> {
+    let mut entry = [0u8; TIME_INDEX_ENTRY_SIZE];
+    read((i * TIME_INDEX_ENTRY_SIZE) as u64, &mut entry)?;
+    let mut timestamp = [0u8; 8];
+    timestamp.copy_from_slice(&entry[..8]);
+    let relative = u32::from_be_bytes([entry[8], entry[9], entry[10], entry[11]]);
+    Ok(TimestampOffset {
+        timestamp: i64::from_be_bytes(timestamp),
+        offset: base_offset + i64::from(relative),
+    })
+}
+
+/// The first index in `0..entries` whose entry is not `before` the target (a binary search
+/// reading one entry per step).
+fn partition_point_in_file<T>(
+    entries: usize,
+    entry: impl Fn(usize) -> io::Result<T>,
+    before: impl Fn(&T) -> bool,
+) -> io::Result<usize> {
+    let (mut low, mut high) = (0, entries);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        if before(&entry(middle)?) {
+            low = middle + 1;
+        } else {
+            high = middle;
+        }
+    }
+    Ok(low)
+}
+
+/// [`OffsetIndex::lookup`] and [`OffsetIndex::entry_after`] on a sealed segment's offset
+/// index file of `entries` entries, without loading it: about log2(entries) 8-byte reads.
+pub fn search_offset_file(
+    read: ReadEntry,
+    base_offset: i64,
+    entries: usize,
+    target: i64,
+) -> io::Result<(OffsetPosition, Option<OffsetPosition>)> {
+    let entry = |i| read_offset_entry(read, base_offset, i);
+    let after = partition_point_in_file(entries, entry, |e| e.offset <= target)?;
+    let floor = match after.checked_sub(1) {
+        Some(i) => entry(i)?,
+        None => OffsetPosition {
+            offset: base_offset,
+            position: 0,
+        },
+    };
+    let next = if after < entries {
+        Some(entry(after)?)
+    } else {
+        None
+    };
+    Ok((floor, next))
+}
+
+/// [`TimeIndex::lookup_below`] on a sealed segment's time index file of `entries` entries.
+pub fn search_time_file(
+    read: ReadEntry,
+    base_offset: i64,
+    entries: usize,
+    target: i64,
+) -> io::Result<Option<TimestampOffset>> {
+    let entry = |i| read_time_entry(read, base_offset, i);
+    let after = partition_point_in_file(entries, entry, |e| e.timestamp < target)?;
+    after.checked_sub(1).map(entry).transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -522,6 +608,40 @@ mod tests {
             prop_assert_eq!(index.entry_after(target), after);
             let reparsed = OffsetIndex::parse(base, &index.encode(), 1 << 20, u64::MAX, false);
             prop_assert_eq!(reparsed.map(|i| i.len()), Ok(offsets.len()));
+
+            // A sealed segment searches the file in place and must agree with memory.
+            let file = index.encode();
+            let read = |position: u64, buf: &mut [u8]| -> io::Result<()> {
+                let start = position as usize;
+                buf.copy_from_slice(&file[start..start + buf.len()]);
+                Ok(())
+            };
+            let (floor, next) = search_offset_file(&read, base, index.len(), target).unwrap();
+            prop_assert_eq!(floor, index.lookup(target));
+            prop_assert_eq!(next, index.entry_after(target));
+        }
+
+        #[test]
+        fn time_file_search_matches_memory(
+            steps in proptest::collection::vec((1i64..1000, 1i64..50), 0..60),
+            target in 0i64..40_000,
+        ) {
+            let base = 100;
+            let mut index = TimeIndex::new(base, 1 << 20);
+            let (mut timestamp, mut offset) = (0, base);
+            for (dt, doffset) in steps {
+                timestamp += dt;
+                offset += doffset;
+                prop_assert!(index.maybe_append(timestamp, offset, false).is_some());
+            }
+            let file = index.encode();
+            let read = |position: u64, buf: &mut [u8]| -> io::Result<()> {
+                let start = position as usize;
+                buf.copy_from_slice(&file[start..start + buf.len()]);
+                Ok(())
+            };
+            let found = search_time_file(&read, base, index.len(), target).unwrap();
+            prop_assert_eq!(found, index.lookup_below(target));
         }
 
         #[test]

@@ -558,7 +558,9 @@ impl Log {
         // Until the first batch is found, windows hold at least a batch header, so that a
         // first batch larger than `max_bytes` is seen and can be returned whole.
         let first_batch_bytes = max_bytes.max(batch::RECORD_BATCH_OVERHEAD);
-        let (floor_position, next_entry) = segments[first].lookup(fetch_offset);
+        let (floor_position, next_entry) = segments[first]
+            .lookup(fetch_offset)
+            .map_err(|e| self.fail("read index", &segments[first].path(SegmentFile::Index), e))?;
         let first_size = segments[first].size();
         let first_window = first_size.saturating_sub(floor_position).min(
             next_entry
@@ -756,8 +758,13 @@ impl Log {
             if segment.stats().max_timestamp < timestamp {
                 continue;
             }
-            let start = match segment.time_lookup_below(timestamp) {
-                Some(entry) => segment.lookup(entry.offset).0,
+            let index_error = |e| self.fail("read index", &segment.path(SegmentFile::TimeIndex), e);
+            let start = match segment.time_lookup_below(timestamp).map_err(index_error)? {
+                Some(entry) => {
+                    let index_error =
+                        |e| self.fail("read index", &segment.path(SegmentFile::Index), e);
+                    segment.lookup(entry.offset).map_err(index_error)?.0
+                }
                 None => 0,
             };
             let mut found = None;
@@ -822,7 +829,9 @@ impl Log {
         let Some((segment, max_timestamp, batch_last_offset)) = best else {
             return Ok(None);
         };
-        let (start, _) = segment.lookup(batch_last_offset);
+        let (start, _) = segment
+            .lookup(batch_last_offset)
+            .map_err(|e| self.fail("read index", &segment.path(SegmentFile::Index), e))?;
         let mut found = None;
         segment::scan(
             segment.log_file(),

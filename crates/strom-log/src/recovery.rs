@@ -317,6 +317,14 @@ pub(crate) fn load_segments(
         i += 1;
     }
 
+    // Every segment but the active one keeps its index entries in its (trimmed, just checked)
+    // files only, so a log's memory does not grow with the data it keeps.
+    if let Some((_, sealed)) = segments.split_last() {
+        for segment in sealed {
+            segment.seal_indexes();
+        }
+    }
+
     if segments.is_empty() {
         let base = options.log_start_offset.max(0);
         let segment = LogSegment::create(
@@ -381,7 +389,9 @@ pub(crate) fn load_producer_state(
             continue;
         }
         let path = segment.path(SegmentFile::Log);
-        let (start, _) = segment.lookup(replay_from);
+        let (start, _) = segment
+            .lookup(replay_from)
+            .map_err(io_error("read index", &segment.path(SegmentFile::Index)))?;
         segment::scan(
             segment.log_file(),
             &path,

@@ -114,6 +114,22 @@ pub struct Indexes {
     pub time: TimeIndex,
 }
 
+/// Where a segment's index entries live.
+///
+/// A segment that can still change (the active one, or one being recovered or cleaned) keeps
+/// its entries in memory, mirrored to its files. Once it is sealed (inactive, files trimmed to
+/// exactly its entries and verified), the files are the only copy and lookups search them in
+/// place: memory then does not grow with the number of segments a log keeps, which is what
+/// keeps a broker's RSS flat however much data it holds.
+#[derive(Debug, Clone)]
+enum IndexResidence {
+    Memory(Indexes),
+    Sealed {
+        offset_entries: usize,
+        time_entries: usize,
+    },
+}
+
 /// Builds indexes and stats batch by batch, with Kafka's rule: an offset-index entry before a
 /// batch once more than `index.interval.bytes` were appended since the last entry, and a
 /// time-index entry at the same moment when the largest timestamp grew.
@@ -164,7 +180,7 @@ pub struct LogSegment {
     time_index_file: File,
     /// Bytes of whole batches readers may read. Published (Release) after each append.
     committed_size: AtomicU64,
-    indexes: RwLock<Indexes>,
+    indexes: RwLock<IndexResidence>,
     stats: Mutex<SegmentStats>,
     /// The extra suffix the files carry now ("" once live, ".swap" while being swapped in).
     suffix: Mutex<&'static str>,
@@ -235,10 +251,10 @@ impl LogSegment {
             offset_index_file,
             time_index_file,
             committed_size: AtomicU64::new(0),
-            indexes: RwLock::new(Indexes {
+            indexes: RwLock::new(IndexResidence::Memory(Indexes {
                 offset: OffsetIndex::new(base_offset, max_index_bytes),
                 time: TimeIndex::new(base_offset, max_index_bytes),
-            }),
+            })),
             stats: Mutex::new(SegmentStats::empty(base_offset)),
             suffix: Mutex::new(extra_suffix),
             max_index_bytes,
@@ -273,10 +289,10 @@ impl LogSegment {
             offset_index_file,
             time_index_file,
             committed_size: AtomicU64::new(size),
-            indexes: RwLock::new(Indexes {
+            indexes: RwLock::new(IndexResidence::Memory(Indexes {
                 offset: OffsetIndex::new(base_offset, max_index_bytes),
                 time: TimeIndex::new(base_offset, max_index_bytes),
-            }),
+            })),
             stats: Mutex::new(SegmentStats::empty(base_offset)),
             suffix: Mutex::new(extra_suffix),
             max_index_bytes,
@@ -308,45 +324,160 @@ impl LogSegment {
     pub(crate) fn log_file(&self) -> &File {
         &self.log
     }
-    /// A copy of the indexes (tests and the cleaner).
-    pub fn indexes(&self) -> Indexes {
-        self.indexes
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+    /// A copy of the indexes (tests and diagnostics), read from the files when sealed.
+    pub fn indexes(&self) -> io::Result<Indexes> {
+        match &*self.state() {
+            IndexResidence::Memory(indexes) => Ok(indexes.clone()),
+            IndexResidence::Sealed { .. } => self.read_index_files(),
+        }
     }
+    /// Whether the indexes are held only in their files.
+    pub fn is_sealed(&self) -> bool {
+        matches!(&*self.state(), IndexResidence::Sealed { .. })
+    }
+    /// Full indexes roll the active segment; a sealed segment takes no more entries.
     pub fn offset_index_is_full(&self) -> bool {
-        self.read_indexes().offset.is_full()
+        match &*self.state() {
+            IndexResidence::Memory(indexes) => indexes.offset.is_full(),
+            IndexResidence::Sealed { .. } => false,
+        }
     }
     pub fn time_index_is_full(&self) -> bool {
-        self.read_indexes().time.is_full()
+        match &*self.state() {
+            IndexResidence::Memory(indexes) => indexes.time.is_full(),
+            IndexResidence::Sealed { .. } => false,
+        }
     }
-    fn read_indexes(&self) -> std::sync::RwLockReadGuard<'_, Indexes> {
+    fn state(&self) -> std::sync::RwLockReadGuard<'_, IndexResidence> {
         self.indexes
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-    fn write_indexes(&self) -> std::sync::RwLockWriteGuard<'_, Indexes> {
+    fn state_mut(&self) -> std::sync::RwLockWriteGuard<'_, IndexResidence> {
         self.indexes
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Runs `f` on the in-memory indexes, loading them from the files first if the segment
+    /// was sealed (a sealed segment that changes again: truncation, reactivation).
+    fn with_memory<R>(&self, f: impl FnOnce(&mut Indexes) -> R) -> io::Result<R> {
+        let mut state = self.state_mut();
+        if let IndexResidence::Sealed { .. } = &*state {
+            *state = IndexResidence::Memory(self.read_index_files()?);
+        }
+        match &mut *state {
+            IndexResidence::Memory(indexes) => Ok(f(indexes)),
+            IndexResidence::Sealed { .. } => {
+                Err(io::Error::other("index state changed while locked"))
+            }
+        }
+    }
+
+    fn set_indexes(&self, indexes: Indexes) {
+        *self.state_mut() = IndexResidence::Memory(indexes);
+    }
+
+    /// Drops the in-memory index entries; lookups search the files from now on. Only for a
+    /// segment whose files hold exactly its entries: after it became inactive, or after its
+    /// indexes were loaded, recovered or rebuilt (which trim the files).
+    pub(crate) fn seal_indexes(&self) {
+        let mut state = self.state_mut();
+        if let IndexResidence::Memory(indexes) = &*state {
+            *state = IndexResidence::Sealed {
+                offset_entries: indexes.offset.len(),
+                time_entries: indexes.time.len(),
+            };
+        }
+    }
+
+    /// Parses both (trimmed) index files; they were checked when the segment was sealed.
+    fn read_index_files(&self) -> io::Result<Indexes> {
+        let invalid = |what: &str, e: IndexError| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("{what}: {e}"))
+        };
+        let offset_bytes = read_whole(&self.offset_index_file, &self.path(SegmentFile::Index))?;
+        let offset = OffsetIndex::parse(
+            self.base_offset,
+            &offset_bytes,
+            self.max_index_bytes,
+            self.size(),
+            false,
+        )
+        .map_err(|e| invalid("offset index", e))?;
+        let time_bytes = read_whole(&self.time_index_file, &self.path(SegmentFile::TimeIndex))?;
+        let time = TimeIndex::parse(
+            self.base_offset,
+            &time_bytes,
+            self.max_index_bytes,
+            i64::MAX - 1,
+            false,
+        )
+        .map_err(|e| invalid("time index", e))?;
+        Ok(Indexes { offset, time })
+    }
+
+    /// Fills `buf` from `position` of an index file (a whole entry, or an error).
+    fn read_index_entry(
+        &self,
+        file: &File,
+        which: SegmentFile,
+        position: u64,
+        buf: &mut [u8],
+    ) -> io::Result<()> {
+        let n = fio::read_at(file, &self.path(which), buf, position)?;
+        if n < buf.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "index file shorter than its entries",
+            ));
+        }
+        Ok(())
+    }
+
     /// Where a scan for `offset` starts, and where the batch holding it starts at the latest
     /// (the position of the next index entry, when there is one).
-    pub fn lookup(&self, offset: i64) -> (u64, Option<u64>) {
-        let indexes = self.read_indexes();
-        let floor = indexes.offset.lookup(offset);
-        let next = indexes.offset.entry_after(offset);
-        (
+    pub fn lookup(&self, offset: i64) -> io::Result<(u64, Option<u64>)> {
+        let state = self.state();
+        let (floor, next) = match &*state {
+            IndexResidence::Memory(indexes) => (
+                indexes.offset.lookup(offset),
+                indexes.offset.entry_after(offset),
+            ),
+            IndexResidence::Sealed { offset_entries, .. } => {
+                let read = |position: u64, buf: &mut [u8]| {
+                    self.read_index_entry(
+                        &self.offset_index_file,
+                        SegmentFile::Index,
+                        position,
+                        buf,
+                    )
+                };
+                crate::index::search_offset_file(&read, self.base_offset, *offset_entries, offset)?
+            }
+        };
+        Ok((
             u64::from(floor.position),
             next.map(|entry| u64::from(entry.position)),
-        )
+        ))
     }
 
     /// The last time-index entry whose timestamp is below `timestamp`.
-    pub fn time_lookup_below(&self, timestamp: i64) -> Option<TimestampOffset> {
-        self.read_indexes().time.lookup_below(timestamp)
+    pub fn time_lookup_below(&self, timestamp: i64) -> io::Result<Option<TimestampOffset>> {
+        match &*self.state() {
+            IndexResidence::Memory(indexes) => Ok(indexes.time.lookup_below(timestamp)),
+            IndexResidence::Sealed { time_entries, .. } => {
+                let read = |position: u64, buf: &mut [u8]| {
+                    self.read_index_entry(
+                        &self.time_index_file,
+                        SegmentFile::TimeIndex,
+                        position,
+                        buf,
+                    )
+                };
+                crate::index::search_time_file(&read, self.base_offset, *time_entries, timestamp)
+            }
+        }
     }
 
     /// Reads into `buf` from `position`; returns the bytes read (short at the end of file).
@@ -365,28 +496,28 @@ impl LogSegment {
     ) -> io::Result<()> {
         let position = self.size();
         fio::write_all_at(&self.log, &self.path(SegmentFile::Log), bytes, position)?;
-        let (offset_entries, time_entries, offset_slot, time_slot) = {
-            let mut indexes = self.write_indexes();
-            let offset_slot = indexes.offset.len();
-            let time_slot = indexes.time.len();
-            let mut stats = lock(&self.stats);
-            let mut builder = IndexBuilder {
-                indexes: &mut indexes,
-                stats: &mut stats,
-                index_interval_bytes,
-                new_offset_entries: Vec::new(),
-                new_time_entries: Vec::new(),
-            };
-            for (relative_position, header) in batches {
-                builder.on_batch(position + *relative_position as u64, header);
-            }
-            (
-                builder.new_offset_entries,
-                builder.new_time_entries,
-                offset_slot,
-                time_slot,
-            )
-        };
+        let (offset_entries, time_entries, offset_slot, time_slot) =
+            self.with_memory(|indexes| {
+                let offset_slot = indexes.offset.len();
+                let time_slot = indexes.time.len();
+                let mut stats = lock(&self.stats);
+                let mut builder = IndexBuilder {
+                    indexes,
+                    stats: &mut stats,
+                    index_interval_bytes,
+                    new_offset_entries: Vec::new(),
+                    new_time_entries: Vec::new(),
+                };
+                for (relative_position, header) in batches {
+                    builder.on_batch(position + *relative_position as u64, header);
+                }
+                (
+                    builder.new_offset_entries,
+                    builder.new_time_entries,
+                    offset_slot,
+                    time_slot,
+                )
+            })?;
         self.committed_size
             .store(position + bytes.len() as u64, Ordering::Release);
         if !offset_entries.is_empty() {
@@ -424,8 +555,10 @@ impl LogSegment {
     /// records the largest timestamp in the time index's reserved slot and trims both index
     /// files to their entries.
     pub(crate) fn on_become_inactive(&self) -> io::Result<()> {
-        let (offset_len, time_len, time_entry) = {
-            let mut indexes = self.write_indexes();
+        if self.is_sealed() {
+            return Ok(());
+        }
+        let (offset_len, time_len, time_entry) = self.with_memory(|indexes| {
             let stats = *lock(&self.stats);
             let mut time_entry = None;
             if stats.max_timestamp >= 0 {
@@ -443,7 +576,7 @@ impl LogSegment {
                 indexes.time.len() * TIME_INDEX_ENTRY_SIZE,
                 time_entry,
             )
-        };
+        })?;
         if let Some((slot, entry)) = time_entry {
             fio::write_all_at(
                 &self.time_index_file,
@@ -461,12 +594,15 @@ impl LogSegment {
             &self.time_index_file,
             &self.path(SegmentFile::TimeIndex),
             time_len as u64,
-        )
+        )?;
+        self.seal_indexes();
+        Ok(())
     }
 
     /// Extends the index files back to their preallocated size, for the active segment after
-    /// an open.
+    /// an open. The segment takes appends again, so its entries come back into memory first.
     pub(crate) fn preallocate_indexes(&self) -> io::Result<()> {
+        self.with_memory(|_| ())?;
         fio::set_len(
             &self.offset_index_file,
             &self.path(SegmentFile::Index),
@@ -594,10 +730,10 @@ impl LogSegment {
             return Ok(Err("time index is missing its last entry".to_owned()));
         }
         stats.bytes_since_last_index_entry = bytes_since;
-        *self.write_indexes() = Indexes {
+        self.set_indexes(Indexes {
             offset: offset_index,
             time: time_index,
-        };
+        });
         *lock(&self.stats) = stats;
         Ok(Ok(()))
     }
@@ -669,7 +805,7 @@ impl LogSegment {
         }
         self.committed_size.store(end.valid_end, Ordering::Release);
         self.write_index_files(&indexes)?;
-        *self.write_indexes() = indexes;
+        self.set_indexes(indexes);
         *lock(&self.stats) = stats;
         Ok(RecoveryOutcome {
             valid_bytes: end.valid_end,
@@ -724,7 +860,7 @@ impl LogSegment {
         index_interval_bytes: u64,
     ) -> io::Result<u64> {
         let size = self.size();
-        let (start, _) = self.lookup(offset.saturating_sub(1));
+        let (start, _) = self.lookup(offset.saturating_sub(1))?;
         let mut cut = None;
         scan(
             &self.log,

@@ -560,3 +560,66 @@ fn segment_jitter_is_deterministic_bounded_and_varies_by_partition() {
     let distinct: std::collections::BTreeSet<_> = jitters.iter().collect();
     assert!(distinct.len() > 25, "jitter spreads rolls");
 }
+
+#[test]
+fn sealed_segments_search_their_index_files_and_reads_stay_exact() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Small segments with an index entry before every batch: many sealed segments.
+    let config = LogConfig {
+        index_interval_bytes: 1,
+        ..small_config()
+    };
+    let log = open(dir.path(), config.clone());
+    for i in 0..40 {
+        log.append_as_leader(&records(1, 300, NOW + i * 10), 0, NOW)
+            .expect("append");
+    }
+    let segments = log.segments();
+    assert!(segments.len() >= 4, "{} segments", segments.len());
+    let (active, sealed) = segments.split_last().expect("segments");
+    assert!(
+        sealed.iter().all(|s| s.is_sealed()),
+        "rolled segments drop their in-memory entries"
+    );
+    assert!(
+        !active.is_sealed(),
+        "the active segment keeps its entries in memory"
+    );
+    assert!(sealed[0].indexes().expect("index files").offset.len() > 1);
+
+    // Reads by offset and by timestamp land on the right batch in every segment.
+    for offset in 0..40 {
+        let read = log.read(offset, 1, 40, true).expect("read");
+        let header = BatchHeader::parse(&read.records).expect("a batch");
+        assert_eq!(header.base_offset, offset);
+        let found = log
+            .offset_for_timestamp(NOW + offset * 10)
+            .expect("lookup")
+            .expect("found");
+        assert_eq!((found.offset, found.timestamp), (offset, NOW + offset * 10));
+    }
+    assert_eq!(
+        log.max_timestamp_and_offset()
+            .expect("max")
+            .map(|t| t.offset),
+        Some(39)
+    );
+
+    // After a restart every segment but the last is sealed again, and reads still work.
+    drop(log);
+    let log = reopen_unclean(dir.path(), config, 0);
+    let segments = log.segments();
+    let (active, sealed) = segments.split_last().expect("segments");
+    assert!(sealed.iter().all(|s| s.is_sealed()) && !active.is_sealed());
+    assert_eq!(read_all(&log).len(), 40);
+
+    // Truncating into a sealed segment brings it back as the active one.
+    let target = sealed[1].base_offset() + 1;
+    log.truncate_to(target, NOW).expect("truncate");
+    assert_eq!(log.log_end_offset(), target);
+    let last = log.segments().last().cloned().expect("segment");
+    assert!(!last.is_sealed());
+    log.append_as_leader(&records(1, 10, NOW), 0, NOW)
+        .expect("append after truncation");
+    assert_eq!(read_all(&log).len() as i64, target + 1);
+}
