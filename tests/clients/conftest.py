@@ -63,7 +63,8 @@ class Broker:
 
         threading.Thread(target=pump, args=(self.proc.stderr, self.proc), daemon=True).start()
         ready = started.wait(START_TIMEOUT_S) and (not wants_http or http_started.wait(START_TIMEOUT_S))
-        if not ready or self.proc.poll() is not None:
+        # A port of 0 means the "broker started" line never came: the broker exited.
+        if not ready or self.proc.poll() is not None or self.port == 0:
             self.proc.kill()
             raise RuntimeError(f"broker did not start; log: {self.log_path}\n{''.join(self.log_lines[-20:])}")
         return self

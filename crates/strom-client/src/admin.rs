@@ -1,4 +1,5 @@
-//! Admin operations: topics, partitions, configs, cluster, offsets and records.
+//! Admin operations: topics, partitions, configs, cluster (and its KRaft quorum), offsets and
+//! records.
 //!
 //! Each operation builds its request with kafka-protocol for the version negotiated with the
 //! broker it goes to, routes it (controller, partition leaders, a given broker, any broker),
@@ -22,9 +23,10 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::{
     AlterConfigsRequest, ApiKey, BrokerId, CreatePartitionsRequest, CreateTopicsRequest,
     DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
-    IncrementalAlterConfigsRequest, ListOffsetsRequest, TopicName, alter_configs_request,
-    incremental_alter_configs_request,
+    DescribeQuorumRequest, IncrementalAlterConfigsRequest, ListOffsetsRequest, TopicName,
+    alter_configs_request, incremental_alter_configs_request,
 };
+use kafka_protocol::messages::{describe_quorum_request, describe_quorum_response};
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
@@ -342,6 +344,35 @@ pub struct ClusterDescription {
     /// Brokers sorted by id.
     pub brokers: Vec<BrokerMetadata>,
 }
+
+/// The KRaft metadata quorum as DescribeQuorum reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumDescription {
+    /// The quorum leader (the active controller).
+    pub leader_id: i32,
+    /// The leader's epoch.
+    pub leader_epoch: i32,
+    /// The metadata log's high watermark.
+    pub high_watermark: i64,
+    /// The voters, sorted by id.
+    pub voters: Vec<QuorumReplica>,
+    /// Replicas that follow the metadata log without voting (brokers), sorted by id.
+    pub observers: Vec<QuorumReplica>,
+}
+
+/// One replica of the metadata log in a [`QuorumDescription`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumReplica {
+    /// The node id.
+    pub replica_id: i32,
+    /// Its metadata log end offset, if known.
+    pub log_end_offset: Option<i64>,
+    /// When it last caught up with the leader (ms since the epoch), if known.
+    pub last_caught_up_timestamp: Option<i64>,
+}
+
+/// The topic that holds the KRaft metadata log.
+const METADATA_TOPIC: &str = "__cluster_metadata";
 
 impl Client {
     /// Creates topics. One result per topic, in order; a topic that already exists fails with
@@ -936,6 +967,67 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Describes the KRaft metadata quorum (leader, epoch, voters, observers) with
+    /// DescribeQuorum. `None` when the broker does not offer DescribeQuorum (a cluster without
+    /// a Raft quorum, or one too old to report it).
+    pub async fn describe_quorum(&self) -> Result<Option<QuorumDescription>> {
+        let connection = self.any_connection().await?;
+        if connection
+            .api_versions()
+            .get(ApiKey::DescribeQuorum)
+            .is_none()
+        {
+            return Ok(None);
+        }
+        let response = self
+            .retry(|_| async {
+                let connection = self.any_connection().await?;
+                let version = connection.negotiated_version::<DescribeQuorumRequest>()?;
+                let mut partition = describe_quorum_request::PartitionData::default();
+                partition.partition_index = 0;
+                let mut topic = describe_quorum_request::TopicData::default();
+                topic.topic_name = topic_name(METADATA_TOPIC);
+                topic.partitions = vec![partition];
+                let mut request = DescribeQuorumRequest::default();
+                request.topics = vec![topic];
+                let response = connection
+                    .send_with_timeout(request, version, self.config().request_timeout)
+                    .await?;
+                Error::check(response.error_code, response.error_message.as_deref())?;
+                Ok(response)
+            })
+            .await?;
+        let partition = response
+            .topics
+            .into_iter()
+            .flat_map(|t| t.partitions)
+            .find(|p| p.partition_index == 0)
+            .ok_or_else(|| missing("DescribeQuorum", METADATA_TOPIC))?;
+        Error::check(partition.error_code, partition.error_message.as_deref())?;
+        let replicas = |states: Vec<describe_quorum_response::ReplicaState>| {
+            let mut replicas: Vec<QuorumReplica> = states
+                .into_iter()
+                .map(|r| QuorumReplica {
+                    replica_id: r.replica_id.0,
+                    log_end_offset: (r.log_end_offset >= 0).then_some(r.log_end_offset),
+                    last_caught_up_timestamp: (r.last_caught_up_timestamp >= 0)
+                        .then_some(r.last_caught_up_timestamp),
+                })
+                .collect();
+            replicas.sort_by_key(|r| r.replica_id);
+            replicas
+        };
+        Ok(Some(QuorumDescription {
+            leader_id: partition.leader_id.0,
+            leader_epoch: partition.leader_epoch,
+            high_watermark: partition.high_watermark,
+            voters: replicas(partition.current_voters),
+            observers: replicas(partition.observers),
+        }))
+    }
+}
+
 fn creatable_topic(topic: &NewTopic) -> CreatableTopic {
     let mut t = CreatableTopic::default();
     t.name = topic_name(&topic.name);
@@ -1323,6 +1415,62 @@ mod tests {
             err.to_string(),
             "INVALID_CONFIG: broker 1: log.retention.ms must be positive"
         );
+    }
+
+    #[tokio::test]
+    async fn describe_quorum_reports_leader_voters_and_observers() {
+        let broker = scripted(|request| {
+            assert_eq!(request.api_key, ApiKey::DescribeQuorum);
+            let body: DescribeQuorumRequest = request.decode();
+            assert_eq!(body.topics[0].topic_name.0.as_str(), "__cluster_metadata");
+            assert_eq!(body.topics[0].partitions[0].partition_index, 0);
+            let replica = |id: i32, end: i64| {
+                let mut r = describe_quorum_response::ReplicaState::default();
+                r.replica_id = BrokerId(id);
+                r.log_end_offset = end;
+                r.last_caught_up_timestamp = -1;
+                r
+            };
+            let mut partition = describe_quorum_response::PartitionData::default();
+            partition.leader_id = BrokerId(2);
+            partition.leader_epoch = 7;
+            partition.high_watermark = 1234;
+            partition.current_voters = vec![replica(3, 1230), replica(1, 1234), replica(2, 1234)];
+            partition.observers = vec![replica(4, -1)];
+            let mut topic = describe_quorum_response::TopicData::default();
+            topic.topic_name = topic_name("__cluster_metadata");
+            topic.partitions = vec![partition];
+            let mut response = kafka_protocol::messages::DescribeQuorumResponse::default();
+            response.topics = vec![topic];
+            Some(Box::new(response))
+        })
+        .await;
+        let client = crate::Client::connect(crate::ClientConfig::new(broker.addr.clone()))
+            .await
+            .unwrap();
+        let quorum = client.describe_quorum().await.unwrap().unwrap();
+        assert_eq!((quorum.leader_id, quorum.leader_epoch), (2, 7));
+        assert_eq!(quorum.high_watermark, 1234);
+        let voters: Vec<(i32, Option<i64>)> = quorum
+            .voters
+            .iter()
+            .map(|v| (v.replica_id, v.log_end_offset))
+            .collect();
+        assert_eq!(voters, [(1, Some(1234)), (2, Some(1234)), (3, Some(1230))]);
+        assert_eq!(quorum.observers[0].replica_id, 4);
+        assert_eq!(quorum.observers[0].log_end_offset, None);
+        assert_eq!(quorum.voters[0].last_caught_up_timestamp, None);
+    }
+
+    #[tokio::test]
+    async fn describe_quorum_is_none_when_the_broker_does_not_offer_it() {
+        let versions = crate::testing::all_versions()
+            .into_iter()
+            .filter(|(key, _, _)| *key != ApiKey::DescribeQuorum)
+            .collect();
+        let cluster = FakeCluster::start_with_versions(versions).await;
+        let client = test_client(&cluster).await;
+        assert_eq!(client.describe_quorum().await.unwrap(), None);
     }
 }
 

@@ -93,7 +93,7 @@ impl ClientConfig {
     }
 
     /// The wait before retry number `attempt` (0-based): exponential, capped.
-    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
+    pub fn backoff(&self, attempt: u32) -> Duration {
         let factor = 1u32 << attempt.min(16);
         self.retry_backoff
             .saturating_mul(factor)

@@ -58,7 +58,7 @@ mod testing;
 pub use admin::{
     AlterConfigOp, AlterConfigOpType, ClusterDescription, ConfigEntry, ConfigResource,
     ConfigSource, ConfigSynonym, ListedOffset, NewTopic, OffsetSpec, PartitionDescription,
-    TopicDescription, TopicListing,
+    QuorumDescription, QuorumReplica, TopicDescription, TopicListing,
 };
 pub use client::{Client, ClientConfig};
 pub use connection::{

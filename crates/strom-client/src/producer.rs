@@ -196,6 +196,21 @@ impl Delivery {
         self.partition
     }
 
+    /// True once the record's batch was acknowledged or failed, so [`Delivery::wait`] returns
+    /// at once. Lets a caller that keeps many deliveries (a load generator) retire finished
+    /// ones without awaiting each.
+    pub fn is_ready(&self) -> bool {
+        self.completion.borrow().is_some()
+    }
+
+    /// Waits until the record's batch was acknowledged or failed, without consuming the
+    /// delivery (then [`Delivery::wait`] returns at once). Cancel-safe, so it can race a timer
+    /// in `select!`.
+    pub async fn ready(&mut self) {
+        // An error means the producer went away; `wait` reports that.
+        let _ = self.completion.wait_for(Option::is_some).await;
+    }
+
     /// Waits for the record's batch to be acknowledged.
     pub async fn wait(mut self) -> Result<RecordMetadata> {
         let outcome = self
@@ -422,10 +437,10 @@ impl Producer {
                 }
             };
             let acc = &mut *acc;
-            let topic = match acc.topics.get_key_value(record.topic.as_str()) {
+            let topic = match acc.topics.get_key_value(&*record.topic) {
                 Some((name, _)) => Arc::clone(name),
                 None => {
-                    let name: Arc<str> = Arc::from(record.topic.as_str());
+                    let name: Arc<str> = Arc::clone(&record.topic);
                     acc.topics.insert(Arc::clone(&name), HashMap::new());
                     name
                 }
@@ -1226,6 +1241,29 @@ mod tests {
         assert_eq!(requests, 1);
         assert_eq!(batches.len(), 1);
         assert_eq!(batches[0].5, 10, "all ten records in one batch");
+    }
+
+    #[tokio::test]
+    async fn a_delivery_becomes_ready_when_its_batch_is_acknowledged() {
+        let cluster = FakeCluster::start().await;
+        cluster.with_state(|s| s.create_topic("t", 1));
+        let client = test_client(&cluster).await;
+        let producer = client
+            .producer(ProducerConfig {
+                linger: Duration::from_secs(3600),
+                ..config()
+            })
+            .await
+            .unwrap();
+        let mut delivery = producer.send(ProducerRecord::new("t", "v")).await.unwrap();
+        assert!(!delivery.is_ready(), "held back by the linger");
+        // `ready` is cancel-safe: giving up on it leaves the delivery usable.
+        let waited = tokio::time::timeout(Duration::from_millis(20), delivery.ready()).await;
+        assert!(waited.is_err());
+        producer.flush().await.unwrap();
+        delivery.ready().await;
+        assert!(delivery.is_ready());
+        assert_eq!(delivery.wait().await.unwrap().offset, 0);
     }
 
     #[tokio::test]

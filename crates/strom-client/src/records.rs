@@ -85,8 +85,9 @@ impl Header {
 /// A record to produce.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerRecord {
-    /// The topic to write to.
-    pub topic: String,
+    /// The topic to write to. An `Arc` so that a loop producing to one topic clones a pointer
+    /// per record instead of allocating the name again.
+    pub topic: Arc<str>,
     /// An explicit partition; `None` lets the partitioner choose (murmur2 of the key, or sticky
     /// for null keys).
     pub partition: Option<i32>,
@@ -102,7 +103,7 @@ pub struct ProducerRecord {
 
 impl ProducerRecord {
     /// A record for `topic` with `value`, no key, no headers.
-    pub fn new(topic: impl Into<String>, value: impl Into<Bytes>) -> ProducerRecord {
+    pub fn new(topic: impl Into<Arc<str>>, value: impl Into<Bytes>) -> ProducerRecord {
         ProducerRecord {
             topic: topic.into(),
             partition: None,

@@ -85,6 +85,7 @@ async fn append(state: &Arc<BrokerState>, index: i32, writes: &[Write]) -> Resul
         );
     }
     let batches = batches.freeze();
+    let appended_bytes = batches.len();
     let appending = Arc::clone(&partition);
     let result = tokio::task::spawn_blocking(move || {
         let result = appending
@@ -101,6 +102,14 @@ async fn append(state: &Arc<BrokerState>, index: i32, writes: &[Write]) -> Resul
         tracing::error!(partition = %tp, error = %e, "cannot append group records");
         crate::errors::KafkaError::from(&e).code()
     })?;
+    let traffic = &partition.traffic;
+    traffic
+        .bytes_in
+        .fetch_add(appended_bytes as u64, std::sync::atomic::Ordering::Relaxed);
+    traffic.records_in.fetch_add(
+        info.record_count as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     if state.config.get_bool("strom.fsync.acks.all") {
         wait_durable(&partition, info.last_offset + 1).await?;
     }

@@ -1,0 +1,1194 @@
+//! End-to-end tests of the operator CLI: a real `strom broker` process on 127.0.0.1:0 with a
+//! temporary data directory, and every subcommand run as a process against it, checking
+//! stdout, stderr and exit codes, error cases included.
+//!
+//! The broker's port comes from its JSON "broker started" log line, never from a timer. Every
+//! wait is bounded: a command that runs longer than [`COMMAND_TIMEOUT`] is killed and fails
+//! the test. Background consumers are stopped with SIGINT, as a person would with Ctrl-C.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+const STROM: &str = env!("CARGO_BIN_EXE_strom");
+const BROKER_START_TIMEOUT: Duration = Duration::from_secs(60);
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A broker process, killed when dropped.
+struct Broker {
+    _child: Child,
+    addr: String,
+    _data: tempfile::TempDir,
+}
+
+impl Broker {
+    async fn start() -> Broker {
+        let data = tempfile::tempdir().expect("temp dir");
+        let mut command = Command::new(STROM);
+        // The broker reads every STROM_* variable as a property; the caller's (STROM_BIN,
+        // ...) are not meant for it.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("STROM_") {
+                command.env_remove(name);
+            }
+        }
+        let mut child = command
+            .args(["broker", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path())
+            .env("STROM_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn broker");
+        let stderr = child.stderr.take().expect("broker stderr");
+        let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+        // Keep draining the broker's log so it never blocks on a full pipe.
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            let mut addr_tx = Some(addr_tx);
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(tx) = addr_tx.take_if(|_| line.contains("\"broker started\"")) {
+                    let parsed: Value = serde_json::from_str(&line).expect("JSON log line");
+                    let listen = parsed["fields"]["listen"]
+                        .as_str()
+                        .expect("listen field")
+                        .to_owned();
+                    let _ = tx.send(listen);
+                }
+            }
+        });
+        let addr = tokio::time::timeout(BROKER_START_TIMEOUT, addr_rx)
+            .await
+            .expect("broker started in time")
+            .expect("broker logged its address");
+        Broker {
+            _child: child,
+            addr,
+            _data: data,
+        }
+    }
+
+    /// Runs `strom ARGS -b ADDR`.
+    async fn run(&self, args: &[&str]) -> Run {
+        self.run_with_input(args, None).await
+    }
+
+    async fn run_with_input(&self, args: &[&str], input: Option<&[u8]>) -> Run {
+        let mut full: Vec<&str> = args.to_vec();
+        full.extend(["-b", &self.addr]);
+        strom(&full, input).await
+    }
+
+    /// Starts `strom ARGS -b ADDR` in the background with stdout piped.
+    fn spawn(&self, args: &[&str]) -> Background {
+        let child = Command::new(STROM)
+            .args(args)
+            .args(["-b", &self.addr])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn strom");
+        Background::new(child)
+    }
+}
+
+/// What a finished command printed and returned.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    fn ok(&self) -> &str {
+        assert_eq!(self.code, Some(0), "command failed: {self:#?}");
+        &self.stdout
+    }
+
+    /// Asserts the command failed with `code` and a single-line error containing `needle`.
+    #[track_caller]
+    fn fails(&self, code: i32, needle: &str) {
+        assert_eq!(self.code, Some(code), "{self:#?}");
+        let error_lines: Vec<&str> = self.stderr.lines().filter(|l| !l.is_empty()).collect();
+        assert!(
+            error_lines.len() == 1 && error_lines[0].starts_with("error: "),
+            "expected one error line: {self:#?}"
+        );
+        assert!(self.stderr.contains(needle), "'{needle}' not in {self:#?}");
+        assert!(!self.stderr.contains("panicked"), "{self:#?}");
+        assert!(!self.stderr.contains("backtrace"), "{self:#?}");
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(self.ok()).unwrap_or_else(|e| panic!("not JSON ({e}): {self:#?}"))
+    }
+}
+
+async fn strom(args: &[&str], input: Option<&[u8]>) -> Run {
+    let mut child = Command::new(STROM)
+        .args(args)
+        .env_remove("STROM_BOOTSTRAP_SERVER")
+        .env_remove("RUST_LOG")
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn strom");
+    if let Some(input) = input {
+        let mut stdin = child.stdin.take().expect("stdin");
+        let input = input.to_vec();
+        tokio::spawn(async move {
+            let _ = stdin.write_all(&input).await;
+        });
+    }
+    let output = tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("strom {args:?} did not finish within {COMMAND_TIMEOUT:?}"))
+        .expect("wait for strom");
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A command running in the background whose stdout is read line by line.
+struct Background {
+    child: Child,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Background {
+    fn new(mut child: Child) -> Background {
+        let stdout = child.stdout.take().expect("stdout");
+        Background {
+            child,
+            lines: BufReader::new(stdout).lines(),
+        }
+    }
+
+    async fn next_line(&mut self) -> String {
+        tokio::time::timeout(COMMAND_TIMEOUT, self.lines.next_line())
+            .await
+            .expect("a line in time")
+            .expect("read stdout")
+            .expect("the command is still printing")
+    }
+
+    /// Sends SIGINT (Ctrl-C) and waits for the exit; returns the code and stderr.
+    async fn interrupt(mut self) -> (Option<i32>, String) {
+        let pid = self.child.id().expect("still running");
+        let status = Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .await
+            .expect("run kill");
+        assert!(status.success());
+        let mut stderr = String::new();
+        if let Some(mut pipe) = self.child.stderr.take() {
+            use tokio::io::AsyncReadExt;
+            tokio::time::timeout(COMMAND_TIMEOUT, pipe.read_to_string(&mut stderr))
+                .await
+                .expect("stderr closed in time")
+                .expect("read stderr");
+        }
+        let status = tokio::time::timeout(COMMAND_TIMEOUT, self.child.wait())
+            .await
+            .expect("exited in time after SIGINT")
+            .expect("wait");
+        (status.code(), stderr)
+    }
+}
+
+fn lines_sorted(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines.sort();
+    lines
+}
+
+/// The group's row for `partition` in `group describe --json`.
+fn group_offsets(describe: &Value, partition: i64) -> (Value, Value, Value) {
+    let row = describe["offsets"]
+        .as_array()
+        .expect("offsets")
+        .iter()
+        .find(|r| r["partition"] == partition)
+        .unwrap_or_else(|| panic!("no row for partition {partition}: {describe}"))
+        .clone();
+    (
+        row["committed"].clone(),
+        row["end"].clone(),
+        row["lag"].clone(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_commands_create_list_describe_alter_grow_and_delete() {
+    let broker = Broker::start().await;
+    let created = broker
+        .run(&[
+            "topic",
+            "create",
+            "orders",
+            "--partitions",
+            "2",
+            "--replication-factor",
+            "1",
+            "--config",
+            "retention.ms=123456",
+        ])
+        .await;
+    assert!(
+        created.ok().contains("Created topic 'orders'"),
+        "{created:?}"
+    );
+    broker
+        .run(&["topic", "create", "orders", "--partitions", "1"])
+        .await
+        .fails(1, "TOPIC_ALREADY_EXISTS");
+    broker
+        .run(&["topic", "create", "orders", "--if-not-exists"])
+        .await
+        .ok();
+
+    let listed = broker.run(&["topic", "list"]).await;
+    assert!(
+        listed
+            .ok()
+            .lines()
+            .any(|l| l.split_whitespace().eq(["orders", "2"])),
+        "{listed:?}"
+    );
+    let listed = broker.run(&["topic", "list", "--json"]).await.json();
+    assert_eq!(listed[0]["name"], "orders");
+    assert_eq!(listed[0]["partitions"], 2);
+
+    broker
+        .run_with_input(
+            &["produce", "orders", "--partition", "1"],
+            Some(b"a\nb\nc\n"),
+        )
+        .await
+        .ok();
+    let described = broker.run(&["topic", "describe", "orders"]).await;
+    let text = described.ok();
+    assert!(text.contains("Topic: orders"), "{text}");
+    assert!(text.contains("PARTITION  LEADER"), "{text}");
+    assert!(
+        text.lines().any(|l| l.contains("retention.ms")
+            && l.contains("123456")
+            && l.contains("DYNAMIC_TOPIC_CONFIG")),
+        "{text}"
+    );
+    let json = broker
+        .run(&["topic", "describe", "orders", "--json"])
+        .await
+        .json();
+    let partitions = json["partitions"].as_array().unwrap();
+    assert_eq!(partitions.len(), 2);
+    assert_eq!(partitions[1]["leader"], 1);
+    assert_eq!(partitions[1]["replicas"], serde_json::json!([1]));
+    assert_eq!(partitions[1]["in_sync_replicas"], serde_json::json!([1]));
+    assert_eq!(partitions[1]["earliest_offset"], 0);
+    assert_eq!(partitions[1]["latest_offset"], 3);
+    assert_eq!(partitions[0]["latest_offset"], 0);
+    let sources: Vec<(&str, &str)> = json["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["source"].as_str().unwrap()))
+        .collect();
+    assert!(
+        sources.contains(&("retention.ms", "DYNAMIC_TOPIC_CONFIG")),
+        "{sources:?}"
+    );
+    assert!(
+        sources
+            .iter()
+            .any(|(_, source)| *source != "DYNAMIC_TOPIC_CONFIG"),
+        "non-overridden configs are listed too: {sources:?}"
+    );
+
+    let altered = broker
+        .run(&[
+            "topic",
+            "alter",
+            "orders",
+            "--config",
+            "retention.ms=999",
+            "--config",
+            "cleanup.policy=compact",
+        ])
+        .await;
+    assert!(altered.ok().contains("set retention.ms=999"), "{altered:?}");
+    let overrides = |json: Value| -> Vec<(String, String)> {
+        json["configs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap().to_owned(),
+                    c["value"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    };
+    let json = broker
+        .run(&["topic", "describe", "orders", "--overrides", "--json"])
+        .await
+        .json();
+    assert_eq!(
+        overrides(json),
+        [
+            ("cleanup.policy".to_owned(), "compact".to_owned()),
+            ("retention.ms".to_owned(), "999".to_owned())
+        ]
+    );
+    broker
+        .run(&[
+            "topic",
+            "alter",
+            "orders",
+            "--delete-config",
+            "retention.ms",
+        ])
+        .await
+        .ok();
+    let json = broker
+        .run(&["topic", "describe", "orders", "--overrides", "--json"])
+        .await
+        .json();
+    assert_eq!(
+        overrides(json),
+        [("cleanup.policy".to_owned(), "compact".to_owned())]
+    );
+    broker
+        .run(&["topic", "alter", "nope", "--config", "retention.ms=1"])
+        .await
+        .fails(1, "UNKNOWN_TOPIC_OR_PARTITION");
+
+    let grown = broker
+        .run(&["topic", "add-partitions", "orders", "--partitions", "4"])
+        .await;
+    assert!(
+        grown.ok().contains("now has 4 partitions (was 2)"),
+        "{grown:?}"
+    );
+    let json = broker
+        .run(&["topic", "describe", "orders", "--json"])
+        .await
+        .json();
+    assert_eq!(json["partitions"].as_array().unwrap().len(), 4);
+    broker
+        .run(&["topic", "add-partitions", "orders", "--partitions", "3"])
+        .await
+        .fails(1, "INVALID_PARTITIONS");
+
+    let deleted = broker.run(&["topic", "delete", "orders"]).await;
+    assert!(
+        deleted.ok().contains("Deleted topic 'orders'"),
+        "{deleted:?}"
+    );
+    let listed = broker.run(&["topic", "list", "--json"]).await.json();
+    assert_eq!(listed, serde_json::json!([]));
+    broker
+        .run(&["topic", "describe", "orders"])
+        .await
+        .fails(1, "UNKNOWN_TOPIC_OR_PARTITION");
+    broker
+        .run(&["topic", "delete", "orders"])
+        .await
+        .fails(1, "UNKNOWN_TOPIC_OR_PARTITION");
+    broker
+        .run(&["topic", "delete", "orders", "--if-exists"])
+        .await
+        .ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_and_consume_round_trip_keys_headers_and_formats() {
+    let broker = Broker::start().await;
+    broker
+        .run(&["topic", "create", "events", "--partitions", "3"])
+        .await
+        .ok();
+    let produced = broker
+        .run_with_input(
+            &[
+                "produce",
+                "events",
+                "--key-separator",
+                ":",
+                "--header",
+                "source=cli",
+                "--header",
+                "env=test",
+            ],
+            Some(b"k1:a\nk2:b:with-colon\r\nk3:\n"),
+        )
+        .await;
+    assert!(produced.ok().contains("Produced 3 records"), "{produced:?}");
+
+    let consumed = broker
+        .run(&[
+            "consume",
+            "events",
+            "--from-beginning",
+            "--exit-at-end",
+            "--format",
+            "%k=%s [%h] %K %S\\n",
+        ])
+        .await;
+    assert_eq!(
+        lines_sorted(consumed.ok()),
+        [
+            "k1=a [source=cli,env=test] 2 1",
+            "k2=b:with-colon [source=cli,env=test] 2 12",
+            "k3= [source=cli,env=test] 2 0",
+        ]
+    );
+    assert!(
+        consumed.stderr.contains("Consumed 3 records"),
+        "{consumed:?}"
+    );
+
+    let json = broker
+        .run(&[
+            "consume",
+            "events",
+            "--from-beginning",
+            "--max-messages",
+            "3",
+            "--json",
+        ])
+        .await;
+    let mut records: Vec<Value> = json
+        .ok()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    records.sort_by_key(|r| r["key"].as_str().unwrap().to_owned());
+    assert_eq!(records.len(), 3);
+    assert_eq!(records[0]["topic"], "events");
+    assert_eq!(records[0]["key"], "k1");
+    assert_eq!(records[0]["value"], "a");
+    assert_eq!(records[0]["headers"][0]["key"], "source");
+    assert_eq!(records[0]["headers"][0]["value"], "cli");
+    assert_eq!(records[0]["headers"][1]["key"], "env");
+    assert!(records[0]["timestamp"].as_i64().unwrap() > 0);
+    assert_eq!(records[0]["timestamp_type"], "CreateTime");
+
+    // One partition, from an offset; -N is relative to the end.
+    let p0 = broker.run(&["produce", "events", "--partition", "0"]).await;
+    assert_eq!(p0.code, Some(0), "no input is zero records: {p0:?}");
+    broker
+        .run_with_input(
+            &["produce", "events", "--partition", "0"],
+            Some(b"x0\nx1\nx2\nx3\n"),
+        )
+        .await
+        .ok();
+    let tail = broker
+        .run(&[
+            "consume",
+            "events",
+            "--partition",
+            "0",
+            "--offset=-2",
+            "--exit-at-end",
+            "--format",
+            "%p %s\\n",
+        ])
+        .await;
+    assert_eq!(tail.ok(), "0 x2\n0 x3\n");
+    let all_p0 = broker
+        .run(&[
+            "consume", "events", "-p", "0", "--offset", "earliest", "-e", "--format", "%s\\n",
+        ])
+        .await;
+    assert!(all_p0.ok().ends_with("x0\nx1\nx2\nx3\n"), "{all_p0:?}");
+
+    // A larger file, compressed, acks=1; the summary counts per partition.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.txt");
+    let body: String = (0..5000).map(|i| format!("record-{i}\n")).collect();
+    std::fs::write(&file, body).unwrap();
+    let produced = broker
+        .run(&[
+            "produce",
+            "events",
+            "--file",
+            file.to_str().unwrap(),
+            "--compression",
+            "zstd",
+            "--acks",
+            "1",
+            "--json",
+        ])
+        .await
+        .json();
+    assert_eq!(produced["records"], 5000);
+    assert_eq!(produced["failed"], 0);
+    let per_partition: i64 = produced["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["records"].as_i64().unwrap())
+        .sum();
+    assert_eq!(per_partition, 5000);
+    let counted = broker
+        .run(&[
+            "consume",
+            "events",
+            "--from-beginning",
+            "-e",
+            "--format",
+            "%o\\n",
+        ])
+        .await;
+    assert_eq!(counted.ok().lines().count(), 3 + 4 + 5000);
+
+    // An offset past the end waits at the end; --timeout-ms then stops with exit code 0.
+    let idle = broker
+        .run(&[
+            "consume",
+            "events",
+            "--partition",
+            "0",
+            "--offset",
+            "1000000",
+            "--timeout-ms",
+            "300",
+        ])
+        .await;
+    assert_eq!(idle.ok(), "");
+    let described = broker
+        .run(&["topic", "describe", "events", "--json"])
+        .await
+        .json();
+    let end = &described["partitions"][0]["latest_offset"];
+    assert!(
+        idle.stderr.contains(&format!("reading from {end}")),
+        "{idle:?}"
+    );
+    assert!(
+        idle.stderr
+            .contains("Consumed 0 records (no record within --timeout-ms)"),
+        "{idle:?}"
+    );
+
+    // Errors: a line without the separator, an unknown topic, a bad format, a bad partition.
+    let bad = broker
+        .run_with_input(
+            &["produce", "events", "-K", ":"],
+            Some(b"k:v\nno-separator\n"),
+        )
+        .await;
+    bad.fails(1, "line 2 has no key separator ':'");
+    assert!(bad.stdout.contains("Produced 1 records"), "{bad:?}");
+    broker
+        .run(&["consume", "missing", "--from-beginning", "-e"])
+        .await
+        .fails(1, "UNKNOWN_TOPIC_OR_PARTITION");
+    broker
+        .run_with_input(&["produce", "missing"], Some(b"x\n"))
+        .await
+        .fails(1, "UNKNOWN_TOPIC_OR_PARTITION");
+    broker
+        .run(&["consume", "events", "--format", "%x"])
+        .await
+        .fails(2, "%x");
+    broker
+        .run(&["consume", "events", "--partition", "7", "-e"])
+        .await
+        .fails(2, "has 3 partitions");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_consumer_commits_what_it_printed_and_leaves_on_ctrl_c() {
+    let broker = Broker::start().await;
+    broker
+        .run(&["topic", "create", "jobs", "--partitions", "1"])
+        .await
+        .ok();
+    let input: String = (0..10).map(|i| format!("job-{i}\n")).collect();
+    broker
+        .run_with_input(&["produce", "jobs"], Some(input.as_bytes()))
+        .await
+        .ok();
+
+    let first = broker
+        .run(&[
+            "consume",
+            "jobs",
+            "--group",
+            "workers",
+            "--from-beginning",
+            "--max-messages",
+            "4",
+        ])
+        .await;
+    assert_eq!(first.ok(), "job-0\njob-1\njob-2\njob-3\n");
+    let described = broker
+        .run(&["group", "describe", "workers", "--json"])
+        .await
+        .json();
+    assert_eq!(described["state"], "Empty", "the member left: {described}");
+    assert_eq!(
+        group_offsets(&described, 0),
+        (4.into(), 10.into(), 6.into()),
+        "{described}"
+    );
+
+    // The next member resumes at the committed offset; Ctrl-C commits and leaves.
+    let mut background = broker.spawn(&["consume", "jobs", "--group", "workers"]);
+    for i in 4..10 {
+        assert_eq!(background.next_line().await, format!("job-{i}"));
+    }
+    let (code, stderr) = background.interrupt().await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("Consumed 6 records (interrupted)"),
+        "{stderr}"
+    );
+    let described = broker
+        .run(&["group", "describe", "workers", "--json"])
+        .await
+        .json();
+    assert_eq!(described["state"], "Empty", "{described}");
+    assert_eq!(described["members"], serde_json::json!([]));
+    assert_eq!(
+        group_offsets(&described, 0),
+        (10.into(), 10.into(), 0.into())
+    );
+    assert_eq!(described["total_lag"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commands_list_describe_reset_and_delete() {
+    let broker = Broker::start().await;
+    broker
+        .run(&["topic", "create", "ledger", "--partitions", "2"])
+        .await
+        .ok();
+    let input: String = (0..10).map(|i| format!("entry-{i}\n")).collect();
+    broker
+        .run_with_input(
+            &["produce", "ledger", "--partition", "0"],
+            Some(input.as_bytes()),
+        )
+        .await
+        .ok();
+    broker
+        .run(&[
+            "consume",
+            "ledger",
+            "-g",
+            "audit",
+            "--from-beginning",
+            "-n",
+            "4",
+        ])
+        .await
+        .ok();
+
+    let listed = broker.run(&["group", "list"]).await;
+    assert!(
+        listed
+            .ok()
+            .lines()
+            .any(|l| l.split_whitespace().eq(["audit", "Empty", "consumer"])),
+        "{listed:?}"
+    );
+    let listed = broker.run(&["group", "list", "--json"]).await.json();
+    assert_eq!(listed[0]["group"], "audit");
+    let text = broker.run(&["group", "describe", "audit"]).await;
+    let text = text.ok();
+    assert!(text.contains("Group: audit\nState: Empty"), "{text}");
+    assert!(
+        text.lines().any(|l| l
+            .split_whitespace()
+            .eq(["ledger", "0", "4", "10", "6", "-"])),
+        "{text}"
+    );
+    assert!(text.contains("Total lag: 6"), "{text}");
+
+    let committed = |json: Value| group_offsets(&json, 0).0;
+    let describe = || broker.run(&["group", "describe", "audit", "--json"]);
+
+    let plan = broker
+        .run(&[
+            "group",
+            "reset-offsets",
+            "audit",
+            "--topic",
+            "ledger:0",
+            "--to-earliest",
+            "--dry-run",
+        ])
+        .await;
+    let plan_text = plan.ok();
+    assert!(
+        plan_text
+            .lines()
+            .any(|l| l.split_whitespace().eq(["ledger", "0", "4", "0"])),
+        "{plan_text}"
+    );
+    assert!(plan_text.contains("Dry run"), "{plan_text}");
+    assert_eq!(
+        committed(describe().await.json()),
+        4,
+        "a dry run changes nothing"
+    );
+
+    let steps: [(&[&str], i64); 5] = [
+        (&["--to-offset", "7"], 7),
+        (&["--shift-by", "-2"], 5),
+        (&["--to-latest"], 10),
+        (&["--to-datetime", "1970-01-01T00:00:00Z"], 0),
+        (&["--to-offset", "99"], 10),
+    ];
+    for (target, expected) in steps {
+        let mut args = vec!["group", "reset-offsets", "audit", "--topic", "ledger:0"];
+        args.extend_from_slice(target);
+        let reset = broker.run(&args).await;
+        assert!(reset.ok().contains("Reset the offsets"), "{reset:?}");
+        assert_eq!(committed(describe().await.json()), expected, "{target:?}");
+    }
+    let json = broker
+        .run(&[
+            "group",
+            "reset-offsets",
+            "audit",
+            "--all-topics",
+            "--to-earliest",
+            "--dry-run",
+            "--json",
+        ])
+        .await
+        .json();
+    assert_eq!(json["dry_run"], true);
+    assert_eq!(json["partitions"][0]["current"], 10);
+    assert_eq!(json["partitions"][0]["new"], 0);
+    // The whole topic includes partition 1, which has no committed offset to shift.
+    broker
+        .run(&[
+            "group",
+            "reset-offsets",
+            "audit",
+            "--topic",
+            "ledger",
+            "--shift-by",
+            "1",
+        ])
+        .await
+        .fails(1, "no committed offset");
+    broker
+        .run(&["group", "reset-offsets", "audit", "--topic", "ledger"])
+        .await
+        .fails(2, "--to-earliest");
+    broker
+        .run(&[
+            "group",
+            "reset-offsets",
+            "audit",
+            "--topic",
+            "ledger",
+            "--to-datetime",
+            "someday",
+        ])
+        .await
+        .fails(2, "--to-datetime");
+
+    // With an active member a reset (and a delete) is refused.
+    broker
+        .run(&[
+            "group",
+            "reset-offsets",
+            "audit",
+            "--topic",
+            "ledger:0",
+            "--to-offset",
+            "9",
+        ])
+        .await
+        .ok();
+    let mut member = broker.spawn(&["consume", "ledger", "--group", "audit"]);
+    assert_eq!(member.next_line().await, "entry-9");
+    let described = describe().await.json();
+    assert_eq!(described["state"], "Stable");
+    let members = described["members"].as_array().unwrap();
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0]["client_id"], "strom-cli");
+    assert!(!members[0]["host"].as_str().unwrap().is_empty());
+    assert_eq!(members[0]["assignment"].as_array().unwrap().len(), 2);
+    let (_, _, owner) = {
+        let row = described["offsets"][0].clone();
+        (0, 0, row["member_id"].clone())
+    };
+    assert_eq!(owner, members[0]["member_id"]);
+    broker
+        .run(&[
+            "group",
+            "reset-offsets",
+            "audit",
+            "--topic",
+            "ledger",
+            "--to-earliest",
+        ])
+        .await
+        .fails(1, "active member");
+    let dry = broker
+        .run(&[
+            "group",
+            "reset-offsets",
+            "audit",
+            "--topic",
+            "ledger:0",
+            "--to-earliest",
+            "--dry-run",
+        ])
+        .await;
+    assert!(
+        dry.ok().contains("a real reset would be refused"),
+        "{dry:?}"
+    );
+    broker
+        .run(&["group", "delete", "audit"])
+        .await
+        .fails(1, "NON_EMPTY_GROUP");
+    let (code, stderr) = member.interrupt().await;
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let deleted = broker.run(&["group", "delete", "audit"]).await;
+    assert!(
+        deleted.ok().contains("Deleted group 'audit'"),
+        "{deleted:?}"
+    );
+    broker
+        .run(&["group", "describe", "audit"])
+        .await
+        .fails(1, "GROUP_ID_NOT_FOUND");
+    let listed = broker.run(&["group", "list", "--json"]).await.json();
+    assert_eq!(listed, serde_json::json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_and_config_commands_describe_and_alter() {
+    let broker = Broker::start().await;
+    let text = broker.run(&["cluster", "describe"]).await;
+    let text = text.ok();
+    assert!(text.contains("Cluster id: "), "{text}");
+    assert!(text.contains("Controller: 1"), "{text}");
+    assert!(text.contains("Quorum: single node"), "{text}");
+    let port = broker.addr.rsplit_once(':').unwrap().1;
+    assert!(
+        text.lines().any(|l| l
+            .split_whitespace()
+            .eq(["1", "127.0.0.1", port, "-", "yes"])),
+        "{text}"
+    );
+    let json = broker.run(&["cluster", "describe", "--json"]).await.json();
+    assert_eq!(json["brokers"][0]["id"], 1);
+    assert_eq!(json["controller_id"], 1);
+    assert_eq!(json["quorum"]["mode"], "single-node");
+    assert!(!json["cluster_id"].as_str().unwrap().is_empty());
+
+    let json = broker
+        .run(&["config", "describe", "--broker", "1", "--json"])
+        .await
+        .json();
+    let configs = json["configs"].as_array().unwrap();
+    assert!(
+        configs
+            .iter()
+            .any(|c| c["name"] == "log.retention.ms" || c["name"] == "log.retention.hours"),
+        "{json}"
+    );
+    let json = broker
+        .run(&[
+            "config",
+            "describe",
+            "--broker",
+            "1",
+            "--name",
+            "num.partitions",
+            "--json",
+        ])
+        .await
+        .json();
+    assert_eq!(json["configs"].as_array().unwrap().len(), 1, "{json}");
+    assert_eq!(json["configs"][0]["name"], "num.partitions");
+
+    broker.run(&["topic", "create", "metrics"]).await.ok();
+    let altered = broker
+        .run(&[
+            "config",
+            "alter",
+            "--topic",
+            "metrics",
+            "--config",
+            "retention.ms=5000",
+        ])
+        .await;
+    assert!(
+        altered.ok().contains("Altered topic 'metrics'"),
+        "{altered:?}"
+    );
+    let text = broker
+        .run(&["config", "describe", "--topic", "metrics", "--overrides"])
+        .await;
+    let text = text.ok();
+    assert!(
+        text.lines().any(|l| l.split_whitespace().eq([
+            "retention.ms",
+            "5000",
+            "DYNAMIC_TOPIC_CONFIG"
+        ])),
+        "{text}"
+    );
+    broker
+        .run(&[
+            "config",
+            "alter",
+            "--topic",
+            "metrics",
+            "--delete-config",
+            "retention.ms",
+        ])
+        .await
+        .ok();
+    let json = broker
+        .run(&[
+            "config",
+            "describe",
+            "--topic",
+            "metrics",
+            "--overrides",
+            "--json",
+        ])
+        .await
+        .json();
+    assert_eq!(json["configs"], serde_json::json!([]));
+
+    broker
+        .run(&["config", "describe", "--topic", "missing"])
+        .await
+        .fails(1, "UNKNOWN_TOPIC_OR_PARTITION");
+    broker
+        .run(&["config", "describe"])
+        .await
+        .fails(2, "--broker");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_produce_and_consume_report_counts_and_latency_percentiles() {
+    let broker = Broker::start().await;
+    let produced = broker
+        .run(&[
+            "bench",
+            "produce",
+            "--topic",
+            "load",
+            "--num-records",
+            "20000",
+            "--record-size",
+            "100",
+            "--partitions",
+            "3",
+            "--json",
+        ])
+        .await;
+    let json = produced.json();
+    assert!(
+        produced.stderr.contains("Created topic 'load'"),
+        "{produced:?}"
+    );
+    assert_eq!(json["records"], 20000);
+    assert_eq!(json["bytes"], 2_000_000);
+    assert_eq!(json["failed"], 0);
+    let latency = &json["latency_ms"];
+    let at = |k: &str| latency[k].as_f64().unwrap_or_else(|| panic!("{k}: {json}"));
+    assert!(at("p50") > 0.0, "{json}");
+    assert!(at("p50") <= at("p95") && at("p95") <= at("p99"), "{json}");
+    assert!(
+        at("p99") <= at("p99_9") && at("p99_9") <= at("max") * 1.001,
+        "{json}"
+    );
+    let topic = broker
+        .run(&["topic", "describe", "load", "--json"])
+        .await
+        .json();
+    let total: i64 = topic["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["latest_offset"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 20000);
+
+    let paced = broker
+        .run(&[
+            "bench",
+            "produce",
+            "--topic",
+            "load",
+            "--num-records",
+            "300",
+            "--record-size",
+            "10",
+            "--throughput",
+            "1000",
+            "--acks",
+            "1",
+            "--compression",
+            "lz4",
+        ])
+        .await;
+    let text = paced.ok();
+    assert!(text.contains("300 records sent"), "{paced:?}");
+    assert!(text.contains("p99.9"), "{paced:?}");
+
+    let consumed = broker
+        .run(&[
+            "bench",
+            "consume",
+            "--topic",
+            "load",
+            "--num-records",
+            "20300",
+            "--from-beginning",
+            "--json",
+        ])
+        .await
+        .json();
+    assert_eq!(consumed["records"], 20300);
+    assert_eq!(consumed["bytes"], 2_003_000);
+
+    let short = broker
+        .run(&[
+            "bench",
+            "consume",
+            "--topic",
+            "load",
+            "--num-records",
+            "10",
+            "--timeout-ms",
+            "300",
+        ])
+        .await;
+    short.fails(1, "nothing arrived for 300 ms");
+    assert!(short.stdout.contains("0 records read"), "{short:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_down_is_a_one_line_error_with_a_nonzero_exit() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    let commands: [&[&str]; 7] = [
+        &["topic", "list"],
+        &["consume", "t"],
+        &["produce", "t"],
+        &["group", "list"],
+        &["cluster", "describe"],
+        &["config", "describe", "--broker", "1"],
+        &[
+            "bench",
+            "produce",
+            "--topic",
+            "t",
+            "--num-records",
+            "1",
+            "--record-size",
+            "1",
+        ],
+    ];
+    for command in commands {
+        let mut args = command.to_vec();
+        args.extend(["-b", &addr]);
+        let run = strom(&args, Some(b"")).await;
+        run.fails(1, &format!("error: cannot connect to {addr}: "));
+        assert!(run.stderr.contains("refused"), "{run:?}");
+    }
+    // The environment variable is honoured too.
+    let mut child = Command::new(STROM);
+    child
+        .args(["topic", "list"])
+        .env("STROM_BOOTSTRAP_SERVER", &addr)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(COMMAND_TIMEOUT, child.output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains(&addr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_arguments_exit_with_code_two() {
+    let cases: [&[&str]; 6] = [
+        &["topic", "create"],
+        &["topic", "create", "t", "--partitions", "0"],
+        &["produce", "t", "--acks", "2"],
+        &["produce", "t", "--header", "novalue"],
+        &["consume", "t", "--json", "--format", "%s"],
+        &["group", "reset-offsets", "g", "--to-earliest"],
+    ];
+    for args in cases {
+        let run = strom(args, None).await;
+        assert_eq!(run.code, Some(2), "{args:?}: {run:?}");
+        assert!(!run.stderr.contains("panicked"), "{run:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_and_help_are_printed() {
+    for (shell, marker) in [
+        ("bash", "_strom()"),
+        ("zsh", "#compdef strom"),
+        ("fish", "complete -c strom"),
+    ] {
+        let run = strom(&["completions", shell], None).await;
+        let script = run.ok();
+        assert!(script.contains(marker), "{shell}: {script}");
+        assert!(
+            script.contains("reset-offsets"),
+            "{shell} completes subcommands"
+        );
+    }
+    let help = strom(&["consume", "--help"], None).await;
+    let help = help.ok();
+    for needle in [
+        "%k",
+        "%s",
+        "%h",
+        "--from-beginning",
+        "Examples:",
+        "STROM_BOOTSTRAP_SERVER",
+    ] {
+        assert!(
+            help.contains(needle),
+            "'{needle}' missing from consume --help:\n{help}"
+        );
+    }
+    let help = strom(&["group", "reset-offsets", "--help"], None).await;
+    assert!(help.ok().contains("--to-datetime"));
+}
