@@ -57,6 +57,9 @@ pub const NO_SEQUENCE: i32 = -1;
 
 const BATCH_LENGTH_OFFSET: usize = 8;
 const PARTITION_LEADER_EPOCH_OFFSET: usize = 12;
+/// The batch's leading bytes that the CRC does not cover and a leader rewrites on append: base
+/// offset, batch length and partition leader epoch.
+pub const UNCHECKED_PREFIX_BYTES: usize = PARTITION_LEADER_EPOCH_OFFSET + 4;
 const MAGIC_OFFSET: usize = 16;
 const CRC_OFFSET: usize = 17;
 const ATTRIBUTES_OFFSET: usize = 21;

@@ -494,7 +494,7 @@ fn clean_group(
                 written_batches += 1;
                 if out.len() >= 1 << 20 {
                     if let Err(error) =
-                        cleaned.append(&out, &out_headers, config.index_interval_bytes)
+                        cleaned.append(&[&out], &out_headers, config.index_interval_bytes)
                     {
                         write_error = Some(error);
                         return false;
@@ -522,7 +522,7 @@ fn clean_group(
     }
     if !out.is_empty() {
         cleaned
-            .append(&out, &out_headers, config.index_interval_bytes)
+            .append(&[&out], &out_headers, config.index_interval_bytes)
             .map_err(fail)?;
         stats.bytes_written += out.len() as u64;
     }

@@ -23,6 +23,79 @@ pub(crate) fn write_all_at(file: &File, path: &Path, buf: &[u8], position: u64) 
     file.write_all_at(buf, position)
 }
 
+/// Writes the concatenation of `pieces` at `position`: one `pwritev` in the common case, so an
+/// append can write the request's bytes where they are, with only the patched batch headers
+/// coming from elsewhere.
+pub(crate) fn write_all_vectored_at(
+    file: &File,
+    path: &Path,
+    pieces: &[&[u8]],
+    position: u64,
+) -> io::Result<()> {
+    #[cfg(any(test, feature = "fault-injection"))]
+    if faults::armed() {
+        return write_all_at(file, path, &pieces.concat(), position);
+    }
+    let _ = path;
+    let mut slices: Vec<io::IoSlice<'_>> = pieces
+        .iter()
+        .filter(|piece| !piece.is_empty())
+        .map(|piece| io::IoSlice::new(piece))
+        .collect();
+    let mut remaining = &mut slices[..];
+    let mut at = position;
+    while !remaining.is_empty() {
+        // IOV_MAX is 1024 on Linux; longer lists go in several calls.
+        let batch = remaining.len().min(1024);
+        match rustix::io::pwritev(file, &remaining[..batch], at) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(n) => {
+                at += n as u64;
+                io::IoSlice::advance_slices(&mut remaining, n);
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Appends up to `len` bytes read at `position` to `buf`, reading into its spare capacity so
+/// that the destination is not zeroed first (a fetch reads up to a megabyte per partition, and
+/// clearing it cost as much as the read). The kernel may fill more of the spare capacity than
+/// `len`; those bytes are cut off again, so the caller sees exactly the range it asked for
+/// (past it may be a batch still being written). Stops early only at the end of the file;
+/// returns the bytes appended.
+pub(crate) fn read_append_at(
+    file: &File,
+    path: &Path,
+    buf: &mut Vec<u8>,
+    len: usize,
+    position: u64,
+) -> io::Result<usize> {
+    #[cfg(any(test, feature = "fault-injection"))]
+    if let Some(fault) = faults::check(faults::Op::Read, path) {
+        return Err(fault.error());
+    }
+    let _ = path;
+    let start = buf.len();
+    while buf.len() - start < len {
+        buf.reserve(len - (buf.len() - start));
+        let at = position + (buf.len() - start) as u64;
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(buf), at) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(error) => {
+                buf.truncate(start);
+                return Err(error.into());
+            }
+        }
+    }
+    buf.truncate(start + len);
+    Ok(buf.len() - start)
+}
+
 /// Reads into `buf` at `position` until it is full or the file ends; returns the bytes read.
 pub(crate) fn read_at(
     file: &File,
@@ -216,6 +289,12 @@ pub mod faults {
         FaultGuard(id)
     }
 
+    /// Whether any fault is registered (a vectored write then takes the plain path, which
+    /// knows how to tear).
+    pub(super) fn armed() -> bool {
+        !FAULTS.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
+
     pub(super) fn check(op: Op, path: &Path) -> Option<Fault> {
         let mut faults = FAULTS.lock().unwrap_or_else(|e| e.into_inner());
         let path = path.to_string_lossy();
@@ -228,5 +307,44 @@ pub mod faults {
             None => {}
         }
         Some(fault.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vectored_writes_land_in_order_past_the_iovec_limit_and_reads_append_exactly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("data");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .expect("open");
+        // 3,000 pieces (more than IOV_MAX), some empty, at a non-zero position.
+        let owned: Vec<Vec<u8>> = (0..3000u32)
+            .map(|i| vec![(i % 251) as u8; (i % 7) as usize])
+            .collect();
+        let pieces: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+        write_all_at(&file, &path, b"head", 0).expect("write");
+        write_all_vectored_at(&file, &path, &pieces, 4).expect("write");
+        let expected: Vec<u8> = b"head".iter().copied().chain(pieces.concat()).collect();
+        assert_eq!(std::fs::read(&path).expect("read"), expected);
+
+        // Reads append to what the buffer holds and never return more than asked for.
+        let mut buf = b"xy".to_vec();
+        let n = read_append_at(&file, &path, &mut buf, 10, 2).expect("read");
+        assert_eq!(n, 10);
+        assert_eq!(&buf[..2], b"xy");
+        assert_eq!(&buf[2..], &expected[2..12]);
+        // Past the end of the file: short.
+        let mut buf = Vec::with_capacity(1 << 20);
+        let n = read_append_at(&file, &path, &mut buf, 1 << 20, 0).expect("read");
+        assert_eq!(n, expected.len());
+        assert_eq!(buf, expected);
     }
 }

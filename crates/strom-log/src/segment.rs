@@ -485,17 +485,29 @@ impl LogSegment {
         fio::read_at(&self.log, &self.path(SegmentFile::Log), buf, position)
     }
 
+    /// Appends up to `len` bytes of the log file at `position` to `buf`; returns the count.
+    pub(crate) fn read_append_at(
+        &self,
+        buf: &mut Vec<u8>,
+        len: usize,
+        position: u64,
+    ) -> io::Result<usize> {
+        fio::read_append_at(&self.log, &self.path(SegmentFile::Log), buf, len, position)
+    }
+
     /// Writes batches at the segment's end and updates indexes and stats; publishes the new
-    /// committed size only after the write completed. `bytes` holds whole batches whose headers
-    /// are `batches` (positions relative to `bytes`). Only the log's appender calls this.
+    /// committed size only after the write completed. The concatenation of `pieces` holds
+    /// whole batches whose headers are `batches` (positions relative to that concatenation).
+    /// Only the log's appender and the cleaner call this.
     pub(crate) fn append(
         &self,
-        bytes: &[u8],
+        pieces: &[&[u8]],
         batches: &[(usize, BatchHeader)],
         index_interval_bytes: u64,
     ) -> io::Result<()> {
         let position = self.size();
-        fio::write_all_at(&self.log, &self.path(SegmentFile::Log), bytes, position)?;
+        let len: usize = pieces.iter().map(|piece| piece.len()).sum();
+        fio::write_all_vectored_at(&self.log, &self.path(SegmentFile::Log), pieces, position)?;
         let (offset_entries, time_entries, offset_slot, time_slot) =
             self.with_memory(|indexes| {
                 let offset_slot = indexes.offset.len();
@@ -519,7 +531,7 @@ impl LogSegment {
                 )
             })?;
         self.committed_size
-            .store(position + bytes.len() as u64, Ordering::Release);
+            .store(position + len as u64, Ordering::Release);
         if !offset_entries.is_empty() {
             fio::write_all_at(
                 &self.offset_index_file,

@@ -97,6 +97,56 @@ fn reads_stop_at_the_upper_bound_and_max_bytes() {
 }
 
 #[test]
+fn reads_of_large_indexed_batches_start_at_the_batch_holding_the_offset() {
+    // Batches over 64 KiB are indexed one by one, which makes the read probe the batch the
+    // index points past; every start offset must still get exactly the right batches.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path(), LogConfig::default());
+    let batch = records(4, 40_000, NOW);
+    let size = batch.len();
+    for _ in 0..6 {
+        log.append_as_leader(&batch, 0, NOW).expect("append");
+    }
+    let stored = read_all(&log);
+    for offset in [0, 3, 4, 5, 7, 8, 13, 20, 23] {
+        let first = (offset / 4) as usize;
+        // Two batches fit, a third does not.
+        let read = log
+            .read(offset, 2 * size + size / 2, 24, false)
+            .expect("read");
+        let expected: Vec<u8> = stored[first..(first + 2).min(6)]
+            .iter()
+            .flat_map(|(_, bytes)| bytes.clone())
+            .collect();
+        assert_eq!(
+            read.records.as_ref(),
+            expected.as_slice(),
+            "offset {offset}"
+        );
+        // A max_bytes below one batch: the whole first batch, or nothing.
+        let read = log.read(offset, size / 3, 24, true).expect("read");
+        assert_eq!(
+            read.records.as_ref(),
+            stored[first].1.as_slice(),
+            "offset {offset}"
+        );
+        assert!(
+            log.read(offset, size / 3, 24, false)
+                .expect("read")
+                .records
+                .is_empty()
+        );
+        // The upper bound stops before the batch that reaches it.
+        let read = log.read(offset, 10 * size, 16, false).expect("read");
+        assert_eq!(
+            read.records.len(),
+            4usize.saturating_sub(first) * size,
+            "offset {offset}"
+        );
+    }
+}
+
+#[test]
 fn reads_outside_the_log_are_out_of_range_with_the_bounds() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = open(dir.path(), LogConfig::default());
