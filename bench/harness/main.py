@@ -40,6 +40,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--profile", action="store_true",
                    help="record Strom with perf during each of its workloads; the report "
                         "shows the hottest symbols for each missed target")
+    p.add_argument("--profile-only", action="store_true",
+                   help="with --profile: keep the stored numbers and only add the profiles of "
+                        "this run to them (so perf's overhead does not bias the figures)")
     p.add_argument("--work-dir", default=str(CACHE / "work"),
                    help="where brokers keep their data (the disk under test)")
     p.add_argument("--fresh", action="store_true",
@@ -150,7 +153,7 @@ def run(args: argparse.Namespace, groups: list[str], broker_names: list[str],
     ctx = workloads.Context(
         tools=tool_set, sizes=sizes_from(args), brokers=workloads.selected_brokers(broker_names),
         work_dir=work_dir, log_dir=log_dir, run_id=run_id, profile=args.profile,
-        record=store.record,
+        record=store.record_profile if args.profile and args.profile_only else store.record,
     )
     try:
         if "limits" in groups:

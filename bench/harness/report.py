@@ -566,8 +566,12 @@ def profiles_section(view: View, targets: list[dict]) -> list[str]:
                 out.append(f"  Profile: see `{r['name']}` above.")
                 continue
             shown.add(r["key"])
+            separate = (f"; recorded in a separate run (`--profile-only`, run "
+                        f"{r['profile_run_id']}, which reached "
+                        f"{fmt(r.get('profile_run_records_per_s'))} records/s under perf)"
+                        if r.get("profile_run_id") else "")
             out += ["", f"  Strom's profile during `{r['name']}` (perf, share of the broker's "
-                        "own samples by self time; symbols over 1.5%):", "", "  ```"]
+                        f"own samples by self time; symbols over 1.5%{separate}):", "", "  ```"]
             out += ["  " + line for line in r["profile"].splitlines()]
             out.append("  ```")
     return out

@@ -40,6 +40,17 @@ class Store:
         self.results[result["key"]] = result
         self.save()
 
+    def record_profile(self, result: dict) -> None:
+        """`--profile-only`: keep the stored numbers of this workload and add the profile of a
+        separate run (perf costs the broker CPU, which would bias the numbers it explains)."""
+        stored = self.results.get(result["key"])
+        if stored is None or not result.get("profile"):
+            return
+        stored["profile"] = result["profile"]
+        stored["profile_run_id"] = result["run_id"]
+        stored["profile_run_records_per_s"] = result.get("records_per_s")
+        self.save()
+
     def save(self) -> None:
         # Written after every result so an interrupted suite keeps what it measured.
         self.path.parent.mkdir(parents=True, exist_ok=True)

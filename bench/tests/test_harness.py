@@ -10,6 +10,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness import client, report, workloads  # noqa: E402
+from harness.results import Store  # noqa: E402
 
 PRODUCER_OUTPUT = """\
 % Sending 500000 messages of size 100 bytes
@@ -148,3 +149,16 @@ def test_rss_growth_compares_the_end_with_a_fifth_of_the_way():
     assert growth["rss_growth_last_80pct_mb"] == 80.0
     assert growth["anon_growth_last_80pct_mb"] == 80.0
     assert growth["rss_at_100pct_mb"] == round((100_000 + 102_400) / 1024, 1)
+
+
+def test_profile_only_runs_add_profiles_and_keep_the_numbers(tmp_path):
+    store = Store(tmp_path / "results.json", fresh=True)
+    store.record({"key": "consume|c|strom", "run_id": "a", "records_per_s": 100})
+    store.record_profile({"key": "consume|c|strom", "run_id": "b", "records_per_s": 90,
+                          "profile": "10% memcpy"})
+    store.record_profile({"key": "consume|never measured|strom", "run_id": "b",
+                          "profile": "x"})
+    reloaded = Store(tmp_path / "results.json", fresh=False)
+    assert reloaded.results == {"consume|c|strom": {
+        "key": "consume|c|strom", "run_id": "a", "records_per_s": 100,
+        "profile": "10% memcpy", "profile_run_id": "b", "profile_run_records_per_s": 90}}
