@@ -185,9 +185,33 @@ async fn long_poll(plan: Plan, min_bytes: usize, deadline: Instant) -> FetchResp
     }
 }
 
-/// Reads every target on a blocking thread. Returns the response, the record bytes in it, and
-/// whether it must be sent now regardless of `min_bytes` (a partition failed).
+/// Reads of at most this many offsets (all partitions together) run on the connection's own
+/// task: a consumer at the tail reads a few batches that are in the page cache, and the trip
+/// through the blocking pool (two thread wake-ups) cost more than the read, in milliseconds of
+/// scheduling delay on a busy 2-core machine. Catch-up reads, which may copy megabytes or wait
+/// for the disk, go to the pool.
+const INLINE_READ_OFFSETS_MAX: i64 = 256;
+
+fn is_tail_read(plan: &Plan) -> bool {
+    let mut offsets = 0i64;
+    for target in &plan.targets {
+        let log = &target.partition.log;
+        let upper = if target.to_log_end { log.log_end_offset() } else { target.partition.high_watermark() };
+        offsets = offsets.saturating_add(upper.saturating_sub(target.fetch_offset).max(0));
+        if offsets > INLINE_READ_OFFSETS_MAX {
+            return false;
+        }
+    }
+    true
+}
+
+/// Reads every target (on a blocking thread unless it is a tail read). Returns the response,
+/// the record bytes in it, and whether it must be sent now regardless of `min_bytes` (a
+/// partition failed).
 async fn read(plan: Plan) -> (FetchResponse, usize, bool) {
+    if is_tail_read(&plan) {
+        return read_blocking(plan);
+    }
     let skeleton = plan.skeleton.clone();
     let result = tokio::task::spawn_blocking(move || read_blocking(plan)).await;
     match result {
