@@ -493,9 +493,11 @@ fn clean_group(
                 out.extend_from_slice(written);
                 written_batches += 1;
                 if out.len() >= 1 << 20 {
-                    if let Err(error) =
-                        cleaned.append(&[&out], &out_headers, config.index_interval_bytes)
-                    {
+                    if let Err(error) = cleaned.append(
+                        &mut [std::io::IoSlice::new(&out)],
+                        &out_headers,
+                        config.index_interval_bytes,
+                    ) {
                         write_error = Some(error);
                         return false;
                     }
@@ -522,7 +524,11 @@ fn clean_group(
     }
     if !out.is_empty() {
         cleaned
-            .append(&[&out], &out_headers, config.index_interval_bytes)
+            .append(
+                &mut [std::io::IoSlice::new(&out)],
+                &out_headers,
+                config.index_interval_bytes,
+            )
             .map_err(fail)?;
         stats.bytes_written += out.len() as u64;
     }

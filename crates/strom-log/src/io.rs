@@ -29,22 +29,21 @@ pub(crate) fn write_all_at(file: &File, path: &Path, buf: &[u8], position: u64) 
 pub(crate) fn write_all_vectored_at(
     file: &File,
     path: &Path,
-    pieces: &[&[u8]],
+    pieces: &mut [io::IoSlice<'_>],
     position: u64,
 ) -> io::Result<()> {
     #[cfg(any(test, feature = "fault-injection"))]
     if faults::armed() {
-        return write_all_at(file, path, &pieces.concat(), position);
+        let whole: Vec<u8> = pieces
+            .iter()
+            .flat_map(|piece| piece.iter().copied())
+            .collect();
+        return write_all_at(file, path, &whole, position);
     }
     let _ = path;
-    let mut slices: Vec<io::IoSlice<'_>> = pieces
-        .iter()
-        .filter(|piece| !piece.is_empty())
-        .map(|piece| io::IoSlice::new(piece))
-        .collect();
-    let mut remaining = &mut slices[..];
+    let mut remaining = pieces;
     let mut at = position;
-    while !remaining.is_empty() {
+    while remaining.iter().any(|piece| !piece.is_empty()) {
         // IOV_MAX is 1024 on Linux; longer lists go in several calls.
         let batch = remaining.len().min(1024);
         match rustix::io::pwritev(file, &remaining[..batch], at) {
@@ -329,10 +328,10 @@ mod tests {
         let owned: Vec<Vec<u8>> = (0..3000u32)
             .map(|i| vec![(i % 251) as u8; (i % 7) as usize])
             .collect();
-        let pieces: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+        let mut pieces: Vec<io::IoSlice<'_>> = owned.iter().map(|o| io::IoSlice::new(o)).collect();
         write_all_at(&file, &path, b"head", 0).expect("write");
-        write_all_vectored_at(&file, &path, &pieces, 4).expect("write");
-        let expected: Vec<u8> = b"head".iter().copied().chain(pieces.concat()).collect();
+        write_all_vectored_at(&file, &path, &mut pieces, 4).expect("write");
+        let expected: Vec<u8> = b"head".iter().copied().chain(owned.concat()).collect();
         assert_eq!(std::fs::read(&path).expect("read"), expected);
 
         // Reads append to what the buffer holds and never return more than asked for.

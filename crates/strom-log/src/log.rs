@@ -390,7 +390,11 @@ impl Log {
                 batch::set_log_append_time(bytes, now_ms);
                 debug_assert!(batch::validate(bytes, Validation::Produce).is_ok());
             }
-            active.append(&[buffer], &headers, config.index_interval_bytes)
+            active.append(
+                &mut [std::io::IoSlice::new(buffer)],
+                &headers,
+                config.index_interval_bytes,
+            )
         } else {
             // The base offset and partition leader epoch are outside the CRC: write patched
             // copies of each batch's first bytes and the rest of the request where it is.
@@ -406,14 +410,14 @@ impl Log {
                     prefix
                 })
                 .collect();
-            let mut pieces: Vec<&[u8]> = Vec::with_capacity(headers.len() * 2);
+            let mut pieces: Vec<std::io::IoSlice<'_>> = Vec::with_capacity(headers.len() * 2);
             for ((position, header), prefix) in headers.iter().zip(&patched) {
-                pieces.push(prefix);
-                pieces.push(
+                pieces.push(std::io::IoSlice::new(prefix));
+                pieces.push(std::io::IoSlice::new(
                     &records[*position + batch::UNCHECKED_PREFIX_BYTES..*position + header.size()],
-                );
+                ));
             }
-            active.append(&pieces, &headers, config.index_interval_bytes)
+            active.append(&mut pieces, &headers, config.index_interval_bytes)
         };
         if let Err(error) = written {
             return Err(self
@@ -576,8 +580,11 @@ impl Log {
         }
 
         // Plan the buffer: the first segment's window covers the scan from the index floor to
-        // the batch holding `fetch_offset` plus `max_bytes`; later segments add at most
-        // `max_bytes` in total. Reserving it up front means the reads never reallocate.
+        // the batch holding `fetch_offset` plus `max_bytes`; later segments, read only when
+        // that window reaches the first segment's end, add at most `max_bytes` in total.
+        // Reserving it up front means the reads never reallocate, and reserving no more than
+        // that keeps `read_append_at` (which fills the spare capacity) from reading past the
+        // window.
         // Until the first batch is found, windows hold at least a batch header, so that a
         // first batch larger than `max_bytes` is seen and can be returned whole.
         let first_batch_bytes = max_bytes.max(batch::RECORD_BATCH_OVERHEAD);
@@ -589,7 +596,11 @@ impl Log {
                 .saturating_sub(floor_position)
                 .saturating_add(first_batch_bytes as u64),
         );
-        let later_total: u64 = segments[first + 1..].iter().map(|s| s.size()).sum();
+        let later_total: u64 = if floor_position + first_window >= first_size {
+            segments[first + 1..].iter().map(|s| s.size()).sum()
+        } else {
+            0
+        };
         let capacity = first_window
             .saturating_add(later_total.min(first_batch_bytes as u64))
             .min(isize::MAX as u64 / 2) as usize;

@@ -501,7 +501,7 @@ impl LogSegment {
     /// Only the log's appender and the cleaner call this.
     pub(crate) fn append(
         &self,
-        pieces: &[&[u8]],
+        pieces: &mut [io::IoSlice<'_>],
         batches: &[(usize, BatchHeader)],
         index_interval_bytes: u64,
     ) -> io::Result<()> {

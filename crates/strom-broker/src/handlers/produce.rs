@@ -150,17 +150,18 @@ async fn append_all(appends: &[Append]) -> Vec<Result<Option<AppendInfo>, Append
     if appends.is_empty() {
         return Vec::new();
     }
+    let now_ms = crate::now_ms();
+    let bytes: usize = appends.iter().map(|a| a.records.len()).sum();
+    if bytes <= INLINE_APPEND_BYTES_MAX {
+        return append_each(appends.iter().map(|a| (&a.partition, &a.records)), now_ms);
+    }
+    // The blocking pool needs owned handles: the Arcs and Bytes are cheap to clone.
     let work: Vec<(Arc<Partition>, Bytes)> = appends
         .iter()
         .map(|a| (Arc::clone(&a.partition), a.records.clone()))
         .collect();
-    let now_ms = crate::now_ms();
     let count = work.len();
-    let bytes: usize = work.iter().map(|(_, records)| records.len()).sum();
-    if bytes <= INLINE_APPEND_BYTES_MAX {
-        return append_each(work, now_ms);
-    }
-    let task = tokio::task::spawn_blocking(move || append_each(work, now_ms));
+    let task = tokio::task::spawn_blocking(move || append_each(work.iter().map(|(p, r)| (p, r)), now_ms));
     match task.await {
         Ok(outcomes) => outcomes,
         Err(e) => {
@@ -178,13 +179,15 @@ async fn append_all(appends: &[Append]) -> Vec<Result<Option<AppendInfo>, Append
     }
 }
 
-fn append_each(work: Vec<(Arc<Partition>, Bytes)>, now_ms: i64) -> Vec<Result<Option<AppendInfo>, AppendError>> {
-    work.into_iter()
-        .map(|(partition, records)| {
+fn append_each<'a>(
+    work: impl Iterator<Item = (&'a Arc<Partition>, &'a Bytes)>,
+    now_ms: i64,
+) -> Vec<Result<Option<AppendInfo>, AppendError>> {
+    work.map(|(partition, records)| {
             if records.is_empty() {
                 return Ok(None);
             }
-            let result = partition.log.append_as_leader(&records, partition.leader_epoch(), now_ms);
+            let result = partition.log.append_as_leader(records, partition.leader_epoch(), now_ms);
             if result.is_ok() {
                 partition.advance_high_watermark();
             }
