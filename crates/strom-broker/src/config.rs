@@ -26,21 +26,10 @@ impl std::fmt::Display for Endpoint {
     }
 }
 
-/// Parses `host:port`, `[v6]:port`, or a listener URL such as `PLAINTEXT://host:port`.
-pub fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
+/// Parses `host:port` or `[v6]:port`.
+pub fn parse_host_port(text: &str) -> Result<Endpoint, String> {
     let text = text.trim();
-    let address = match text.split_once("://") {
-        Some((protocol, rest)) => {
-            if !protocol.eq_ignore_ascii_case("PLAINTEXT") {
-                return Err(format!(
-                    "listener {text}: only PLAINTEXT listeners are supported"
-                ));
-            }
-            rest
-        }
-        None => text,
-    };
-    let (host, port) = address
+    let (host, port) = text
         .rsplit_once(':')
         .ok_or_else(|| format!("{text}: expected HOST:PORT"))?;
     let port = port
@@ -53,20 +42,107 @@ pub fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
     })
 }
 
-/// The validated static configuration of one broker.
+/// One entry of `listeners` / `advertised.listeners`: `NAME://host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub endpoint: Endpoint,
+}
+
+/// Parses a listener list such as `PLAINTEXT://0.0.0.0:9092,CONTROLLER://0.0.0.0:9093`; an
+/// entry without `NAME://` is a PLAINTEXT listener.
+pub fn parse_listeners(text: &str) -> Result<Vec<Listener>, String> {
+    let mut out: Vec<Listener> = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, address) = match item.split_once("://") {
+            Some((name, rest)) => (name.to_ascii_uppercase(), rest),
+            None => ("PLAINTEXT".to_string(), item),
+        };
+        if out.iter().any(|l| l.name == name) {
+            return Err(format!("listener name {name} appears twice"));
+        }
+        out.push(Listener {
+            name,
+            endpoint: parse_host_port(address)?,
+        });
+    }
+    Ok(out)
+}
+
+/// What this node does (`process.roles`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub broker: bool,
+    pub controller: bool,
+}
+
+/// Every setting the broker reads, resolved and typed once at start, so request paths never
+/// look a property up by name. Dynamic topic-level defaults (`log.retention.ms`, ...) are not
+/// here: they resolve per topic through [`BrokerConfig::layers`], because AlterConfigs can
+/// change them at any time.
+#[derive(Debug, Clone)]
+pub struct BrokerSettings {
+    pub node_id: i32,
+    pub roles: Roles,
+    /// `broker.rack`
+    pub rack: Option<String>,
+    /// The client listener (the first listener that is not a controller listener).
+    pub listen: Option<Listener>,
+    /// What Metadata tells clients; defaults to the bound listen address.
+    pub advertise: Option<Endpoint>,
+    /// The controller listener, on a node with the controller role.
+    pub controller_listen: Option<Endpoint>,
+    /// `controller.quorum.voters`, id -> `host:port`; empty for a single-node quorum.
+    pub voters: BTreeMap<i32, String>,
+    pub data_dir: PathBuf,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics_enable: bool,
+    pub delete_topic_enable: bool,
+    pub fsync_acks_all: bool,
+    pub max_connections: usize,
+    pub socket_request_max_bytes: usize,
+    pub queued_max_requests: usize,
+    pub connections_max_idle_ms: u64,
+    pub offsets_topic_num_partitions: i32,
+    pub offsets_topic_replication_factor: i16,
+    pub offsets_topic_segment_bytes: i64,
+    pub offsets_retention_ms: i64,
+    pub offsets_retention_check_interval_ms: i64,
+    pub offset_metadata_max_bytes: usize,
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
+    pub group_initial_rebalance_delay_ms: i32,
+    pub group_max_size: usize,
+    pub producer_id_expiration_ms: i64,
+    pub broker_heartbeat_interval_ms: u64,
+    pub broker_session_timeout_ms: i64,
+    pub controlled_shutdown_enable: bool,
+    pub election_timeout_ms: u64,
+    pub snapshot_max_record_bytes: u64,
+    pub snapshot_interval_ms: u64,
+    pub metadata_retention_bytes: u64,
+    pub manager: ManagerConfig,
+}
+
+/// The validated configuration of one broker: the properties as set (for DescribeConfigs and
+/// topic config resolution) and the typed settings resolved from them.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     /// Static broker properties, validated and normalised, as set (defaults are not stored).
     properties: BTreeMap<String, String>,
-    pub node_id: i32,
-    pub listen: Endpoint,
-    /// What Metadata and FindCoordinator tell clients; defaults to the bound listen address.
-    pub advertise: Option<Endpoint>,
-    pub data_dir: PathBuf,
+    pub settings: BrokerSettings,
+}
+
+impl std::ops::Deref for BrokerConfig {
+    type Target = BrokerSettings;
+    fn deref(&self) -> &BrokerSettings {
+        &self.settings
+    }
 }
 
 impl BrokerConfig {
-    /// Validates every property. Errors name the offending property.
+    /// Validates every property and resolves the typed settings. Errors name the property.
     pub fn from_properties(properties: BTreeMap<String, String>) -> Result<Self, InvalidConfig> {
         let mut validated = BTreeMap::new();
         for (name, value) in properties {
@@ -78,57 +154,10 @@ impl BrokerConfig {
             }
             validated.insert(name, value);
         }
-        let invalid = |name: &str, message: String| InvalidConfig {
-            name: name.to_string(),
-            message,
-        };
-        let lookup = |name: &str| -> Option<String> {
-            validated
-                .get(name)
-                .cloned()
-                .or_else(|| defs::broker_config_def(name)?.default.map(String::from))
-        };
-        let node_id = validated
-            .get("node.id")
-            .or_else(|| validated.get("broker.id"))
-            .map_or(Ok(1), |v| v.parse::<i32>())
-            .map_err(|e| invalid("node.id", format!("node.id: {e}")))?;
-        let first_listener = |name: &str| -> Result<Option<Endpoint>, InvalidConfig> {
-            let Some(list) = validated
-                .get(name)
-                .cloned()
-                .or_else(|| (name == "listeners").then(|| lookup("listeners")).flatten())
-            else {
-                return Ok(None);
-            };
-            let first = list.split(',').next().unwrap_or_default();
-            parse_endpoint(first)
-                .map(Some)
-                .map_err(|m| invalid(name, format!("{name}: {m}")))
-        };
-        let listen = first_listener("listeners")?
-            .ok_or_else(|| invalid("listeners", "listeners: no listener given".into()))?;
-        let advertise = first_listener("advertised.listeners")?;
-        let data_dir = validated
-            .get("log.dirs")
-            .map(|dirs| {
-                let mut dirs = dirs.split(',');
-                let first = dirs.next().unwrap_or_default().to_string();
-                if dirs.next().is_some() {
-                    tracing::warn!(
-                        "log.dirs lists several directories; Strom uses only the first, {first}"
-                    );
-                }
-                first
-            })
-            .or_else(|| lookup("log.dir"))
-            .unwrap_or_else(|| "./strom-data".to_string());
+        let settings = Resolver { set: &validated }.settings()?;
         Ok(Self {
             properties: validated,
-            node_id,
-            listen,
-            advertise,
-            data_dir: PathBuf::from(data_dir),
+            settings,
         })
     }
 
@@ -137,36 +166,13 @@ impl BrokerConfig {
         &self.properties
     }
 
-    /// A property's value: as set, else its default.
-    pub fn get(&self, name: &str) -> Option<String> {
-        self.properties
-            .get(name)
-            .cloned()
-            .or_else(|| defs::broker_config_def(name)?.default.map(String::from))
-    }
-
-    pub fn get_i64(&self, name: &str) -> i64 {
-        self.get(name)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("broker property {name} has no numeric default"))
-    }
-
-    pub fn get_i32(&self, name: &str) -> i32 {
-        self.get_i64(name) as i32
-    }
-
-    pub fn get_bool(&self, name: &str) -> bool {
-        self.get(name).is_some_and(|v| v == "true")
-    }
-
-    pub fn listen_addr(&self) -> String {
-        format!("{}:{}", self.listen.host, self.listen.port)
-    }
-
     /// Where clients should connect, given the address the listener actually bound.
     pub fn advertised_endpoint(&self, bound: SocketAddr) -> Endpoint {
         self.advertise.clone().unwrap_or_else(|| Endpoint {
-            host: self.listen.host.clone(),
+            host: self
+                .listen
+                .as_ref()
+                .map_or_else(|| "127.0.0.1".to_string(), |l| l.endpoint.host.clone()),
             port: bound.port(),
         })
     }
@@ -179,22 +185,209 @@ impl BrokerConfig {
             static_broker: Some(&self.properties),
         }
     }
+}
 
-    /// The settings of the data directory's background work.
-    pub fn manager_config(&self) -> ManagerConfig {
-        ManagerConfig {
-            retention_check_interval_ms: self.get_i64("log.retention.check.interval.ms"),
-            flush_scheduler_interval_ms: self.get_i64("log.flush.scheduler.interval.ms"),
-            recovery_point_checkpoint_interval_ms: self
-                .get_i64("log.flush.offset.checkpoint.interval.ms"),
-            log_start_offset_checkpoint_interval_ms: self
-                .get_i64("log.flush.start.offset.checkpoint.interval.ms"),
-            high_watermark_checkpoint_interval_ms: self
-                .get_i64("replica.high.watermark.checkpoint.interval.ms"),
-            cleaner_enable: self.get_bool("log.cleaner.enable"),
-            cleaner_backoff_ms: self.get_i64("log.cleaner.backoff.ms"),
-            cleaner_dedupe_buffer_size: self.get_i64("log.cleaner.dedupe.buffer.size") as u64,
+/// Reads typed values from the validated properties, falling back to the defaults.
+struct Resolver<'a> {
+    set: &'a BTreeMap<String, String>,
+}
+
+impl Resolver<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.set
+            .get(name)
+            .cloned()
+            .or_else(|| defs::broker_config_def(name)?.default.map(String::from))
+    }
+
+    /// A numeric property. Validation already checked the type, so a failure here means the
+    /// property has no default, which is a bug in the definitions table: reported, not panicked.
+    fn long(&self, name: &str) -> Result<i64, InvalidConfig> {
+        self.get(name)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| invalid(name, format!("{name}: no numeric value")))
+    }
+
+    fn bool(&self, name: &str) -> bool {
+        self.get(name).is_some_and(|v| v == "true")
+    }
+
+    fn settings(&self) -> Result<BrokerSettings, InvalidConfig> {
+        let node_id = self
+            .set
+            .get("node.id")
+            .or_else(|| self.set.get("broker.id"))
+            .map_or(Ok(1), |v| v.parse::<i32>())
+            .map_err(|e| invalid("node.id", format!("node.id: {e}")))?;
+        let roles = self.roles()?;
+        let (listen, controller_listen) = self.listeners(roles)?;
+        let advertise = match self.set.get("advertised.listeners") {
+            Some(list) => {
+                let parsed = parse_listeners(list).map_err(|m| {
+                    invalid("advertised.listeners", format!("advertised.listeners: {m}"))
+                })?;
+                let wanted = listen.as_ref().map(|l| l.name.clone());
+                parsed
+                    .into_iter()
+                    .find(|l| Some(&l.name) == wanted.as_ref())
+                    .map(|l| l.endpoint)
+            }
+            None => None,
+        };
+        let voters = self.voters()?;
+        let data_dir = self
+            .set
+            .get("log.dirs")
+            .map(|dirs| {
+                let mut dirs = dirs.split(',');
+                let first = dirs.next().unwrap_or_default().to_string();
+                if dirs.next().is_some() {
+                    tracing::warn!(
+                        "log.dirs lists several directories; Strom uses only the first, {first}"
+                    );
+                }
+                first
+            })
+            .or_else(|| self.get("log.dir"))
+            .unwrap_or_else(|| "./strom-data".to_string());
+        Ok(BrokerSettings {
+            node_id,
+            roles,
+            rack: self.get("broker.rack").filter(|r| !r.is_empty()),
+            listen,
+            advertise,
+            controller_listen,
+            voters,
+            data_dir: PathBuf::from(data_dir),
+            num_partitions: self.long("num.partitions")? as i32,
+            default_replication_factor: self.long("default.replication.factor")? as i16,
+            auto_create_topics_enable: self.bool("auto.create.topics.enable"),
+            delete_topic_enable: self.bool("delete.topic.enable"),
+            fsync_acks_all: self.bool("strom.fsync.acks.all"),
+            max_connections: self.long("max.connections")?.clamp(1, u32::MAX as i64) as usize,
+            socket_request_max_bytes: self.long("socket.request.max.bytes")?.max(0) as usize,
+            queued_max_requests: self.long("queued.max.requests")?.max(1) as usize,
+            connections_max_idle_ms: self.long("connections.max.idle.ms")?.max(0) as u64,
+            offsets_topic_num_partitions: self.long("offsets.topic.num.partitions")? as i32,
+            offsets_topic_replication_factor: self.long("offsets.topic.replication.factor")? as i16,
+            offsets_topic_segment_bytes: self.long("offsets.topic.segment.bytes")?,
+            offsets_retention_ms: self.long("offsets.retention.minutes")? * 60_000,
+            offsets_retention_check_interval_ms: self
+                .long("offsets.retention.check.interval.ms")?,
+            offset_metadata_max_bytes: self.long("offset.metadata.max.bytes")?.max(0) as usize,
+            group_min_session_timeout_ms: self.long("group.min.session.timeout.ms")? as i32,
+            group_max_session_timeout_ms: self.long("group.max.session.timeout.ms")? as i32,
+            group_initial_rebalance_delay_ms: self.long("group.initial.rebalance.delay.ms")? as i32,
+            group_max_size: self.long("group.max.size")?.max(1) as usize,
+            producer_id_expiration_ms: self.long("producer.id.expiration.ms")?,
+            broker_heartbeat_interval_ms: self.long("broker.heartbeat.interval.ms")?.max(1) as u64,
+            broker_session_timeout_ms: self.long("broker.session.timeout.ms")?,
+            controlled_shutdown_enable: self.bool("controlled.shutdown.enable"),
+            election_timeout_ms: self.long("controller.quorum.election.timeout.ms")?.max(10) as u64,
+            snapshot_max_record_bytes: self
+                .long("metadata.log.max.record.bytes.between.snapshots")?
+                .max(1) as u64,
+            snapshot_interval_ms: self.long("metadata.log.max.snapshot.interval.ms")?.max(1) as u64,
+            metadata_retention_bytes: self.long("metadata.max.retention.bytes")?.max(0) as u64,
+            manager: ManagerConfig {
+                retention_check_interval_ms: self.long("log.retention.check.interval.ms")?,
+                flush_scheduler_interval_ms: self.long("log.flush.scheduler.interval.ms")?,
+                recovery_point_checkpoint_interval_ms: self
+                    .long("log.flush.offset.checkpoint.interval.ms")?,
+                log_start_offset_checkpoint_interval_ms: self
+                    .long("log.flush.start.offset.checkpoint.interval.ms")?,
+                high_watermark_checkpoint_interval_ms: self
+                    .long("replica.high.watermark.checkpoint.interval.ms")?,
+                cleaner_enable: self.bool("log.cleaner.enable"),
+                cleaner_backoff_ms: self.long("log.cleaner.backoff.ms")?,
+                cleaner_dedupe_buffer_size: self.long("log.cleaner.dedupe.buffer.size")? as u64,
+            },
+        })
+    }
+
+    fn roles(&self) -> Result<Roles, InvalidConfig> {
+        let text = self.get("process.roles").unwrap_or_default();
+        let roles = Roles {
+            broker: text.split(',').any(|r| r.trim() == "broker"),
+            controller: text.split(',').any(|r| r.trim() == "controller"),
+        };
+        if !roles.broker && !roles.controller {
+            return Err(invalid(
+                "process.roles",
+                "process.roles: name broker, controller or both",
+            ));
         }
+        Ok(roles)
+    }
+
+    /// The client listener and the controller listener, from `listeners` and
+    /// `controller.listener.names`. Only PLAINTEXT is spoken for now.
+    fn listeners(
+        &self,
+        roles: Roles,
+    ) -> Result<(Option<Listener>, Option<Endpoint>), InvalidConfig> {
+        let text = self.get("listeners").unwrap_or_default();
+        let listeners =
+            parse_listeners(&text).map_err(|m| invalid("listeners", format!("listeners: {m}")))?;
+        let controller_names: Vec<String> = self
+            .get("controller.listener.names")
+            .unwrap_or_default()
+            .split(',')
+            .map(|n| n.trim().to_ascii_uppercase())
+            .filter(|n| !n.is_empty())
+            .collect();
+        let (controller, client): (Vec<Listener>, Vec<Listener>) = listeners
+            .into_iter()
+            .partition(|l| controller_names.contains(&l.name));
+        for l in &client {
+            if l.name != "PLAINTEXT" {
+                return Err(invalid(
+                    "listeners",
+                    format!(
+                        "listeners: {}: only PLAINTEXT listeners are supported",
+                        l.name
+                    ),
+                ));
+            }
+        }
+        let listen = client.into_iter().next();
+        if roles.broker && listen.is_none() {
+            return Err(invalid("listeners", "listeners: no listener given"));
+        }
+        Ok((
+            listen.filter(|_| roles.broker),
+            controller.into_iter().next().map(|l| l.endpoint),
+        ))
+    }
+
+    fn voters(&self) -> Result<BTreeMap<i32, String>, InvalidConfig> {
+        let mut voters = BTreeMap::new();
+        let text = self.get("controller.quorum.voters").unwrap_or_default();
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let bad = || {
+                invalid(
+                    "controller.quorum.voters",
+                    format!("controller.quorum.voters: {item}: expected ID@HOST:PORT"),
+                )
+            };
+            let (id, address) = item.split_once('@').ok_or_else(bad)?;
+            let id = id.trim().parse::<i32>().map_err(|_| bad())?;
+            parse_host_port(address).map_err(|_| bad())?;
+            if voters.insert(id, address.trim().to_string()).is_some() {
+                return Err(invalid(
+                    "controller.quorum.voters",
+                    format!("controller.quorum.voters: voter {id} is listed twice"),
+                ));
+            }
+        }
+        Ok(voters)
+    }
+}
+
+fn invalid(name: &str, message: impl Into<String>) -> InvalidConfig {
+    InvalidConfig {
+        name: name.to_string(),
+        message: message.into(),
     }
 }
 
@@ -266,7 +459,7 @@ pub fn log_config_for(config: &BrokerConfig, image: &MetadataImage, topic: &str)
     );
     log.file_delete_delay_ms = long("file.delete.delay.ms", log.file_delete_delay_ms);
     log.preallocate = value("preallocate") == "true";
-    log.producer_id_expiration_ms = config.get_i64("producer.id.expiration.ms");
+    log.producer_id_expiration_ms = config.producer_id_expiration_ms;
     log
 }
 
@@ -285,7 +478,7 @@ mod tests {
     fn defaults_listen_on_localhost_9092_with_data_in_strom_data() {
         let config = BrokerConfig::from_properties(BTreeMap::new()).unwrap();
         assert_eq!(
-            config.listen,
+            config.listen.as_ref().unwrap().endpoint,
             Endpoint {
                 host: "127.0.0.1".into(),
                 port: 9092
@@ -293,8 +486,55 @@ mod tests {
         );
         assert_eq!(config.data_dir, PathBuf::from("./strom-data"));
         assert_eq!(config.node_id, 1);
-        assert!(config.get_bool("auto.create.topics.enable"));
-        assert_eq!(config.get_i32("num.partitions"), 1);
+        assert!(config.auto_create_topics_enable);
+        assert_eq!(config.num_partitions, 1);
+        assert_eq!(
+            config.roles,
+            Roles {
+                broker: true,
+                controller: true
+            }
+        );
+        assert!(config.voters.is_empty(), "a single-node quorum by default");
+        assert_eq!(config.broker_session_timeout_ms, 9000);
+    }
+
+    #[test]
+    fn cluster_listeners_roles_and_voters_are_read_like_kafka() {
+        let config = BrokerConfig::from_properties(props(&[
+            ("node.id", "2"),
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+            ),
+            ("controller.quorum.voters", "1@h1:9093, 2@h2:9093,3@h3:9093"),
+            ("broker.rack", "r1"),
+        ]))
+        .unwrap();
+        assert_eq!(config.listen.as_ref().unwrap().endpoint.port, 9092);
+        assert_eq!(config.controller_listen.as_ref().unwrap().port, 9093);
+        assert_eq!(config.voters.len(), 3);
+        assert_eq!(config.voters[&2], "h2:9093");
+        assert_eq!(config.rack.as_deref(), Some("r1"));
+
+        let controller_only = BrokerConfig::from_properties(props(&[
+            ("process.roles", "controller"),
+            ("listeners", "CONTROLLER://127.0.0.1:9093"),
+            ("controller.quorum.voters", "1@127.0.0.1:9093"),
+        ]))
+        .unwrap();
+        assert!(controller_only.listen.is_none());
+        assert!(!controller_only.roles.broker);
+
+        for (name, value) in [
+            ("controller.quorum.voters", "1@h1"),
+            ("controller.quorum.voters", "x@h1:1"),
+            ("controller.quorum.voters", "1@h:1,1@h:2"),
+            ("process.roles", "gateway"),
+        ] {
+            let err = BrokerConfig::from_properties(props(&[(name, value)])).unwrap_err();
+            assert!(err.message.contains(name), "{}", err.message);
+        }
     }
 
     #[test]
@@ -306,8 +546,8 @@ mod tests {
             ("node.id", "7"),
         ]))
         .unwrap();
-        assert_eq!(config.listen.port, 19092);
-        assert_eq!(config.advertise.unwrap().host, "broker1");
+        assert_eq!(config.listen.as_ref().unwrap().endpoint.port, 19092);
+        assert_eq!(config.advertise.as_ref().unwrap().host, "broker1");
         assert_eq!(config.data_dir, PathBuf::from("/tmp/a"));
         assert_eq!(config.node_id, 7);
     }

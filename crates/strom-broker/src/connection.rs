@@ -64,9 +64,9 @@ pub async fn serve(
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     let mut buffer = BytesMut::with_capacity(READ_BUFFER_BYTES);
     let mut pending: FuturesOrdered<BoxFuture<'static, Option<Bytes>>> = FuturesOrdered::new();
-    let max_frame_bytes = state.config.get_i64("socket.request.max.bytes") as usize;
-    let max_in_flight = state.config.get_i64("queued.max.requests") as usize;
-    let idle = Duration::from_millis(state.config.get_i64("connections.max.idle.ms") as u64);
+    let max_frame_bytes = state.config.socket_request_max_bytes;
+    let max_in_flight = state.config.queued_max_requests;
+    let idle = Duration::from_millis(state.config.connections_max_idle_ms);
     let mut closing: Option<Closed> = None;
 
     let reason = loop {

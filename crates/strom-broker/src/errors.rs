@@ -10,7 +10,7 @@ use strom_cluster::MetadataImage;
 use strom_log::{AppendError, TopicPartition};
 
 use crate::partition::Partition;
-use crate::state::{BrokerState, CommitError};
+use crate::state::BrokerState;
 
 /// A Kafka error code with the message clients show (error_message fields).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,18 +64,6 @@ impl From<&strom_log::Error> for KafkaError {
     }
 }
 
-impl From<&CommitError> for KafkaError {
-    fn from(e: &CommitError) -> Self {
-        match e {
-            CommitError::Refused(api) => KafkaError::new(api.error, api.message.clone()),
-            // The metadata log could not be written: nothing changed, and the client may retry.
-            CommitError::Storage(_) | CommitError::Task(_) => {
-                KafkaError::new(ResponseError::UnknownServerError, e.to_string())
-            }
-        }
-    }
-}
-
 /// The local partition of `topic`/`index` if this broker leads it, or the error a client
 /// should see: unknown topic or partition, not the leader, or a log that is offline.
 pub fn led_partition(
@@ -92,21 +80,27 @@ pub fn led_partition(
     };
     let topic_image = image.topic(topic).ok_or_else(unknown)?;
     let partition_image = topic_image.partitions.get(&index).ok_or_else(unknown)?;
-    if partition_image.leader != state.node_id {
-        return Err(KafkaError::new(
+    let not_leader = || {
+        KafkaError::new(
             ResponseError::NotLeaderOrFollower,
             "This server is not the leader for that topic-partition.",
-        ));
+        )
+    };
+    if partition_image.leader != state.node_id {
+        return Err(not_leader());
     }
     let tp = TopicPartition {
         topic: topic.to_string(),
         partition: index,
     };
+    // The image can name this broker leader a moment before the replica manager has opened
+    // the log: the client retries, as after any leader change.
     match state.partition(&tp) {
-        Some(p) if !p.log.is_offline() => Ok(p),
-        _ => Err(KafkaError::new(
+        Some(p) if p.log.is_offline() => Err(KafkaError::new(
             ResponseError::KafkaStorageError,
             format!("The log of {tp} is offline after a storage error."),
         )),
+        Some(p) if p.topic_id == topic_image.topic_id => Ok(p),
+        _ => Err(not_leader()),
     }
 }

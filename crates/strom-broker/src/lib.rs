@@ -4,9 +4,13 @@
 //! - [`server`]: start (data directory, metadata, listener, logs) and clean shutdown.
 //! - [`connection`]: frames in, ordered responses out, per client connection.
 //! - [`handlers`]: one module per Kafka API, registered with its versions.
-//! - [`state`]: what handlers share; metadata changes go through [`state::BrokerState::commit`].
-//! - [`reconcile`]: opens, configures and deletes partition logs to match the metadata image.
-//! - [`partition`]: a led partition's high watermark, fetch wake-ups and acks=all group commit.
+//! - [`state`]: what handlers share; metadata changes are requests to the active controller
+//!   ([`state::BrokerState::controller_call`]), through the node's part in the metadata quorum
+//!   (`strom-quorum`).
+//! - [`replica_manager`]: follows published metadata images and owns the hosted partitions:
+//!   become leader, keep a replica it does not lead, stop and delete a replica that moved away.
+//! - [`lifecycle`]: registration with the controller, heartbeats, fencing, controlled shutdown.
+//! - [`partition`]: a hosted partition's high watermark, fetch wake-ups and acks=all group commit.
 //! - [`config`]: validated broker properties and per-topic log configuration.
 //! - [`errors`]: the one place domain errors become Kafka error codes.
 
@@ -16,14 +20,19 @@ pub mod connection;
 pub mod errors;
 pub mod groups;
 pub mod handlers;
+pub mod lifecycle;
 pub mod metrics;
 pub mod partition;
-pub mod reconcile;
+pub mod replica_manager;
 pub mod server;
 pub mod state;
 pub mod topics;
 
 pub use config::BrokerConfig;
+
+/// The largest replication factor a topic may have. Partition replication is not built yet, so
+/// a larger one is refused (INVALID_REPLICATION_FACTOR) instead of faked.
+pub const MAX_SUPPORTED_REPLICATION_FACTOR: i16 = 1;
 
 /// jemalloc is the global allocator of every process that links the broker, for a safety
 /// reason as much as for speed. The kafka-protocol codec sizes arrays with
@@ -36,7 +45,7 @@ pub use config::BrokerConfig;
 /// (kafka-protocol-rs pull requests 152, 161 and 200).
 #[global_allocator]
 static GLOBAL_ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-pub use server::{Broker, StartError};
+pub use server::{Broker, NodeListeners, StartError};
 
 /// Wall-clock milliseconds since the Unix epoch: Kafka's timestamp unit.
 pub fn now_ms() -> i64 {

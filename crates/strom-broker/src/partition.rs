@@ -1,4 +1,4 @@
-//! A partition this broker leads: its log, high watermark, leader epoch, the wake-up for
+//! A partition this broker hosts: its log, high watermark, leader epoch, the wake-up for
 //! fetches waiting on new data, and the group commit that makes acks=all durable.
 //!
 //! On a single node the in-sync replica set is this broker alone, so the high watermark
@@ -44,6 +44,9 @@ pub struct Partition {
     /// Bytes and records in and out, for metrics.
     pub traffic: PartitionTraffic,
     leader_epoch: AtomicI32,
+    /// Whether this broker leads the partition (per the latest image the replica manager
+    /// acted on). A replica that does not lead keeps its log.
+    leader: AtomicBool,
     high_watermark: AtomicI64,
     data_arrived: Notify,
     flush_requested_below: AtomicI64,
@@ -75,6 +78,7 @@ impl Partition {
             log,
             traffic: PartitionTraffic::default(),
             leader_epoch: AtomicI32::new(leader_epoch),
+            leader: AtomicBool::new(true),
             data_arrived: Notify::new(),
             flush_requested_below: AtomicI64::new(0),
             flusher_running: AtomicBool::new(false),
@@ -90,6 +94,14 @@ impl Partition {
 
     pub fn set_leader_epoch(&self, epoch: i32) {
         self.leader_epoch.store(epoch, Ordering::Release);
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Acquire)
+    }
+
+    pub fn set_leader(&self, leads: bool) {
+        self.leader.store(leads, Ordering::Release);
     }
 
     /// The offset below which records are committed and visible to consumers.

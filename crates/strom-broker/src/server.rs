@@ -1,13 +1,18 @@
-//! Starting and stopping a broker.
+//! Starting and stopping a node: a broker, a controller, or both (Kafka's combined mode).
 //!
-//! Start: create the data directory; read or write `meta.properties` (cluster id, node id);
-//! replay the metadata log; bind the listener; register this broker's address; open the logs of
-//! the partitions it leads (recovering them after an unclean stop); start the logs' background
-//! work; accept connections, at most `max.connections` at a time.
+//! Start: create and lock the data directory; read `meta.properties` (node id, cluster id);
+//! start this node's part in the metadata quorum (on a controller: the Raft log under
+//! `metadata/raft` and the controller listener; a single-node metadata file of an earlier
+//! Strom is migrated into it); wait until the quorum has a cluster id. A broker then opens its
+//! data directory's log manager, starts the group coordinator and the replica manager (which
+//! opens the logs of the partitions this broker hosts, recovering them after an unclean stop),
+//! registers with the active controller and waits to be unfenced, and accepts connections (at
+//! most `max.connections` at a time).
 //!
-//! Stop: stop accepting, let every connection finish the responses it owes, then flush every
-//! log and write the checkpoints and the clean-shutdown marker, so the next start skips
-//! recovery.
+//! Stop: a broker first asks the controller to move leadership away (controlled shutdown),
+//! then stops accepting, lets every connection finish the responses it owes, stops its
+//! heartbeats and the quorum member, and finally flushes every log and writes the checkpoints
+//! and the clean-shutdown marker, so the next start skips recovery.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -15,8 +20,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use strom_cluster::{MetadataRecord, MetadataStore};
+use strom_cluster::controller::ControllerConfig;
+use strom_cluster::{BrokerId, MetadataRecord};
 use strom_log::LogManager;
+use strom_quorum::{QuorumConfig, QuorumNode};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
@@ -27,6 +34,8 @@ use crate::state::BrokerState;
 
 /// How long shutdown waits for connections to finish the responses they owe.
 const CONNECTION_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often start-up says what it is waiting for while the quorum forms.
+const WAIT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -39,9 +48,9 @@ pub enum StartError {
     #[error("{0}")]
     MetaProperties(String),
     #[error(transparent)]
-    Metadata(#[from] strom_cluster::StoreError),
+    Legacy(#[from] strom_cluster::legacy::LegacyError),
     #[error(transparent)]
-    Commit(#[from] crate::state::CommitError),
+    Quorum(#[from] strom_quorum::QuorumError),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: String,
@@ -56,98 +65,160 @@ pub enum StartError {
     Task(String),
 }
 
-/// A running broker.
-pub struct Broker {
+/// Listeners a caller bound itself (tests bind port 0 before they know the quorum).
+#[derive(Debug, Default)]
+pub struct NodeListeners {
+    pub broker: Option<TcpListener>,
+    pub controller: Option<TcpListener>,
+}
+
+/// The broker half of a running node.
+struct Serving {
     state: Arc<BrokerState>,
     local_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     accept_loop: JoinHandle<()>,
     connections: TaskTracker,
+    heartbeats: JoinHandle<()>,
+    replica_manager: JoinHandle<()>,
+}
+
+/// A running node: a broker, a controller, or both.
+pub struct Broker {
+    serving: Option<Serving>,
+    quorum: Arc<QuorumNode>,
+    _data_dir_lock: std::fs::File,
 }
 
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Broker")
-            .field("local_addr", &self.local_addr)
+            .field("local_addr", &self.serving.as_ref().map(|s| s.local_addr))
             .finish()
     }
 }
 
 impl Broker {
     pub async fn start(config: BrokerConfig) -> Result<Broker, StartError> {
+        Self::start_with(config, NodeListeners::default()).await
+    }
+
+    /// Starts a node on listeners the caller may have bound already.
+    pub async fn start_with(
+        config: BrokerConfig,
+        listeners: NodeListeners,
+    ) -> Result<Broker, StartError> {
         let data_dir = config.data_dir.clone();
-        std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir {
+        let io = |source| StartError::DataDir {
             path: data_dir.clone(),
             source,
-        })?;
-        let cluster_id = meta_properties(&data_dir, config.node_id)?;
+        };
+        std::fs::create_dir_all(&data_dir).map_err(io)?;
+        let lock = lock_data_dir(&data_dir)?;
+        let stored_cluster_id = meta_properties(&data_dir, config.node_id)?;
+        let node_id = BrokerId(config.node_id);
 
         let metadata_dir = data_dir.join("metadata");
-        let (mut store, mut image) = blocking(move || MetadataStore::open(&metadata_dir)).await??;
-        let mut bootstrap = Vec::new();
-        match &image.cluster_id {
-            None => bootstrap.push(MetadataRecord::Cluster {
-                cluster_id: cluster_id.clone(),
-            }),
-            Some(existing) if *existing != cluster_id => {
-                return Err(StartError::MetaProperties(format!(
-                    "meta.properties says cluster {cluster_id} but the metadata log belongs to cluster {existing}"
-                )));
-            }
-            Some(_) => {}
-        }
-
-        let address = config.listen_addr();
-        let listener = TcpListener::bind(&address)
-            .await
-            .map_err(|source| StartError::Listen {
-                address: address.clone(),
-                source,
-            })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| StartError::Listen { address, source })?;
-        let advertised = config.advertised_endpoint(local_addr);
-
-        let registration = MetadataRecord::RegisterBroker {
-            broker_id: config.node_id,
-            host: advertised.host.clone(),
-            port: advertised.port,
-            rack: None,
+        let raft_dir = metadata_dir.join("raft");
+        let legacy = if raft_dir.exists() {
+            None
+        } else {
+            let dir = metadata_dir.clone();
+            blocking(move || strom_cluster::legacy::read(&dir)).await??
         };
-        let registered = image
-            .brokers
-            .get(&config.node_id)
-            .is_some_and(|b| b.host == advertised.host && b.port == advertised.port);
-        if !registered {
-            bootstrap.push(registration);
-        }
-        if !bootstrap.is_empty() {
-            let records = bootstrap.clone();
-            store = blocking(move || store.append(&records).map(|()| store)).await??;
-            for record in &bootstrap {
-                image.replay(record);
-            }
-        }
 
-        let manager_config = config.manager_config();
-        let dir = data_dir.clone();
+        let controller_listener = if config.roles.controller {
+            Some(match listeners.controller {
+                Some(l) => l,
+                None => bind(&controller_address(&config)).await?,
+            })
+        } else {
+            None
+        };
+        let voters = voters(&config, controller_listener.as_ref())?;
+        if legacy.is_some() && voters.keys().ne([&node_id]) {
+            return Err(StartError::MetaProperties(format!(
+                "{} holds the metadata of a single-node Strom (metadata/metadata.log); it is migrated \
+                 when this node starts as a single-node cluster (without controller.quorum.voters), \
+                 and cannot join a multi-node quorum",
+                data_dir.display()
+            )));
+        }
+        let broker_listener = match (config.roles.broker, listeners.broker) {
+            (false, _) => None,
+            (true, Some(l)) => Some(l),
+            (true, None) => {
+                let listen = config
+                    .listen
+                    .as_ref()
+                    .map(|l| l.endpoint.to_string())
+                    .unwrap_or_default();
+                Some(bind(&listen).await?)
+            }
+        };
+
+        let quorum = Arc::new(
+            QuorumNode::start(
+                quorum_config(
+                    &config,
+                    raft_dir,
+                    voters,
+                    legacy.clone().unwrap_or_default(),
+                ),
+                controller_listener,
+            )
+            .await?,
+        );
+        let cluster_id = wait_for_cluster_id(&quorum).await;
+        check_cluster_id(&data_dir, config.node_id, stored_cluster_id, &cluster_id)?;
+        if legacy.is_some() {
+            finish_migration(&metadata_dir).await?;
+        }
+        let serving = match broker_listener {
+            Some(listener) => {
+                Some(Self::start_broker(config, cluster_id, listener, Arc::clone(&quorum)).await?)
+            }
+            None => {
+                tracing::info!(node_id = %node_id, cluster_id = %cluster_id, "controller started");
+                None
+            }
+        };
+        Ok(Broker {
+            serving,
+            quorum,
+            _data_dir_lock: lock,
+        })
+    }
+
+    async fn start_broker(
+        config: BrokerConfig,
+        cluster_id: String,
+        listener: TcpListener,
+        quorum: Arc<QuorumNode>,
+    ) -> Result<Serving, StartError> {
+        let local_addr = listener.local_addr().map_err(|source| StartError::Listen {
+            address: "broker listener".into(),
+            source,
+        })?;
+        let advertised = config.advertised_endpoint(local_addr);
+        let manager_config = config.manager.clone();
+        let dir = config.data_dir.clone();
         let logs = Arc::new(blocking(move || LogManager::open(&dir, manager_config)).await??);
+        let (replicas_applied_tx, replicas_applied) = watch::channel(0u64);
         let state = Arc::new(BrokerState::new(
             config,
             cluster_id,
             advertised,
             Arc::clone(&logs),
-            image.clone(),
-            store,
+            Arc::clone(&quorum),
+            replicas_applied,
         ));
-        crate::reconcile::delete_stray_logs(&state, &image).await;
-        crate::reconcile::reconcile(&state, &image).await;
         // The coordinator's partition count is the topic's when it exists: it decides which
         // partition every group lives on, so it must never change under existing groups.
+        let image = quorum.image();
         let offsets_partitions = image
             .topic(strom_cluster::CONSUMER_OFFSETS_TOPIC)
-            .map_or(state.config.get_i32("offsets.topic.num.partitions"), |t| {
+            .map_or(state.config.offsets_topic_num_partitions, |t| {
                 t.partitions.len() as i32
             });
         let groups = crate::groups::GroupCoordinator::spawn(
@@ -155,16 +226,16 @@ impl Broker {
             &state.config,
             offsets_partitions,
         )?;
-        state.set_groups(groups.clone());
-        let led = crate::groups::led_offsets_partitions(&state, &image);
-        if groups.sync_partitions(led).await.is_err() {
-            return Err(StartError::Task(
-                "the group coordinator did not start".into(),
-            ));
-        }
+        state.set_groups(groups);
+        let replica_manager = crate::replica_manager::spawn(
+            Arc::downgrade(&state),
+            quorum.images(),
+            replicas_applied_tx,
+        );
         logs.start_background_work();
 
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let heartbeats = crate::lifecycle::start(&state, shutdown_rx.clone()).await;
         let connections = TaskTracker::new();
         state.set_serving(true);
         let accept_loop = tokio::spawn(accept(
@@ -176,63 +247,194 @@ impl Broker {
         tracing::info!(
             listen = %local_addr,
             advertised = %state.advertised,
-            node_id = state.node_id,
+            node_id = %state.node_id,
             cluster_id = %state.cluster_id,
-            data_dir = %data_dir.display(),
+            broker_epoch = %state.broker_epoch(),
+            data_dir = %state.config.data_dir.display(),
             "broker started"
         );
-        Ok(Broker {
+        Ok(Serving {
             state,
             local_addr,
             shutdown,
             accept_loop,
             connections,
+            heartbeats,
+            replica_manager,
         })
     }
 
-    /// The address the listener bound (useful with port 0).
+    /// The address the broker listener bound (useful with port 0); `0.0.0.0:0` on a
+    /// controller-only node.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.serving
+            .as_ref()
+            .map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |s| s.local_addr)
     }
 
-    pub fn state(&self) -> &Arc<BrokerState> {
-        &self.state
+    /// The broker's shared state; `None` on a controller-only node.
+    pub fn state(&self) -> Option<&Arc<BrokerState>> {
+        self.serving.as_ref().map(|s| &s.state)
     }
 
-    /// Stops accepting, drains connections, flushes and checkpoints every log.
+    /// This node's part in the metadata quorum.
+    pub fn quorum(&self) -> &Arc<QuorumNode> {
+        &self.quorum
+    }
+
+    /// Controlled shutdown, then stops accepting, drains connections, stops the quorum member,
+    /// and flushes and checkpoints every log.
     pub async fn shutdown(self) -> Result<(), strom_log::Error> {
-        self.state.set_serving(false);
-        let _ = self.shutdown.send(true);
-        let _ = self.accept_loop.await;
-        self.connections.close();
-        if tokio::time::timeout(CONNECTION_DRAIN_TIMEOUT, self.connections.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                "connections did not finish within {CONNECTION_DRAIN_TIMEOUT:?}; shutting down anyway"
-            );
-        }
-        let logs = Arc::clone(&self.state.logs);
-        let result = tokio::task::spawn_blocking(move || logs.shutdown())
-            .await
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "log shutdown task failed");
-                Ok(())
-            });
-        let result = match result {
-            // A log that went offline earlier cannot be closed cleanly; the log manager then
-            // leaves out the clean-shutdown marker so the next start recovers it. That is the
-            // right outcome of a requested shutdown, not a failure of it.
-            Err(strom_log::Error::Offline(tp)) => {
-                tracing::warn!(partition = %tp, "a log is offline after a storage error; the next start will recover the data directory");
-                Ok(())
+        let mut result = Ok(());
+        if let Some(serving) = self.serving {
+            crate::lifecycle::controlled_shutdown(&serving.state).await;
+            serving.state.set_serving(false);
+            let _ = serving.shutdown.send(true);
+            let _ = serving.accept_loop.await;
+            serving.connections.close();
+            if tokio::time::timeout(CONNECTION_DRAIN_TIMEOUT, serving.connections.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "connections did not finish within {CONNECTION_DRAIN_TIMEOUT:?}; shutting down anyway"
+                );
             }
-            other => other,
-        };
-        tracing::info!("broker stopped");
+            let _ = serving.heartbeats.await;
+            self.quorum.shutdown().await;
+            serving.replica_manager.abort();
+            result = close_logs(&serving.state.logs).await;
+        } else {
+            self.quorum.shutdown().await;
+        }
+        tracing::info!("node stopped");
         result
     }
+}
+
+async fn close_logs(logs: &Arc<LogManager>) -> Result<(), strom_log::Error> {
+    let logs = Arc::clone(logs);
+    let result = tokio::task::spawn_blocking(move || logs.shutdown())
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "log shutdown task failed");
+            Ok(())
+        });
+    match result {
+        // A log that went offline earlier cannot be closed cleanly; the log manager then
+        // leaves out the clean-shutdown marker so the next start recovers it. That is the
+        // right outcome of a requested shutdown, not a failure of it.
+        Err(strom_log::Error::Offline(tp)) => {
+            tracing::warn!(partition = %tp, "a log is offline after a storage error; the next start will recover the data directory");
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+fn quorum_config(
+    config: &BrokerConfig,
+    dir: PathBuf,
+    voters: BTreeMap<BrokerId, String>,
+    bootstrap_records: Vec<MetadataRecord>,
+) -> QuorumConfig {
+    QuorumConfig {
+        node_id: BrokerId(config.node_id),
+        is_controller: config.roles.controller,
+        voters,
+        dir,
+        election_timeout_ms: config.election_timeout_ms,
+        heartbeat_interval_ms: (config.election_timeout_ms / 5).max(10),
+        snapshot_max_record_bytes: config.snapshot_max_record_bytes,
+        snapshot_interval_ms: config.snapshot_interval_ms,
+        retention_bytes: config.metadata_retention_bytes,
+        controller: ControllerConfig {
+            broker_session_timeout_ms: config.broker_session_timeout_ms,
+            max_replication_factor: crate::MAX_SUPPORTED_REPLICATION_FACTOR,
+        },
+        bootstrap_records,
+    }
+}
+
+/// The controller listener's address: the `CONTROLLER` listener, or an ephemeral port on
+/// loopback for a single-node quorum (no other node needs to reach it).
+fn controller_address(config: &BrokerConfig) -> String {
+    match &config.controller_listen {
+        Some(endpoint) => endpoint.to_string(),
+        None => config
+            .voters
+            .get(&config.node_id)
+            .cloned()
+            .unwrap_or_else(|| "127.0.0.1:0".to_string()),
+    }
+}
+
+/// `controller.quorum.voters`, or this node alone.
+fn voters(
+    config: &BrokerConfig,
+    controller: Option<&TcpListener>,
+) -> Result<BTreeMap<BrokerId, String>, StartError> {
+    if !config.voters.is_empty() {
+        return Ok(config
+            .voters
+            .iter()
+            .map(|(id, a)| (BrokerId(*id), a.clone()))
+            .collect());
+    }
+    let Some(listener) = controller else {
+        return Err(StartError::MetaProperties(
+            "a broker-only node (process.roles=broker) needs controller.quorum.voters".into(),
+        ));
+    };
+    let address = listener.local_addr().map_err(|source| StartError::Listen {
+        address: "controller listener".into(),
+        source,
+    })?;
+    Ok(BTreeMap::from([(
+        BrokerId(config.node_id),
+        address.to_string(),
+    )]))
+}
+
+async fn bind(address: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| StartError::Listen {
+            address: address.to_string(),
+            source,
+        })
+}
+
+/// Waits until the metadata log names the cluster, saying what it waits for meanwhile.
+async fn wait_for_cluster_id(quorum: &QuorumNode) -> String {
+    loop {
+        if let Ok(image) = quorum
+            .wait_for_image(WAIT_LOG_INTERVAL, |i| i.cluster_id.is_some())
+            .await
+            && let Some(id) = &image.cluster_id
+        {
+            return id.clone();
+        }
+        let status = quorum.status();
+        tracing::info!(
+            role = status.role,
+            leader = ?status.leader,
+            term = status.term,
+            "waiting for the metadata quorum (a majority of the controllers must be running)"
+        );
+    }
+}
+
+/// The single-node metadata file has been written into the Raft log: keep it under another
+/// name, so the next start does not migrate again and an operator can still read it.
+async fn finish_migration(metadata_dir: &Path) -> Result<(), StartError> {
+    let from = metadata_dir.join(strom_cluster::legacy::FILE_NAME);
+    let to = metadata_dir.join(format!("{}.migrated", strom_cluster::legacy::FILE_NAME));
+    if from.exists() {
+        std::fs::rename(&from, &to).map_err(|source| StartError::DataDir { path: from, source })?;
+        tracing::info!(kept_as = %to.display(), "migrated the single-node metadata log into the Raft metadata log");
+    }
+    Ok(())
 }
 
 async fn accept(
@@ -242,10 +444,7 @@ async fn accept(
     connections: TaskTracker,
 ) {
     let limit = Arc::new(Semaphore::new(
-        state
-            .config
-            .get_i64("max.connections")
-            .clamp(1, Semaphore::MAX_PERMITS as i64) as usize,
+        state.config.max_connections.min(Semaphore::MAX_PERMITS),
     ));
     loop {
         // Waiting for a permit before accepting leaves excess clients in the kernel's backlog
@@ -284,38 +483,87 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| StartError::Task(e.to_string()))
 }
 
-/// Reads `meta.properties` (Kafka's identity file for a data directory) or creates it with a
-/// new cluster id. Returns the cluster id.
-fn meta_properties(data_dir: &Path, node_id: i32) -> Result<String, StartError> {
+/// Takes Kafka's `.lock` on the data directory, so two processes never share one (and a new
+/// incarnation of a node knows the previous one is gone).
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, StartError> {
+    use fs4::fs_std::FileExt;
+    let path = data_dir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| StartError::DataDir {
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock_exclusive() {
+        Ok(true) => Ok(file),
+        Ok(false) => Err(StartError::MetaProperties(format!(
+            "{} is in use by another process (it holds {})",
+            data_dir.display(),
+            path.display()
+        ))),
+        Err(source) => Err(StartError::DataDir { path, source }),
+    }
+}
+
+/// Reads `meta.properties` (Kafka's identity file for a data directory), checking the node id.
+/// Returns the cluster id it names, if any (a new directory learns it from the quorum).
+fn meta_properties(data_dir: &Path, node_id: i32) -> Result<Option<String>, StartError> {
+    let path = data_dir.join("meta.properties");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|source| StartError::DataDir {
+        path: path.clone(),
+        source,
+    })?;
+    let props: BTreeMap<&str, &str> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect();
+    if let Some(stored) = props.get("node.id")
+        && *stored != node_id.to_string()
+    {
+        return Err(StartError::MetaProperties(format!(
+            "{} belongs to node {stored}, but this node is node.id={node_id}",
+            data_dir.display()
+        )));
+    }
+    Ok(props.get("cluster.id").map(|s| s.to_string()))
+}
+
+/// Checks that the data directory belongs to the cluster the quorum names, and records the
+/// cluster id in `meta.properties` the first time.
+fn check_cluster_id(
+    data_dir: &Path,
+    node_id: i32,
+    stored: Option<String>,
+    cluster_id: &str,
+) -> Result<(), StartError> {
+    match stored {
+        Some(stored) if stored == cluster_id => Ok(()),
+        Some(stored) => Err(StartError::MetaProperties(format!(
+            "{} belongs to cluster {stored}, but the metadata quorum is cluster {cluster_id}",
+            data_dir.display()
+        ))),
+        None => write_meta_properties(data_dir, node_id, cluster_id),
+    }
+}
+
+fn write_meta_properties(
+    data_dir: &Path,
+    node_id: i32,
+    cluster_id: &str,
+) -> Result<(), StartError> {
     let path = data_dir.join("meta.properties");
     let io = |source| StartError::DataDir {
         path: path.clone(),
         source,
     };
-    if path.exists() {
-        let text = std::fs::read_to_string(&path).map_err(io)?;
-        let props: BTreeMap<&str, &str> = text
-            .lines()
-            .filter(|l| !l.trim_start().starts_with('#'))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.trim(), v.trim()))
-            .collect();
-        if let Some(stored) = props.get("node.id")
-            && *stored != node_id.to_string()
-        {
-            return Err(StartError::MetaProperties(format!(
-                "{} belongs to node {stored}, but this broker is node.id={node_id}",
-                data_dir.display()
-            )));
-        }
-        return props
-            .get("cluster.id")
-            .map(|s| s.to_string())
-            .ok_or_else(|| {
-                StartError::MetaProperties(format!("{} has no cluster.id", path.display()))
-            });
-    }
-    let cluster_id = new_cluster_id();
     let text = format!(
         "# Written by strom at first start; identifies this data directory.\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n"
     );
@@ -325,25 +573,9 @@ fn meta_properties(data_dir: &Path, node_id: i32) -> Result<String, StartError> 
         .and_then(|f| f.sync_all())
         .map_err(io)?;
     std::fs::rename(&tmp, &path).map_err(io)?;
-    Ok(cluster_id)
-}
-
-/// Kafka's cluster id format: a random UUID in URL-safe base64 without padding (22 chars).
-fn new_cluster_id() -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bytes = uuid::Uuid::new_v4().into_bytes();
-    let mut out = String::with_capacity(22);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
+    std::fs::File::open(data_dir)
+        .and_then(|f| f.sync_all())
+        .map_err(io)
 }
 
 #[cfg(test)]
@@ -351,24 +583,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cluster_ids_look_like_kafkas() {
-        let id = new_cluster_id();
-        assert_eq!(id.len(), 22);
-        assert!(
-            id.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        );
-        assert_ne!(id, new_cluster_id());
-    }
-
-    #[test]
     fn meta_properties_keeps_the_cluster_id_and_checks_the_node() {
         let dir = tempfile::tempdir().unwrap();
-        let first = meta_properties(dir.path(), 1).unwrap();
-        assert_eq!(meta_properties(dir.path(), 1).unwrap(), first);
+        assert_eq!(meta_properties(dir.path(), 1).unwrap(), None);
+        check_cluster_id(dir.path(), 1, None, "abc").unwrap();
+        assert_eq!(
+            meta_properties(dir.path(), 1).unwrap().as_deref(),
+            Some("abc")
+        );
         assert!(matches!(
             meta_properties(dir.path(), 2),
             Err(StartError::MetaProperties(_))
         ));
+        assert!(matches!(
+            check_cluster_id(dir.path(), 1, Some("abc".into()), "other"),
+            Err(StartError::MetaProperties(_))
+        ));
+    }
+
+    #[test]
+    fn a_data_directory_is_locked_by_one_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock_data_dir(dir.path()).unwrap();
+        assert!(matches!(
+            lock_data_dir(dir.path()),
+            Err(StartError::MetaProperties(_))
+        ));
+        drop(held);
+        lock_data_dir(dir.path()).unwrap();
     }
 }

@@ -1,38 +1,36 @@
-//! The state every request handler shares: configuration, the current metadata image, the
-//! partitions this broker leads, the data directory's logs, and the producer id allocator.
+//! The state every request handler shares: configuration, the node's part in the metadata
+//! quorum (published images and the controller client), the partitions this broker hosts,
+//! the data directory's logs, and the producer id allocator.
 //!
-//! Handlers read the metadata image by cloning an `Arc` (never blocked by a writer) and look up
-//! partitions in a map guarded by a lock held only for the lookup. Changes to metadata go
-//! through [`BrokerState::commit`], which serializes the controller's decisions.
+//! Handlers read the metadata image by cloning an `Arc` from the quorum's publisher (never
+//! blocked by a writer) and look up partitions in a map guarded by a lock held only for the
+//! lookup. Nothing here changes metadata: a change is a request to the active controller
+//! ([`BrokerState::controller_call`]), which may run on another node; the handler then waits
+//! until this node's replica manager has acted on the image that includes the change
+//! ([`BrokerState::wait_for_replicas`]), so a client that creates a topic here can use it here
+//! at once.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
 
-use strom_cluster::controller::ApiError;
-use strom_cluster::{MetadataImage, MetadataRecord, MetadataStore, StoreError};
+use kafka_protocol::error::ResponseError;
+use strom_cluster::{BrokerEpoch, BrokerId, MetadataImage, MetadataOffset};
 use strom_log::{LogManager, TopicPartition};
-use tokio::sync::Mutex as AsyncMutex;
+use strom_quorum::{
+    ControllerError, ControllerReply, ControllerRequest, ControllerResponse, QuorumNode,
+};
+use tokio::sync::{Mutex as AsyncMutex, watch};
 
 use crate::config::{BrokerConfig, Endpoint};
+use crate::errors::KafkaError;
 use crate::groups::GroupCoordinator;
 use crate::metrics::BrokerMetrics;
 use crate::partition::Partition;
 
-/// Producer ids a broker reserves from the controller at a time (Kafka's block size).
-const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
-
-/// Why a metadata change did not happen.
-#[derive(Debug, thiserror::Error)]
-pub enum CommitError {
-    /// The controller refused the change.
-    #[error(transparent)]
-    Refused(#[from] ApiError),
-    /// The change could not be made durable.
-    #[error(transparent)]
-    Storage(#[from] StoreError),
-    #[error("metadata task failed: {0}")]
-    Task(String),
-}
+/// How long a handler waits for the controller (Kafka's default `request.timeout.ms`).
+pub const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Default)]
 struct ProducerIdBlock {
@@ -42,21 +40,23 @@ struct ProducerIdBlock {
 
 pub struct BrokerState {
     pub config: BrokerConfig,
-    pub node_id: i32,
+    pub node_id: BrokerId,
     pub cluster_id: String,
     pub advertised: Endpoint,
     pub logs: Arc<LogManager>,
     pub metrics: BrokerMetrics,
-    image: RwLock<Arc<MetadataImage>>,
-    /// Serializes controller decisions so each is made against the latest image.
-    controller: AsyncMutex<()>,
-    store: Arc<std::sync::Mutex<MetadataStore>>,
+    pub quorum: Arc<QuorumNode>,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    /// The metadata log index the replica manager has acted on.
+    replicas_applied: watch::Receiver<u64>,
     producer_ids: AsyncMutex<ProducerIdBlock>,
+    /// This broker's registration: its epoch, and whether the controller has it fenced.
+    broker_epoch: AtomicI64,
+    fenced: AtomicBool,
     /// Started once the state is shared (it refers back to it).
     groups: OnceLock<GroupCoordinator>,
     /// True between the end of start-up and the beginning of shutdown.
-    serving: std::sync::atomic::AtomicBool,
+    serving: AtomicBool,
 }
 
 impl std::fmt::Debug for BrokerState {
@@ -74,34 +74,34 @@ impl BrokerState {
         cluster_id: String,
         advertised: Endpoint,
         logs: Arc<LogManager>,
-        image: MetadataImage,
-        store: MetadataStore,
+        quorum: Arc<QuorumNode>,
+        replicas_applied: watch::Receiver<u64>,
     ) -> Self {
         Self {
-            node_id: config.node_id,
+            node_id: BrokerId(config.node_id),
             config,
             cluster_id,
             advertised,
             logs,
             metrics: BrokerMetrics::default(),
-            image: RwLock::new(Arc::new(image)),
-            controller: AsyncMutex::new(()),
-            store: Arc::new(std::sync::Mutex::new(store)),
+            quorum,
             partitions: RwLock::new(HashMap::new()),
+            replicas_applied,
             producer_ids: AsyncMutex::new(ProducerIdBlock::default()),
+            broker_epoch: AtomicI64::new(-1),
+            fenced: AtomicBool::new(true),
             groups: OnceLock::new(),
-            serving: std::sync::atomic::AtomicBool::new(false),
+            serving: AtomicBool::new(false),
         }
     }
 
     /// Whether the broker has started and is not stopping: what `/ready` reports.
     pub fn is_serving(&self) -> bool {
-        self.serving.load(std::sync::atomic::Ordering::Acquire)
+        self.serving.load(Ordering::Acquire)
     }
 
     pub(crate) fn set_serving(&self, serving: bool) {
-        self.serving
-            .store(serving, std::sync::atomic::Ordering::Release);
+        self.serving.store(serving, Ordering::Release);
     }
 
     /// The group coordinator, once started.
@@ -115,7 +115,36 @@ impl BrokerState {
 
     /// The current metadata image.
     pub fn image(&self) -> Arc<MetadataImage> {
-        Arc::clone(&self.image.read().unwrap_or_else(|e| e.into_inner()))
+        self.quorum.image()
+    }
+
+    /// The active controller's id as clients should see it: the quorum leader when it is a
+    /// broker they can reach, else any unfenced broker (which forwards admin requests), as
+    /// KRaft brokers answer.
+    pub fn controller_id(&self, image: &MetadataImage) -> BrokerId {
+        match self.quorum.leader() {
+            Some(leader) if image.is_unfenced(leader) => leader,
+            _ => image
+                .unfenced_brokers()
+                .map(|b| b.broker_id)
+                .find(|b| *b == self.node_id)
+                .or_else(|| image.unfenced_brokers().map(|b| b.broker_id).next())
+                .unwrap_or(BrokerId::NONE),
+        }
+    }
+
+    pub fn broker_epoch(&self) -> BrokerEpoch {
+        BrokerEpoch(self.broker_epoch.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn set_registration(&self, epoch: BrokerEpoch, fenced: bool) {
+        self.broker_epoch.store(epoch.0, Ordering::Release);
+        self.fenced.store(fenced, Ordering::Release);
+    }
+
+    /// Whether the controller has this broker fenced (it is then not in Metadata responses).
+    pub fn is_fenced(&self) -> bool {
+        self.fenced.load(Ordering::Acquire)
     }
 
     pub fn partition(&self, topic_partition: &TopicPartition) -> Option<Arc<Partition>> {
@@ -152,62 +181,81 @@ impl BrokerState {
             .remove(topic_partition)
     }
 
-    /// Makes a controller decision against the latest image and, if it produces records,
-    /// makes them durable, publishes the new image and brings local partitions in line.
-    /// Returns the decision's value with the image that includes it.
-    pub async fn commit<T>(
+    /// Sends a request to the active controller, wherever it runs.
+    pub async fn controller_call(
         &self,
-        decide: impl FnOnce(&MetadataImage) -> Result<(Vec<MetadataRecord>, T), ApiError>,
-    ) -> Result<(T, Arc<MetadataImage>), CommitError> {
-        let _controller = self.controller.lock().await;
-        let before = self.image();
-        let (records, value) = decide(&before)?;
-        if records.is_empty() {
-            return Ok((value, before));
-        }
-        let store = Arc::clone(&self.store);
-        let to_write = records.clone();
-        tokio::task::spawn_blocking(move || {
-            store
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .append(&to_write)
-        })
-        .await
-        .map_err(|e| CommitError::Task(e.to_string()))??;
-        let mut after = (*before).clone();
-        for record in &records {
-            after.replay(record);
-        }
-        let after = Arc::new(after);
-        *self.image.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&after);
-        crate::reconcile::reconcile(self, &after).await;
-        Ok((value, after))
+        request: ControllerRequest,
+    ) -> Result<ControllerResponse, KafkaError> {
+        self.quorum
+            .controller()
+            .call(request, CONTROLLER_TIMEOUT)
+            .await
+            .map_err(|e| controller_error(&e))
+    }
+
+    /// Waits until this broker's partitions reflect the metadata log up to `offset` (the
+    /// offset a controller write landed at), so the change is usable here. Bounded: a broker
+    /// that lags is still correct, only slower to show the change.
+    pub async fn wait_for_replicas(&self, offset: Option<MetadataOffset>) {
+        let Some(offset) = offset else {
+            return;
+        };
+        let mut applied = self.replicas_applied.clone();
+        let _ = tokio::time::timeout(CONTROLLER_TIMEOUT, applied.wait_for(|i| *i >= offset.index))
+            .await;
     }
 
     /// Hands out a producer id, reserving a new block from the controller when the current
-    /// block is used up, so ids are never reused across restarts.
-    pub async fn next_producer_id(&self) -> Result<i64, CommitError> {
+    /// block is used up; blocks come from the metadata log, so ids are unique in the cluster
+    /// and never reused across restarts.
+    pub async fn next_producer_id(&self) -> Result<i64, KafkaError> {
         let mut block = self.producer_ids.lock().await;
         if block.next >= block.end {
-            let node_id = self.node_id;
-            let (first, _) = self
-                .commit(|image| {
-                    let (first, record) = strom_cluster::controller::allocate_producer_ids(
-                        image,
-                        node_id,
-                        PRODUCER_ID_BLOCK_SIZE,
-                    );
-                    Ok((vec![record], first))
+            let response = self
+                .controller_call(ControllerRequest::AllocateProducerIds {
+                    broker_id: self.node_id,
+                    broker_epoch: self.broker_epoch(),
                 })
                 .await?;
+            let (first, count) = match response.reply {
+                ControllerReply::ProducerIds(Ok(block)) => block,
+                ControllerReply::ProducerIds(Err(e)) => {
+                    return Err(KafkaError::new(e.error, e.message));
+                }
+                other => return Err(unexpected_reply(&other)),
+            };
             *block = ProducerIdBlock {
                 next: first,
-                end: first + PRODUCER_ID_BLOCK_SIZE,
+                end: first + count,
             };
         }
         let id = block.next;
         block.next += 1;
         Ok(id)
     }
+}
+
+/// The Kafka error a client sees when the controller cannot be reached. Both are retriable:
+/// clients try again, and the next attempt may find the new controller.
+pub fn controller_error(e: &ControllerError) -> KafkaError {
+    match e {
+        ControllerError::NotController { .. } => {
+            KafkaError::new(ResponseError::NotController, e.to_string())
+        }
+        ControllerError::Unavailable(_) => {
+            KafkaError::new(ResponseError::RequestTimedOut, e.to_string())
+        }
+    }
+}
+
+/// A reply of the wrong kind: a bug in the controller, reported as such.
+pub fn unexpected_reply(reply: &ControllerReply) -> KafkaError {
+    tracing::error!(
+        ?reply,
+        "the controller answered with the wrong kind of reply"
+    );
+    KafkaError::new(
+        ResponseError::UnknownServerError,
+        "unexpected controller reply",
+    )
 }

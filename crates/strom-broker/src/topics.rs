@@ -1,53 +1,59 @@
-//! Topic creation shared by CreateTopics and automatic creation (Metadata, Produce).
-
-use std::hash::{Hash, Hasher};
+//! Topic creation shared by CreateTopics and automatic creation (Metadata, Produce,
+//! FindCoordinator's `__consumer_offsets`): a request to the active controller, then a wait
+//! until this broker has acted on the new topics, so they can be used here at once.
 
 use kafka_protocol::error::ResponseError;
-use strom_cluster::controller::{self, CreateDefaults, CreateTopic, CreatedTopic};
-use uuid::Uuid;
+use strom_cluster::controller::{CreateDefaults, CreateTopic, CreatedTopic};
+use strom_quorum::{ControllerReply, ControllerRequest};
 
 use crate::errors::KafkaError;
 use crate::state::BrokerState;
 
-/// Creates (or, with `validate_only`, only checks) one topic.
-pub async fn create_topic(
+/// Creates (or, with `validate_only`, only checks) topics: one result per topic, in order.
+pub async fn create_topics(
     state: &BrokerState,
-    request: CreateTopic,
+    topics: Vec<CreateTopic>,
     validate_only: bool,
-) -> Result<CreatedTopic, KafkaError> {
-    let defaults = CreateDefaults {
-        num_partitions: state.config.get_i32("num.partitions"),
-        replication_factor: state.config.get_i32("default.replication.factor") as i16,
-    };
-    // Replica placement starts at a broker derived from the name, spreading leadership
-    // across brokers the way Kafka's random start does, but reproducibly.
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    request.name.hash(&mut hasher);
-    let start = hasher.finish() as usize;
-    let topic_id = Uuid::new_v4();
-    if validate_only {
-        let image = state.image();
-        return controller::create_topic(&image, &request, defaults, topic_id, start)
-            .map(|(_, created)| created)
-            .map_err(|e| KafkaError::new(e.error, e.message));
+) -> Vec<Result<CreatedTopic, KafkaError>> {
+    if topics.is_empty() {
+        return Vec::new();
     }
-    let name = request.name.clone();
-    let result = state
-        .commit(|image| controller::create_topic(image, &request, defaults, topic_id, start))
-        .await;
-    match result {
-        Ok((created, _)) => {
-            tracing::info!(topic = %name, partitions = created.num_partitions, "created topic");
-            Ok(created)
-        }
-        Err(e) => Err(KafkaError::from(&e)),
+    let count = topics.len();
+    let names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
+    let defaults = CreateDefaults {
+        num_partitions: state.config.num_partitions,
+        replication_factor: state.config.default_replication_factor,
+    };
+    let request = ControllerRequest::CreateTopics {
+        topics,
+        defaults,
+        validate_only,
+    };
+    let response = match state.controller_call(request).await {
+        Ok(response) => response,
+        Err(e) => return vec![Err(e); count],
+    };
+    state.wait_for_replicas(response.offset).await;
+    match response.reply {
+        ControllerReply::CreateTopics(results) => names
+            .iter()
+            .zip(results)
+            .map(|(name, r)| {
+                let created = r.map_err(|e| KafkaError::new(e.error, e.message))?;
+                if !validate_only {
+                    tracing::info!(topic = %name, partitions = created.num_partitions, "created topic");
+                }
+                Ok(created)
+            })
+            .collect(),
+        other => vec![Err(crate::state::unexpected_reply(&other)); count],
     }
 }
 
 /// Creates a topic a client asked for by name when `auto.create.topics.enable` is on.
 /// Succeeds if the topic exists afterwards, whoever created it.
 pub async fn auto_create(state: &BrokerState, name: &str) -> Result<(), KafkaError> {
-    if !state.config.get_bool("auto.create.topics.enable") {
+    if !state.config.auto_create_topics_enable {
         return Err(KafkaError::new(
             ResponseError::UnknownTopicOrPartition,
             "This server does not host this topic-partition.",
@@ -59,9 +65,17 @@ pub async fn auto_create(state: &BrokerState, name: &str) -> Result<(), KafkaErr
         replication_factor: -1,
         ..Default::default()
     };
-    match create_topic(state, request, false).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.error == ResponseError::TopicAlreadyExists => Ok(()),
-        Err(e) => Err(e),
+    let result = create_topics(state, vec![request], false)
+        .await
+        .into_iter()
+        .next();
+    match result {
+        Some(Ok(_)) => Ok(()),
+        Some(Err(e)) if e.error == ResponseError::TopicAlreadyExists => Ok(()),
+        Some(Err(e)) => Err(e),
+        None => Err(KafkaError::new(
+            ResponseError::UnknownServerError,
+            "no result",
+        )),
     }
 }

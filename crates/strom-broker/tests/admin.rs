@@ -332,7 +332,7 @@ async fn configs_are_described_with_sources_and_altered_both_ways() {
     let configs = describe_topic_configs(&mut conn, "conf").await;
     assert_eq!(config_value(&configs, "retention.ms"), ("1234".into(), 1));
     assert_eq!(config_value(&configs, "cleanup.policy").0, "delete,compact");
-    let state = broker.broker.as_ref().unwrap().state().clone();
+    let state = broker.broker.as_ref().unwrap().state().unwrap().clone();
     let log = state
         .partition(&strom_log::TopicPartition {
             topic: "conf".into(),

@@ -243,7 +243,7 @@ async fn consumer_offsets_is_an_internal_compacted_topic() {
     let topic = &metadata.topics[0];
     assert!(topic.is_internal);
     assert_eq!(topic.partitions.len(), 5);
-    let state = broker.broker.as_ref().unwrap().state().clone();
+    let state = broker.broker.as_ref().unwrap().state().unwrap().clone();
     let log = state
         .partition(&strom_log::TopicPartition {
             topic: "__consumer_offsets".into(),

@@ -136,7 +136,7 @@ async fn acks_all_is_acknowledged_after_fsync() {
     let broker = TestBroker::start().await;
     let mut conn = broker.connect().await;
     conn.create_topic("durable", 1, &[]).await;
-    let state = broker.broker.as_ref().unwrap().state().clone();
+    let state = broker.broker.as_ref().unwrap().state().unwrap().clone();
     for i in 0..5 {
         let response = conn.produce("durable", 0, -1, simple_batch(i * 4, 4)).await;
         assert_eq!(response.error_code, 0);

@@ -370,6 +370,14 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "Create a topic when a client asks for its metadata or produces to it."
     ),
     broker_config!(
+        "broker.heartbeat.interval.ms",
+        Int,
+        Some("2000"),
+        Check::Range(1.0, i32::MAX as f64),
+        false,
+        "How often a broker heartbeats to the active controller."
+    ),
+    broker_config!(
         "broker.id",
         Int,
         None,
@@ -378,12 +386,60 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "Synonym of node.id."
     ),
     broker_config!(
+        "broker.rack",
+        String,
+        None,
+        Check::None,
+        false,
+        "The broker's rack: replicas of a partition are spread over racks."
+    ),
+    broker_config!(
+        "broker.session.timeout.ms",
+        Int,
+        Some("9000"),
+        Check::Range(1.0, i32::MAX as f64),
+        false,
+        "A broker that has not heartbeated for this long is fenced: it leaves Metadata and leads nothing."
+    ),
+    broker_config!(
         "compression.type",
         String,
         Some("producer"),
         Check::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
         true,
         "Default compression.type of topics (only producer is supported)."
+    ),
+    broker_config!(
+        "controlled.shutdown.enable",
+        Boolean,
+        Some("true"),
+        Check::None,
+        false,
+        "On SIGTERM, ask the controller to move leadership away before stopping."
+    ),
+    broker_config!(
+        "controller.listener.names",
+        List,
+        Some("CONTROLLER"),
+        Check::None,
+        false,
+        "The listener names (in listeners) that serve the controller quorum."
+    ),
+    broker_config!(
+        "controller.quorum.election.timeout.ms",
+        Int,
+        Some("1000"),
+        Check::Range(10.0, i32::MAX as f64),
+        false,
+        "How long a voter waits without hearing from the leader before it starts an election (the longest wait is twice this)."
+    ),
+    broker_config!(
+        "controller.quorum.voters",
+        List,
+        None,
+        Check::None,
+        false,
+        "The quorum's voters as id@host:port (controller listeners); empty: a single-node quorum of this node."
     ),
     broker_config!(
         "connections.max.idle.ms",
@@ -730,6 +786,30 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "Default max.message.bytes: the largest record batch."
     ),
     broker_config!(
+        "metadata.log.max.record.bytes.between.snapshots",
+        Long,
+        Some("20971520"),
+        POSITIVE,
+        false,
+        "Take a metadata snapshot after this many bytes of new records."
+    ),
+    broker_config!(
+        "metadata.log.max.snapshot.interval.ms",
+        Long,
+        Some("3600000"),
+        POSITIVE,
+        false,
+        "Take a metadata snapshot this often when anything changed."
+    ),
+    broker_config!(
+        "metadata.max.retention.bytes",
+        Long,
+        Some("104857600"),
+        Check::Range(0.0, i64::MAX as f64),
+        false,
+        "When the metadata log kept behind the latest snapshot is larger than this, the entries the snapshot covers are deleted."
+    ),
+    broker_config!(
         "min.insync.replicas",
         Int,
         Some("1"),
@@ -802,6 +882,14 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "segment.bytes of __consumer_offsets."
     ),
     broker_config!(
+        "process.roles",
+        List,
+        Some("broker,controller"),
+        Check::ListOf(&["broker", "controller"]),
+        false,
+        "broker, controller, or both (the default): what this node does."
+    ),
+    broker_config!(
         "producer.id.expiration.ms",
         Int,
         Some("86400000"),
@@ -850,17 +938,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "Default unclean.leader.election.enable."
     ),
     ignored_config!(
-        "controller.listener.names",
-        List,
-        "Strom's controller runs inside the broker process."
-    ),
-    ignored_config!(
         "controller.quorum.bootstrap.servers",
-        List,
-        "Strom's metadata quorum is configured by Strom's own cluster settings."
-    ),
-    ignored_config!(
-        "controller.quorum.voters",
         List,
         "Strom's metadata quorum is configured by Strom's own cluster settings."
     ),
@@ -898,11 +976,6 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "num.recovery.threads.per.data.dir",
         Int,
         "Strom recovers logs with its own thread pool."
-    ),
-    ignored_config!(
-        "process.roles",
-        List,
-        "A Strom node is always broker and controller."
     ),
     ignored_config!(
         "share.coordinator.state.topic.min.isr",

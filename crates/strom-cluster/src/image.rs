@@ -1,31 +1,68 @@
 //! The metadata image: the state that replaying the metadata log produces.
 //!
-//! Readers (request handlers) hold an `Arc<MetadataImage>` and never see it change; a writer
-//! clones, replays new records into the clone and publishes it. Topics sit behind `Arc` so a
-//! clone copies pointers, not partitions.
+//! Readers (request handlers, the replica manager) hold an `Arc<MetadataImage>` and never see
+//! it change; the publisher clones the current image, applies newly committed records to the
+//! clone and hands the clone out. Topics sit behind `Arc` so a clone copies pointers, not
+//! partitions. Every image knows the metadata log position it reflects ([`MetadataImage::offset`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::records::{ConfigResource, MetadataRecord};
+use crate::ids::{BrokerEpoch, BrokerId, LeaderEpoch, MetadataOffset, PartitionEpoch};
+use crate::records::{BrokerEndpoint, ConfigResource, MetadataRecord};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerRegistration {
-    pub broker_id: i32,
-    pub host: String,
-    pub port: u16,
+    pub broker_id: BrokerId,
+    pub broker_epoch: BrokerEpoch,
+    pub incarnation_id: Uuid,
+    pub endpoints: Vec<BrokerEndpoint>,
     pub rack: Option<String>,
+    /// A fenced broker is left out of Metadata responses and leads nothing.
+    pub fenced: bool,
+    /// The broker asked to shut down; the controller moves leadership away from it.
+    pub in_controlled_shutdown: bool,
+    /// The metadata log index of the entry that registered it (of the snapshot that carried
+    /// the registration, after a restore): the broker has caught up once it has replayed this.
+    pub registered_at: u64,
+}
+
+impl BrokerRegistration {
+    /// The endpoint clients use: the first listener the broker registered.
+    pub fn endpoint(&self) -> Option<&BrokerEndpoint> {
+        self.endpoints.first()
+    }
+
+    pub fn host(&self) -> &str {
+        self.endpoint().map_or("", |e| e.host.as_str())
+    }
+
+    pub fn port(&self) -> u16 {
+        self.endpoint().map_or(0, |e| e.port)
+    }
+
+    /// Unfenced and not shutting down: may lead partitions and receive new ones.
+    pub fn is_available(&self) -> bool {
+        !self.fenced && !self.in_controlled_shutdown
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionImage {
-    pub replicas: Vec<i32>,
-    pub in_sync_replicas: Vec<i32>,
-    pub leader: i32,
-    pub leader_epoch: i32,
-    pub partition_epoch: i32,
+    pub replicas: Vec<BrokerId>,
+    pub in_sync_replicas: Vec<BrokerId>,
+    /// [`BrokerId::NONE`] when no replica can lead (the partition is offline).
+    pub leader: BrokerId,
+    pub leader_epoch: LeaderEpoch,
+    pub partition_epoch: PartitionEpoch,
+}
+
+impl PartitionImage {
+    pub fn has_leader(&self) -> bool {
+        !self.leader.is_none()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,11 +86,13 @@ pub fn is_internal_topic(name: &str) -> bool {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MetadataImage {
     pub cluster_id: Option<String>,
-    pub brokers: BTreeMap<i32, BrokerRegistration>,
+    pub brokers: BTreeMap<BrokerId, BrokerRegistration>,
     pub topics: BTreeMap<String, Arc<TopicImage>>,
     topic_names: HashMap<Uuid, String>,
     pub configs: BTreeMap<ConfigResource, BTreeMap<String, String>>,
     pub next_producer_id: i64,
+    /// The metadata log position of the last entry applied, `None` for an empty log.
+    pub offset: Option<MetadataOffset>,
     /// How many records have been replayed into this image.
     pub records_applied: u64,
 }
@@ -69,12 +108,59 @@ impl MetadataImage {
             .and_then(|n| self.topics.get(n))
     }
 
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionImage> {
+        self.topic(topic)?.partitions.get(&partition)
+    }
+
     pub fn configs_of(&self, resource: &ConfigResource) -> Option<&BTreeMap<String, String>> {
         self.configs.get(resource)
     }
 
     pub fn topic_configs(&self, name: &str) -> Option<&BTreeMap<String, String>> {
         self.configs_of(&ConfigResource::Topic(name.to_string()))
+    }
+
+    /// Brokers that are unfenced: the ones Metadata lists and the ones that may lead.
+    pub fn unfenced_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    /// Brokers that may receive new replicas and leadership: unfenced and not shutting down.
+    pub fn available_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers.values().filter(|b| b.is_available())
+    }
+
+    pub fn is_unfenced(&self, broker: BrokerId) -> bool {
+        self.brokers.get(&broker).is_some_and(|b| !b.fenced)
+    }
+
+    /// Whether `broker` is registered, unfenced and not shutting down: may lead partitions.
+    pub fn is_available(&self, broker: BrokerId) -> bool {
+        self.brokers
+            .get(&broker)
+            .is_some_and(BrokerRegistration::is_available)
+    }
+
+    /// Every partition with its topic id, in topic-name order and then partition order.
+    pub fn partitions(&self) -> impl Iterator<Item = (Uuid, i32, &PartitionImage)> {
+        self.topics.values().flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |(&partition, p)| (t.topic_id, partition, p))
+        })
+    }
+
+    /// The metadata log index of the last applied entry (0 for an empty log).
+    pub fn applied_index(&self) -> u64 {
+        self.offset.map_or(0, |o| o.index)
+    }
+
+    /// Applies one entry of the metadata log: its records, in order, at `offset`.
+    pub fn apply(&mut self, offset: MetadataOffset, records: &[MetadataRecord]) {
+        self.offset = Some(offset);
+        for record in records {
+            self.replay(record);
+        }
     }
 
     /// Applies one record. Records that refer to unknown topics are ignored: the controller
@@ -85,19 +171,55 @@ impl MetadataImage {
             MetadataRecord::Cluster { cluster_id } => self.cluster_id = Some(cluster_id.clone()),
             MetadataRecord::RegisterBroker {
                 broker_id,
-                host,
-                port,
+                broker_epoch,
+                incarnation_id,
+                endpoints,
                 rack,
+                fenced,
             } => {
                 self.brokers.insert(
                     *broker_id,
                     BrokerRegistration {
                         broker_id: *broker_id,
-                        host: host.clone(),
-                        port: *port,
+                        broker_epoch: *broker_epoch,
+                        incarnation_id: *incarnation_id,
+                        endpoints: endpoints.clone(),
                         rack: rack.clone(),
+                        fenced: *fenced,
+                        in_controlled_shutdown: false,
+                        registered_at: self.applied_index(),
                     },
                 );
+            }
+            MetadataRecord::BrokerRegistrationChange {
+                broker_id,
+                broker_epoch,
+                fenced,
+                in_controlled_shutdown,
+            } => {
+                // A change for an earlier incarnation says nothing about the current one.
+                if let Some(b) = self.brokers.get_mut(broker_id)
+                    && b.broker_epoch == *broker_epoch
+                {
+                    if let Some(fenced) = fenced {
+                        b.fenced = *fenced;
+                    }
+                    if let Some(shutdown) = in_controlled_shutdown {
+                        b.in_controlled_shutdown = *shutdown;
+                    }
+                }
+            }
+            MetadataRecord::UnregisterBroker {
+                broker_id,
+                broker_epoch,
+            } => {
+                if self
+                    .brokers
+                    .get(broker_id)
+                    .is_some_and(|b| b.broker_epoch == *broker_epoch)
+                {
+                    self.brokers.remove(broker_id);
+                }
             }
             MetadataRecord::Topic { name, topic_id } => {
                 self.topic_names.insert(*topic_id, name.clone());
@@ -179,10 +301,20 @@ impl MetadataImage {
         for b in self.brokers.values() {
             out.push(MetadataRecord::RegisterBroker {
                 broker_id: b.broker_id,
-                host: b.host.clone(),
-                port: b.port,
+                broker_epoch: b.broker_epoch,
+                incarnation_id: b.incarnation_id,
+                endpoints: b.endpoints.clone(),
                 rack: b.rack.clone(),
+                fenced: b.fenced,
             });
+            if b.in_controlled_shutdown {
+                out.push(MetadataRecord::BrokerRegistrationChange {
+                    broker_id: b.broker_id,
+                    broker_epoch: b.broker_epoch,
+                    fenced: None,
+                    in_controlled_shutdown: Some(true),
+                });
+            }
         }
         for t in self.topics.values() {
             out.push(MetadataRecord::Topic {
@@ -212,7 +344,7 @@ impl MetadataImage {
         }
         if self.next_producer_id > 0 {
             out.push(MetadataRecord::ProducerIds {
-                broker_id: -1,
+                broker_id: BrokerId::NONE,
                 next_producer_id: self.next_producer_id,
             });
         }
@@ -224,17 +356,40 @@ impl MetadataImage {
 mod tests {
     use super::*;
 
+    fn registration(id: i32) -> MetadataRecord {
+        MetadataRecord::RegisterBroker {
+            broker_id: BrokerId(id),
+            broker_epoch: BrokerEpoch(id as i64),
+            incarnation_id: Uuid::from_u128(id as u128),
+            endpoints: vec![BrokerEndpoint {
+                name: "PLAINTEXT".into(),
+                host: "h".into(),
+                port: 9092,
+            }],
+            rack: None,
+            fenced: true,
+        }
+    }
+
     fn sample_records() -> Vec<MetadataRecord> {
         let id = Uuid::from_u128(7);
         vec![
             MetadataRecord::Cluster {
                 cluster_id: "c1".into(),
             },
-            MetadataRecord::RegisterBroker {
-                broker_id: 1,
-                host: "h".into(),
-                port: 9092,
-                rack: None,
+            registration(1),
+            MetadataRecord::BrokerRegistrationChange {
+                broker_id: BrokerId(1),
+                broker_epoch: BrokerEpoch(1),
+                fenced: Some(false),
+                in_controlled_shutdown: None,
+            },
+            registration(2),
+            MetadataRecord::BrokerRegistrationChange {
+                broker_id: BrokerId(2),
+                broker_epoch: BrokerEpoch(2),
+                fenced: None,
+                in_controlled_shutdown: Some(true),
             },
             MetadataRecord::Topic {
                 name: "t".into(),
@@ -243,11 +398,11 @@ mod tests {
             MetadataRecord::Partition {
                 topic_id: id,
                 partition: 0,
-                replicas: vec![1],
-                in_sync_replicas: vec![1],
-                leader: 1,
-                leader_epoch: 0,
-                partition_epoch: 0,
+                replicas: vec![BrokerId(1)],
+                in_sync_replicas: vec![BrokerId(1)],
+                leader: BrokerId(1),
+                leader_epoch: LeaderEpoch(0),
+                partition_epoch: PartitionEpoch(0),
             },
             MetadataRecord::Config {
                 resource: ConfigResource::Topic("t".into()),
@@ -255,32 +410,67 @@ mod tests {
                 value: Some("1000".into()),
             },
             MetadataRecord::ProducerIds {
-                broker_id: 1,
+                broker_id: BrokerId(1),
                 next_producer_id: 1000,
             },
         ]
     }
 
+    fn at(index: u64) -> MetadataOffset {
+        MetadataOffset { term: 1, index }
+    }
+
     #[test]
     fn snapshot_records_rebuild_the_same_image() {
         let mut image = MetadataImage::default();
-        for r in sample_records() {
-            image.replay(&r);
-        }
+        image.apply(at(5), &sample_records());
         let mut rebuilt = MetadataImage::default();
-        for r in image.to_records() {
-            rebuilt.replay(&r);
-        }
+        rebuilt.apply(at(5), &image.to_records());
         rebuilt.records_applied = image.records_applied;
         assert_eq!(rebuilt, image);
+        assert!(!rebuilt.brokers[&BrokerId(1)].fenced);
+        assert!(rebuilt.brokers[&BrokerId(2)].in_controlled_shutdown);
+    }
+
+    #[test]
+    fn registration_remembers_where_it_was_written() {
+        let mut image = MetadataImage::default();
+        image.apply(at(3), &[registration(1)]);
+        image.apply(at(9), &[registration(2)]);
+        assert_eq!(image.brokers[&BrokerId(1)].registered_at, 3);
+        assert_eq!(image.brokers[&BrokerId(2)].registered_at, 9);
+        assert_eq!(image.applied_index(), 9);
+        assert_eq!(image.unfenced_brokers().count(), 0);
+    }
+
+    #[test]
+    fn changes_for_an_old_broker_epoch_are_ignored() {
+        let mut image = MetadataImage::default();
+        image.apply(at(1), &[registration(1)]);
+        image.apply(
+            at(2),
+            &[MetadataRecord::BrokerRegistrationChange {
+                broker_id: BrokerId(1),
+                broker_epoch: BrokerEpoch(0),
+                fenced: Some(false),
+                in_controlled_shutdown: None,
+            }],
+        );
+        assert!(image.brokers[&BrokerId(1)].fenced);
+        image.apply(
+            at(3),
+            &[MetadataRecord::UnregisterBroker {
+                broker_id: BrokerId(1),
+                broker_epoch: BrokerEpoch(1),
+            }],
+        );
+        assert!(image.brokers.is_empty());
     }
 
     #[test]
     fn removing_a_topic_removes_its_configs_and_id() {
         let mut image = MetadataImage::default();
-        for r in sample_records() {
-            image.replay(&r);
-        }
+        image.apply(at(1), &sample_records());
         image.replay(&MetadataRecord::RemoveTopic {
             topic_id: Uuid::from_u128(7),
         });

@@ -2,12 +2,15 @@
 //! metadata log and replayed in order into a [`crate::MetadataImage`].
 //!
 //! They mirror the records of Kafka's KRaft metadata log (TopicRecord, PartitionRecord,
-//! ConfigRecord, RemoveTopicRecord, ProducerIdsRecord, RegisterBrokerRecord) so the same
-//! replay logic serves the single-node log of today and the Raft-replicated log to come.
+//! ConfigRecord, RemoveTopicRecord, ProducerIdsRecord, RegisterBrokerRecord,
+//! BrokerRegistrationChangeRecord, UnregisterBrokerRecord). One entry of the Raft log holds a
+//! batch of records that is applied atomically (a topic with all its partitions and configs).
 //! Serialized as JSON: metadata changes are rare and a readable log is worth the bytes.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use crate::ids::{BrokerEpoch, BrokerId, LeaderEpoch, PartitionEpoch};
 
 /// A resource that carries configs.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -18,6 +21,15 @@ pub enum ConfigResource {
     Broker(String),
 }
 
+/// One listener a broker serves clients on, as it registered it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerEndpoint {
+    /// The listener name (`PLAINTEXT`, or a name from `listener.security.protocol.map`).
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum MetadataRecord {
@@ -25,12 +37,30 @@ pub enum MetadataRecord {
     Cluster {
         cluster_id: String,
     },
-    /// A broker and the address clients should use for it.
+    /// A broker registration: written when a broker process starts (a new incarnation),
+    /// replacing any earlier registration of the same id. A new registration is fenced until
+    /// the broker has caught up with the metadata log and asks to be unfenced.
     RegisterBroker {
-        broker_id: i32,
-        host: String,
-        port: u16,
+        broker_id: BrokerId,
+        broker_epoch: BrokerEpoch,
+        incarnation_id: Uuid,
+        endpoints: Vec<BrokerEndpoint>,
         rack: Option<String>,
+        fenced: bool,
+    },
+    /// A change of a registered broker's state; `None` leaves a field as it is.
+    BrokerRegistrationChange {
+        broker_id: BrokerId,
+        broker_epoch: BrokerEpoch,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fenced: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        in_controlled_shutdown: Option<bool>,
+    },
+    /// The broker left the cluster for good (`strom cluster remove-broker`).
+    UnregisterBroker {
+        broker_id: BrokerId,
+        broker_epoch: BrokerEpoch,
     },
     Topic {
         name: String,
@@ -41,11 +71,11 @@ pub enum MetadataRecord {
     Partition {
         topic_id: Uuid,
         partition: i32,
-        replicas: Vec<i32>,
-        in_sync_replicas: Vec<i32>,
-        leader: i32,
-        leader_epoch: i32,
-        partition_epoch: i32,
+        replicas: Vec<BrokerId>,
+        in_sync_replicas: Vec<BrokerId>,
+        leader: BrokerId,
+        leader_epoch: LeaderEpoch,
+        partition_epoch: PartitionEpoch,
     },
     RemoveTopic {
         topic_id: Uuid,
@@ -58,7 +88,7 @@ pub enum MetadataRecord {
     },
     /// The next producer id not yet handed out: a broker reserved the ids below it.
     ProducerIds {
-        broker_id: i32,
+        broker_id: BrokerId,
         next_producer_id: i64,
     },
 }

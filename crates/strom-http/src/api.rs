@@ -30,6 +30,18 @@ pub struct Broker {
     host: String,
     port: u16,
     rack: Option<String>,
+    /// A fenced broker missed its heartbeats (or has not caught up yet): it leads nothing.
+    fenced: bool,
+}
+
+#[derive(Serialize)]
+pub struct Quorum {
+    /// This node's role: leader, follower, candidate, observer.
+    role: &'static str,
+    leader_id: Option<i32>,
+    /// The Raft term (KRaft's leader epoch).
+    term: u64,
+    applied_index: u64,
 }
 
 #[derive(Serialize)]
@@ -37,17 +49,23 @@ pub struct Cluster {
     cluster_id: String,
     controller_id: i32,
     node_id: i32,
-    /// How the metadata quorum is formed; a single node is its own quorum.
-    quorum: &'static str,
+    quorum: Quorum,
     brokers: Vec<Broker>,
 }
 
 pub async fn cluster(State(state): AppState) -> Json<Cluster> {
+    let image = state.image();
+    let status = state.quorum.status();
     Json(Cluster {
         cluster_id: state.cluster_id.clone(),
-        controller_id: state.node_id,
-        node_id: state.node_id,
-        quorum: "single-node",
+        controller_id: state.controller_id(&image).0,
+        node_id: state.node_id.0,
+        quorum: Quorum {
+            role: status.role,
+            leader_id: status.leader.map(|l| l.0),
+            term: status.term,
+            applied_index: status.applied_index,
+        },
         brokers: brokers_of(&state),
     })
 }
@@ -58,10 +76,11 @@ fn brokers_of(state: &BrokerState) -> Vec<Broker> {
         .brokers
         .values()
         .map(|b| Broker {
-            id: b.broker_id,
-            host: b.host.clone(),
-            port: b.port,
+            id: b.broker_id.0,
+            host: b.host().to_string(),
+            port: b.port(),
             rack: b.rack.clone(),
+            fenced: b.fenced,
         })
         .collect()
 }
@@ -152,10 +171,10 @@ pub async fn topic(State(state): AppState, Path(name): Path<String>) -> Response
             let local = state.partition(&tp(&name, index));
             PartitionDetail {
                 partition: index,
-                leader: p.leader,
-                leader_epoch: p.leader_epoch,
-                replicas: p.replicas.clone(),
-                in_sync_replicas: p.in_sync_replicas.clone(),
+                leader: p.leader.0,
+                leader_epoch: p.leader_epoch.0,
+                replicas: p.replicas.iter().map(|r| r.0).collect(),
+                in_sync_replicas: p.in_sync_replicas.iter().map(|r| r.0).collect(),
                 log_start_offset: local.as_ref().map(|l| l.log.log_start_offset()),
                 log_end_offset: local.as_ref().map(|l| l.log.log_end_offset()),
                 high_watermark: local.as_ref().map(|l| l.high_watermark()),

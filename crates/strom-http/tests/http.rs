@@ -27,7 +27,7 @@ async fn start() -> (tempfile::TempDir, Broker, String) {
         .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let http = listener.local_addr().unwrap().to_string();
-    let state = Arc::clone(broker.state());
+    let state = Arc::clone(broker.state().expect("a broker"));
     tokio::spawn(strom_http::serve(state, listener, std::future::pending()));
     (dir, broker, http)
 }

@@ -54,6 +54,8 @@ struct Inner {
     wake: Condvar,
     threads: Mutex<Vec<JoinHandle<()>>>,
     unique: AtomicU64,
+    /// Renamed partition directories waiting for `file.delete.delay.ms`: (path, due time).
+    pending_deletes: Mutex<Vec<(PathBuf, i64)>>,
 }
 
 /// A data directory: its logs, the checkpoint files, the clean-shutdown marker, and the
@@ -162,6 +164,7 @@ impl LogManager {
                 wake: Condvar::new(),
                 threads: Mutex::new(Vec::new()),
                 unique: AtomicU64::new(0),
+                pending_deletes: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -245,10 +248,17 @@ impl LogManager {
         self.inner.logs()
     }
 
-    /// Removes a partition's log from the manager and deletes its directory. The directory is
-    /// first renamed to `<topic>-<partition>.<unique>-delete`, so that a crash mid-way leaves a
-    /// name the next open recognises and finishes deleting.
+    /// Removes a partition's log from the manager and deletes its directory now.
     pub fn delete(&self, topic_partition: &TopicPartition) -> Result<()> {
+        self.delete_after(topic_partition, 0)
+    }
+
+    /// Removes a partition's log from the manager and deletes its directory after `delay_ms`
+    /// (Kafka's `file.delete.delay.ms`). The directory is renamed at once to
+    /// `<topic>-<partition>.<unique>-delete`, so a new log of the same partition can be created
+    /// meanwhile, and a crash before the delay ends leaves a name the next open recognises and
+    /// finishes deleting. Readers that still hold the log keep their open files.
+    pub fn delete_after(&self, topic_partition: &TopicPartition, delay_ms: i64) -> Result<()> {
         let removed = self
             .inner
             .logs
@@ -274,10 +284,19 @@ impl LogManager {
         crate::io::rename(&dir, &doomed).map_err(io_error("delete partition", &dir))?;
         crate::io::sync_dir(&self.inner.data_dir)
             .map_err(io_error("sync data directory", &self.inner.data_dir))?;
-        // Readers that still hold the log keep their open files; the names are gone.
         drop(removed);
-        std::fs::remove_dir_all(&doomed).map_err(io_error("delete partition", &doomed))?;
+        if delay_ms <= 0 {
+            std::fs::remove_dir_all(&doomed).map_err(io_error("delete partition", &doomed))?;
+        } else {
+            lock(&self.inner.pending_deletes).push((doomed, wall_clock_ms() + delay_ms));
+        }
         Ok(())
+    }
+
+    /// Deletes the renamed directories whose delay has passed. The scheduler thread calls
+    /// this every tick.
+    pub fn delete_due_directories(&self, now_ms: i64) {
+        self.inner.delete_due_directories(now_ms);
     }
 
     /// Starts the background threads. They stop on [`LogManager::shutdown`]. Calling it again
@@ -366,6 +385,21 @@ impl LogManager {
 }
 
 impl Inner {
+    fn delete_due_directories(&self, now_ms: i64) {
+        let due: Vec<PathBuf> = {
+            let mut pending = lock(&self.pending_deletes);
+            let (due, later): (Vec<_>, Vec<_>) =
+                pending.drain(..).partition(|(_, at)| *at <= now_ms);
+            *pending = later;
+            due.into_iter().map(|(path, _)| path).collect()
+        };
+        for path in due {
+            if let Err(error) = std::fs::remove_dir_all(&path) {
+                tracing::error!(path = %path.display(), %error, "cannot delete a partition directory");
+            }
+        }
+    }
+
     fn logs(&self) -> Vec<Arc<Log>> {
         self.logs
             .read()
@@ -402,6 +436,7 @@ impl Inner {
         while !self.wait(tick_ms) {
             let now = wall_clock_ms();
             self.flush_due_logs(now);
+            self.delete_due_directories(now);
             if now >= next_retention {
                 self.enforce_retention(now);
                 next_retention = now + self.config.retention_check_interval_ms.max(1);

@@ -2,7 +2,8 @@
 //!
 //! Precedence, lowest first: built-in defaults, the `--config` properties file, `STROM_*`
 //! environment variables (`STROM_LOG_RETENTION_MS=1000` sets `log.retention.ms`), `--set`
-//! options, then the dedicated flags (`--data-dir`, `--listen`, `--advertise`).
+//! options, then the dedicated flags (`--data-dir`, `--node-id`, `--listen`,
+//! `--controller-listen`, `--controller-quorum`, `--advertise`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,7 +15,10 @@ use strom_broker::{Broker, BrokerConfig};
 /// Environment variables that belong to the command line, not to broker properties.
 const CLI_ENV_VARS: &[&str] = &[
     "STROM_DATA_DIR",
+    "STROM_NODE_ID",
     "STROM_LISTEN",
+    "STROM_CONTROLLER_LISTEN",
+    "STROM_CONTROLLER_QUORUM",
     "STROM_ADVERTISE",
     "STROM_HTTP",
     "STROM_LOG_FORMAT",
@@ -27,9 +31,21 @@ pub struct BrokerArgs {
     /// Data directory (Kafka's log.dirs). Default: ./strom-data
     #[arg(long, value_name = "DIR", env = "STROM_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Address to listen on. Default: 127.0.0.1:9092
+    /// This node's id (Kafka's node.id), unique in the cluster. Default: 1
+    #[arg(long, value_name = "N", env = "STROM_NODE_ID")]
+    node_id: Option<i32>,
+    /// Address to listen on for clients. Default: 127.0.0.1:9092
     #[arg(long, value_name = "HOST:PORT", env = "STROM_LISTEN")]
     listen: Option<String>,
+    /// Address of this node's controller listener, where the metadata quorum's voters and
+    /// brokers reach it (Kafka's CONTROLLER listener). Default: the node's entry in
+    /// --controller-quorum, or a free loopback port for a single node.
+    #[arg(long, value_name = "HOST:PORT", env = "STROM_CONTROLLER_LISTEN")]
+    controller_listen: Option<String>,
+    /// The metadata quorum's voters as ID@HOST:PORT,... (their controller listeners; Kafka's
+    /// controller.quorum.voters). Default: this node alone, a single-node cluster.
+    #[arg(long, value_name = "ID@HOST:PORT,...", env = "STROM_CONTROLLER_QUORUM")]
+    controller_quorum: Option<String>,
     /// Address clients are told to connect to (Metadata). Default: the listen address.
     #[arg(long, value_name = "HOST:PORT", env = "STROM_ADVERTISE")]
     advertise: Option<String>,
@@ -57,9 +73,13 @@ pub fn run(args: BrokerArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let broker = Broker::start(config).await?;
         let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-        let http_task = match http {
-            Some(address) => Some(start_http(&broker, &address, http_stopped).await?),
-            None => None,
+        let http_task = match (http, broker.state()) {
+            (Some(address), Some(state)) => Some(start_http(state, &address, http_stopped).await?),
+            (Some(_), None) => {
+                tracing::warn!("--http is served by brokers; this node is a controller only");
+                None
+            }
+            (None, _) => None,
         };
         wait_for_signal().await?;
         tracing::info!("shutting down");
@@ -74,7 +94,7 @@ pub fn run(args: BrokerArgs) -> anyhow::Result<()> {
 
 /// Binds the HTTP listener and serves it until `stop` fires.
 async fn start_http(
-    broker: &Broker,
+    state: &std::sync::Arc<strom_broker::state::BrokerState>,
     address: &str,
     stop: tokio::sync::oneshot::Receiver<()>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
@@ -83,7 +103,7 @@ async fn start_http(
         .with_context(|| format!("cannot listen for HTTP on {address}"))?;
     let bound = listener.local_addr().context("HTTP listener address")?;
     tracing::info!(listen = %bound, "http listener started");
-    let state = std::sync::Arc::clone(broker.state());
+    let state = std::sync::Arc::clone(state);
     Ok(tokio::spawn(async move {
         let shutdown = async move {
             let _ = stop.await;
@@ -146,8 +166,19 @@ fn properties(
     if let Some(dir) = &args.data_dir {
         properties.insert("log.dirs".into(), dir.display().to_string());
     }
-    if let Some(listen) = &args.listen {
-        properties.insert("listeners".into(), format!("PLAINTEXT://{listen}"));
+    if let Some(id) = args.node_id {
+        properties.insert("node.id".into(), id.to_string());
+    }
+    if args.listen.is_some() || args.controller_listen.is_some() {
+        let listeners = listeners_with(
+            properties.get("listeners").map(String::as_str),
+            args.listen.as_deref(),
+            args.controller_listen.as_deref(),
+        );
+        properties.insert("listeners".into(), listeners);
+    }
+    if let Some(quorum) = &args.controller_quorum {
+        properties.insert("controller.quorum.voters".into(), quorum.clone());
     }
     if let Some(advertise) = &args.advertise {
         properties.insert(
@@ -158,6 +189,37 @@ fn properties(
     Ok(properties)
 }
 
+/// `listeners` with the PLAINTEXT entry replaced by `--listen` and the CONTROLLER entry by
+/// `--controller-listen`, other entries kept.
+fn listeners_with(
+    existing: Option<&str>,
+    listen: Option<&str>,
+    controller: Option<&str>,
+) -> String {
+    let mut entries: Vec<String> = existing
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(String::from)
+        .collect();
+    let mut set = |name: &str, address: Option<&str>| {
+        let Some(address) = address else { return };
+        let entry = format!("{name}://{address}");
+        let prefix = format!("{name}://");
+        match entries.iter_mut().find(|e| {
+            e.to_ascii_uppercase().starts_with(&prefix)
+                || (name == "PLAINTEXT" && !e.contains("://"))
+        }) {
+            Some(existing) => *existing = entry,
+            None => entries.push(entry),
+        }
+    };
+    set("PLAINTEXT", listen);
+    set("CONTROLLER", controller);
+    entries.join(",")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,7 +227,10 @@ mod tests {
     fn args(config: Option<PathBuf>, set: &[&str]) -> BrokerArgs {
         BrokerArgs {
             data_dir: None,
+            node_id: None,
             listen: Some("127.0.0.1:0".into()),
+            controller_listen: None,
+            controller_quorum: None,
             advertise: None,
             http: None,
             config,
@@ -213,6 +278,34 @@ mod tests {
         assert!(
             !props.contains_key("bin"),
             "variables that name no property are ignored"
+        );
+    }
+
+    #[test]
+    fn cluster_flags_become_kafka_properties() {
+        let mut a = args(
+            None,
+            &["listeners=PLAINTEXT://1.2.3.4:1,CONTROLLER://1.2.3.4:2"],
+        );
+        a.node_id = Some(3);
+        a.listen = Some("127.0.0.1:9094".into());
+        a.controller_quorum = Some("1@h:1,2@h:2,3@h:3".into());
+        let props = properties(&a, std::iter::empty()).unwrap();
+        assert_eq!(props["node.id"], "3");
+        assert_eq!(
+            props["listeners"],
+            "PLAINTEXT://127.0.0.1:9094,CONTROLLER://1.2.3.4:2"
+        );
+        assert_eq!(props["controller.quorum.voters"], "1@h:1,2@h:2,3@h:3");
+        a.controller_listen = Some("127.0.0.1:9194".into());
+        let props = properties(&a, std::iter::empty()).unwrap();
+        assert_eq!(
+            props["listeners"],
+            "PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9194"
+        );
+        assert_eq!(
+            listeners_with(None, Some("h:1"), Some("h:2")),
+            "PLAINTEXT://h:1,CONTROLLER://h:2"
         );
     }
 

@@ -30,6 +30,7 @@ use strom_group::{Config, Coordinator, Output, RequestId, Response, WriteId};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::MAX_SUPPORTED_REPLICATION_FACTOR;
 use crate::config::BrokerConfig;
 use crate::state::BrokerState;
 
@@ -175,13 +176,13 @@ fn coordinator_config(config: &BrokerConfig, offsets_partitions: i32) -> Config 
         .map_or(0, |d| d.as_nanos() as u64);
     Config {
         offsets_topic_partitions: offsets_partitions,
-        group_min_session_timeout_ms: config.get_i32("group.min.session.timeout.ms"),
-        group_max_session_timeout_ms: config.get_i32("group.max.session.timeout.ms"),
-        group_initial_rebalance_delay_ms: config.get_i32("group.initial.rebalance.delay.ms"),
-        group_max_size: config.get_i32("group.max.size").max(1) as usize,
-        offset_metadata_max_bytes: config.get_i32("offset.metadata.max.bytes").max(0) as usize,
-        offsets_retention_ms: config.get_i64("offsets.retention.minutes") * 60_000,
-        offsets_retention_check_interval_ms: config.get_i64("offsets.retention.check.interval.ms"),
+        group_min_session_timeout_ms: config.group_min_session_timeout_ms,
+        group_max_session_timeout_ms: config.group_max_session_timeout_ms,
+        group_initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+        group_max_size: config.group_max_size,
+        offset_metadata_max_bytes: config.offset_metadata_max_bytes,
+        offsets_retention_ms: config.offsets_retention_ms,
+        offsets_retention_check_interval_ms: config.offsets_retention_check_interval_ms,
         member_id_seed: seed,
         ..Config::default()
     }
@@ -363,9 +364,14 @@ pub async fn ensure_offsets_topic(
     {
         return Ok(());
     }
-    let brokers = state.image().brokers.len().max(1) as i16;
-    let replication =
-        (state.config.get_i32("offsets.topic.replication.factor") as i16).min(brokers);
+    // Kafka uses offsets.topic.replication.factor, or the broker count when smaller. Until
+    // partition replication exists, one replica is all a partition can have.
+    let brokers = state.image().available_brokers().count().max(1) as i16;
+    let replication = state
+        .config
+        .offsets_topic_replication_factor
+        .min(brokers)
+        .min(MAX_SUPPORTED_REPLICATION_FACTOR);
     let request = strom_cluster::controller::CreateTopic {
         name: strom_cluster::CONSUMER_OFFSETS_TOPIC.to_string(),
         num_partitions: state.groups().map_or(50, |g| g.offsets_partitions),
@@ -378,16 +384,23 @@ pub async fn ensure_offsets_topic(
                 Some(
                     state
                         .config
-                        .get_i64("offsets.topic.segment.bytes")
+                        .offsets_topic_segment_bytes
                         .max(1_048_576)
                         .to_string(),
                 ),
             ),
         ],
     };
-    match crate::topics::create_topic(state, request, false).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.error == kafka_protocol::error::ResponseError::TopicAlreadyExists => Ok(()),
-        Err(e) => Err(e),
+    let result = crate::topics::create_topics(state, vec![request], false)
+        .await
+        .into_iter()
+        .next();
+    match result {
+        Some(Ok(_)) => Ok(()),
+        Some(Err(e)) if e.error == kafka_protocol::error::ResponseError::TopicAlreadyExists => {
+            Ok(())
+        }
+        Some(Err(e)) => Err(e),
+        None => Ok(()),
     }
 }

@@ -110,7 +110,7 @@ async fn append(state: &Arc<BrokerState>, index: i32, writes: &[Write]) -> Resul
         info.record_count as u64,
         std::sync::atomic::Ordering::Relaxed,
     );
-    if state.config.get_bool("strom.fsync.acks.all") {
+    if state.config.fsync_acks_all {
         wait_durable(&partition, info.last_offset + 1).await?;
     }
     Ok(())

@@ -8,7 +8,8 @@ use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceRespon
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use kafka_protocol::protocol::{StrBytes, VersionRange};
 use strom_cluster::ConfigResource;
-use strom_cluster::controller::{self, AlterOp};
+use strom_cluster::controller::AlterOp;
+use strom_quorum::{ControllerReply, ControllerRequest};
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{Reply, RequestContext};
@@ -17,13 +18,22 @@ use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
 
-pub async fn handle(state: &Arc<BrokerState>, _ctx: RequestContext, request: AlterConfigsRequest) -> Reply<AlterConfigsResponse> {
+pub async fn handle(
+    state: &Arc<BrokerState>,
+    _ctx: RequestContext,
+    request: AlterConfigsRequest,
+) -> Reply<AlterConfigsResponse> {
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
         let changes: Vec<(String, AlterOp)> = resource
             .configs
             .iter()
-            .filter_map(|c| Some((c.name.to_string(), AlterOp::Set(c.value.as_ref()?.to_string()))))
+            .filter_map(|c| {
+                Some((
+                    c.name.to_string(),
+                    AlterOp::Set(c.value.as_ref()?.to_string()),
+                ))
+            })
             .collect();
         let outcome = alter(
             state,
@@ -65,14 +75,23 @@ pub async fn alter(
             ));
         }
     };
-    if validate_only {
-        return controller::alter_configs(&state.image(), &resource, &changes, incremental)
-            .map(|_| ())
-            .map_err(|e| KafkaError::new(e.error, e.message));
+    let response = state
+        .controller_call(ControllerRequest::AlterConfigs {
+            resource: resource.clone(),
+            changes,
+            incremental,
+            validate_only,
+        })
+        .await?;
+    state.wait_for_replicas(response.offset).await;
+    match response.reply {
+        ControllerReply::AlterConfigs(Ok(())) => {
+            if !validate_only {
+                tracing::info!(resource = ?resource, "altered configs");
+            }
+            Ok(())
+        }
+        ControllerReply::AlterConfigs(Err(e)) => Err(KafkaError::new(e.error, e.message)),
+        other => Err(crate::state::unexpected_reply(&other)),
     }
-    state
-        .commit(|image| controller::alter_configs(image, &resource, &changes, incremental).map(|r| (r, ())))
-        .await
-        .map(|_| tracing::info!(resource = ?resource, "altered configs"))
-        .map_err(|e| KafkaError::from(&e))
 }

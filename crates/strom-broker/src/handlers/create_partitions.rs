@@ -5,7 +5,9 @@ use std::sync::Arc;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::{StrBytes, VersionRange};
-use strom_cluster::controller;
+use strom_cluster::BrokerId;
+use strom_quorum::controller::messages::NewPartitions;
+use strom_quorum::{ControllerReply, ControllerRequest};
 
 use super::{Reply, RequestContext};
 use crate::errors::KafkaError;
@@ -18,33 +20,62 @@ pub async fn handle(
     _ctx: RequestContext,
     request: CreatePartitionsRequest,
 ) -> Reply<CreatePartitionsResponse> {
-    let mut results = Vec::with_capacity(request.topics.len());
-    for topic in request.topics {
-        let name = topic.name.to_string();
-        // An empty list means "no manual assignment", like null.
-        let assignments: Option<Vec<Vec<i32>>> = topic
-            .assignments
-            .as_ref()
-            .filter(|list| !list.is_empty())
-            .map(|list| list.iter().map(|a| a.broker_ids.iter().map(|b| b.0).collect()).collect());
-        let decide = |image: &strom_cluster::MetadataImage| {
-            controller::create_partitions(image, &name, topic.count, assignments.as_deref(), 0)
-        };
-        let outcome = if request.validate_only {
-            decide(&state.image()).map(|_| ()).map_err(|e| KafkaError::new(e.error, e.message))
-        } else {
-            state
-                .commit(|image| decide(image).map(|r| (r, ())))
-                .await
-                .map(|_| tracing::info!(topic = %name, partitions = topic.count, "added partitions"))
-                .map_err(|e| KafkaError::from(&e))
-        };
-        let mut result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
-        if let Err(e) = outcome {
-            result.error_code = e.code();
-            result.error_message = Some(StrBytes::from_string(e.message));
+    let topics: Vec<NewPartitions> = request
+        .topics
+        .iter()
+        .map(|topic| NewPartitions {
+            topic: topic.name.to_string(),
+            count: topic.count,
+            // An empty list means "no manual assignment", like null.
+            assignments: topic
+                .assignments
+                .as_ref()
+                .filter(|list| !list.is_empty())
+                .map(|list| {
+                    list.iter()
+                        .map(|a| a.broker_ids.iter().map(|b| BrokerId(b.0)).collect())
+                        .collect()
+                }),
+        })
+        .collect();
+    let count = topics.len();
+    let outcomes: Vec<Result<(), KafkaError>> = match state
+        .controller_call(ControllerRequest::CreatePartitions {
+            topics: topics.clone(),
+            validate_only: request.validate_only,
+        })
+        .await
+    {
+        Ok(response) => {
+            state.wait_for_replicas(response.offset).await;
+            match response.reply {
+                ControllerReply::CreatePartitions(results) => results
+                    .into_iter()
+                    .zip(&topics)
+                    .map(|(r, t)| {
+                        if r.is_ok() && !request.validate_only {
+                            tracing::info!(topic = %t.topic, partitions = t.count, "added partitions");
+                        }
+                        r.map_err(|e| KafkaError::new(e.error, e.message))
+                    })
+                    .collect(),
+                other => vec![Err(crate::state::unexpected_reply(&other)); count],
+            }
         }
-        results.push(result);
-    }
+        Err(e) => vec![Err(e); count],
+    };
+    let results = request
+        .topics
+        .iter()
+        .zip(outcomes)
+        .map(|(topic, outcome)| {
+            let mut result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
+            if let Err(e) = outcome {
+                result.error_code = e.code();
+                result.error_message = Some(StrBytes::from_string(e.message));
+            }
+            result
+        })
+        .collect();
     Reply::Now(CreatePartitionsResponse::default().with_results(results))
 }

@@ -5,9 +5,12 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::{StrBytes, VersionRange};
+use strom_cluster::BrokerId;
 use strom_cluster::config::ConfigSource;
 use strom_cluster::controller::CreateTopic;
 
@@ -17,7 +20,11 @@ use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 2, max: 7 };
 
-pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: CreateTopicsRequest) -> Reply<CreateTopicsResponse> {
+pub async fn handle(
+    state: &Arc<BrokerState>,
+    ctx: RequestContext,
+    request: CreateTopicsRequest,
+) -> Reply<CreateTopicsResponse> {
     let mut seen = HashSet::new();
     let duplicates: HashSet<String> = request
         .topics
@@ -25,6 +32,36 @@ pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: Crea
         .filter(|t| !seen.insert(t.name.to_string()))
         .map(|t| t.name.to_string())
         .collect();
+    // Every valid, non-duplicate topic goes to the controller in one request.
+    let mut creates = Vec::new();
+    for topic in &request.topics {
+        if duplicates.contains(topic.name.as_str()) {
+            continue;
+        }
+        creates.push(CreateTopic {
+            name: topic.name.to_string(),
+            num_partitions: topic.num_partitions,
+            replication_factor: topic.replication_factor,
+            assignments: topic
+                .assignments
+                .iter()
+                .map(|a| {
+                    (
+                        a.partition_index,
+                        a.broker_ids.iter().map(|b| BrokerId(b.0)).collect(),
+                    )
+                })
+                .collect::<BTreeMap<_, _>>(),
+            configs: topic
+                .configs
+                .iter()
+                .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
+                .collect(),
+        });
+    }
+    let mut outcomes = crate::topics::create_topics(state, creates, request.validate_only)
+        .await
+        .into_iter();
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.to_string();
@@ -43,23 +80,8 @@ pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: Crea
             );
             continue;
         }
-        let create = CreateTopic {
-            name: name.clone(),
-            num_partitions: topic.num_partitions,
-            replication_factor: topic.replication_factor,
-            assignments: topic
-                .assignments
-                .iter()
-                .map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect()))
-                .collect::<BTreeMap<_, _>>(),
-            configs: topic
-                .configs
-                .iter()
-                .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
-                .collect(),
-        };
-        match crate::topics::create_topic(state, create, request.validate_only).await {
-            Ok(created) => {
+        match outcomes.next() {
+            Some(Ok(created)) => {
                 result.topic_id = created.topic_id;
                 result.num_partitions = created.num_partitions;
                 result.replication_factor = created.replication_factor;
@@ -67,10 +89,11 @@ pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: Crea
                     result.configs = Some(created_configs(state, &name, &created.configs));
                 }
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 result.error_code = e.code();
                 result.error_message = Some(StrBytes::from_string(e.message));
             }
+            None => result.error_code = ResponseError::UnknownServerError.code(),
         }
         results.push(result);
     }
@@ -78,7 +101,11 @@ pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: Crea
 }
 
 /// The topic's resolved configs (v5+), from the overrides it was created with.
-fn created_configs(state: &BrokerState, topic: &str, overrides: &BTreeMap<String, String>) -> Vec<CreatableTopicConfigs> {
+fn created_configs(
+    state: &BrokerState,
+    topic: &str,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<CreatableTopicConfigs> {
     let image = state.image();
     topic_entries(&state.config, &image, topic)
         .into_iter()

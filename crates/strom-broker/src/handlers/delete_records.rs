@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use kafka_protocol::protocol::VersionRange;
 
@@ -18,7 +20,11 @@ pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
 /// "Up to the high watermark".
 const HIGH_WATERMARK: i64 = -1;
 
-pub async fn handle(state: &Arc<BrokerState>, _ctx: RequestContext, request: DeleteRecordsRequest) -> Reply<DeleteRecordsResponse> {
+pub async fn handle(
+    state: &Arc<BrokerState>,
+    _ctx: RequestContext,
+    request: DeleteRecordsRequest,
+) -> Reply<DeleteRecordsResponse> {
     let image = state.image();
     let mut topics = Vec::with_capacity(request.topics.len());
     let mut work: Vec<(usize, usize, Arc<Partition>, i64)> = Vec::new();
@@ -61,11 +67,17 @@ pub async fn handle(state: &Arc<BrokerState>, _ctx: RequestContext, request: Del
 
 fn delete_before(partition: &Partition, offset: i64) -> Result<i64, KafkaError> {
     let high_watermark = partition.high_watermark();
-    let target = if offset == HIGH_WATERMARK { high_watermark } else { offset };
+    let target = if offset == HIGH_WATERMARK {
+        high_watermark
+    } else {
+        offset
+    };
     if target < 0 || target > high_watermark {
         return Err(KafkaError::new(
             ResponseError::OffsetOutOfRange,
-            format!("Cannot delete records before {offset}: the high watermark is {high_watermark}"),
+            format!(
+                "Cannot delete records before {offset}: the high watermark is {high_watermark}"
+            ),
         ));
     }
     partition

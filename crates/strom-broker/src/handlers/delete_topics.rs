@@ -1,5 +1,6 @@
-//! DeleteTopics: by name (v0-5) or by name or id (v6). Logs are deleted when the change is
-//! applied, before the response.
+//! DeleteTopics: by name (v0-5) or by name or id (v6). The active controller removes the
+//! topics in one metadata change; the response waits until this broker has acted on it (its
+//! replicas of the topics are stopped and their logs scheduled for deletion).
 
 use std::sync::Arc;
 
@@ -7,7 +8,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use kafka_protocol::protocol::{StrBytes, VersionRange};
-use strom_cluster::controller;
+use strom_quorum::{ControllerReply, ControllerRequest};
 use uuid::Uuid;
 
 use super::{Reply, RequestContext};
@@ -16,7 +17,11 @@ use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 1, max: 6 };
 
-pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: DeleteTopicsRequest) -> Reply<DeleteTopicsResponse> {
+pub async fn handle(
+    state: &Arc<BrokerState>,
+    ctx: RequestContext,
+    request: DeleteTopicsRequest,
+) -> Reply<DeleteTopicsResponse> {
     let targets: Vec<(Option<String>, Uuid)> = if ctx.api_version >= 6 {
         request
             .topics
@@ -24,25 +29,54 @@ pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: Dele
             .map(|t| (t.name.as_ref().map(|n| n.to_string()), t.topic_id))
             .collect()
     } else {
-        request.topic_names.iter().map(|n| (Some(n.to_string()), Uuid::nil())).collect()
+        request
+            .topic_names
+            .iter()
+            .map(|n| (Some(n.to_string()), Uuid::nil()))
+            .collect()
     };
-    let mut responses = Vec::with_capacity(targets.len());
-    for (name, id) in targets {
-        let image = state.image();
-        let resolved = match (&name, id.is_nil()) {
-            (Some(n), _) => Ok(n.clone()),
+    let image = state.image();
+    let resolved: Vec<Result<String, KafkaError>> = targets
+        .iter()
+        .map(|(name, id)| match (name, id.is_nil()) {
+            (Some(n), _) => check_deletable(state, n).map(|()| n.clone()),
             (None, false) => image
-                .topic_by_id(&id)
+                .topic_by_id(id)
                 .map(|t| t.name.clone())
-                .ok_or_else(|| KafkaError::new(ResponseError::UnknownTopicId, "This server does not host this topic ID.")),
-            (None, true) => Err(KafkaError::new(ResponseError::InvalidRequest, "Neither a topic name nor a topic id was given.")),
-        };
+                .ok_or_else(|| {
+                    KafkaError::new(
+                        ResponseError::UnknownTopicId,
+                        "This server does not host this topic ID.",
+                    )
+                })
+                .and_then(|n| check_deletable(state, &n).map(|()| n)),
+            (None, true) => Err(KafkaError::new(
+                ResponseError::InvalidRequest,
+                "Neither a topic name nor a topic id was given.",
+            )),
+        })
+        .collect();
+    let names: Vec<String> = resolved
+        .iter()
+        .filter_map(|r| r.as_ref().ok().cloned())
+        .collect();
+    let mut deleted = delete(state, names).await.into_iter();
+    let mut responses = Vec::with_capacity(targets.len());
+    for ((name, id), resolved) in targets.into_iter().zip(resolved) {
         let outcome = match resolved {
             Err(e) => Err(e),
-            Ok(n) => delete(state, &n).await.map(|topic_id| (n, topic_id)),
+            Ok(n) => deleted
+                .next()
+                .unwrap_or_else(|| {
+                    Err(KafkaError::new(
+                        ResponseError::UnknownServerError,
+                        "missing controller result",
+                    ))
+                })
+                .map(|topic_id| (n, topic_id)),
         };
         let mut result = DeletableTopicResult::default().with_topic_id(id);
-        result.name = name.clone().map(|n| TopicName(StrBytes::from_string(n)));
+        result.name = name.map(|n| TopicName(StrBytes::from_string(n)));
         match outcome {
             Ok((n, topic_id)) => {
                 result.name = Some(TopicName(StrBytes::from_string(n)));
@@ -58,9 +92,12 @@ pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: Dele
     Reply::Now(DeleteTopicsResponse::default().with_responses(responses))
 }
 
-async fn delete(state: &BrokerState, name: &str) -> Result<Uuid, KafkaError> {
-    if !state.config.get_bool("delete.topic.enable") {
-        return Err(KafkaError::new(ResponseError::TopicDeletionDisabled, "Topic deletion is disabled."));
+fn check_deletable(state: &BrokerState, name: &str) -> Result<(), KafkaError> {
+    if !state.config.delete_topic_enable {
+        return Err(KafkaError::new(
+            ResponseError::TopicDeletionDisabled,
+            "Topic deletion is disabled.",
+        ));
     }
     if strom_cluster::image::is_internal_topic(name) {
         return Err(KafkaError::new(
@@ -68,12 +105,34 @@ async fn delete(state: &BrokerState, name: &str) -> Result<Uuid, KafkaError> {
             format!("{name} is an internal topic and cannot be deleted."),
         ));
     }
-    let topic_id = state.image().topic(name).map(|t| t.topic_id).unwrap_or_default();
-    match state.commit(|image| controller::delete_topic(image, name).map(|r| (r, ()))).await {
-        Ok(_) => {
-            tracing::info!(topic = %name, "deleted topic");
-            Ok(topic_id)
-        }
-        Err(e) => Err(KafkaError::from(&e)),
+    Ok(())
+}
+
+/// Deletes `names` through the controller: one result per name, in order.
+async fn delete(state: &BrokerState, names: Vec<String>) -> Vec<Result<Uuid, KafkaError>> {
+    if names.is_empty() {
+        return Vec::new();
+    }
+    let count = names.len();
+    let response = match state
+        .controller_call(ControllerRequest::DeleteTopics {
+            names: names.clone(),
+        })
+        .await
+    {
+        Ok(response) => response,
+        Err(e) => return vec![Err(e); count],
+    };
+    state.wait_for_replicas(response.offset).await;
+    match response.reply {
+        ControllerReply::DeleteTopics(results) => names
+            .iter()
+            .zip(results)
+            .map(|(name, r)| {
+                r.inspect(|_| tracing::info!(topic = %name, "deleted topic"))
+                    .map_err(|e| KafkaError::new(e.error, e.message))
+            })
+            .collect(),
+        other => vec![Err(crate::state::unexpected_reply(&other)); count],
     }
 }

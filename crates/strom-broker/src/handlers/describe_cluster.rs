@@ -22,11 +22,15 @@ pub async fn handle(
     ctx: RequestContext,
     request: DescribeClusterRequest,
 ) -> Reply<DescribeClusterResponse> {
-    let endpoint_type = if ctx.api_version >= 1 { request.endpoint_type } else { ENDPOINT_BROKERS };
+    let endpoint_type = if ctx.api_version >= 1 {
+        request.endpoint_type
+    } else {
+        ENDPOINT_BROKERS
+    };
     let mut response = DescribeClusterResponse::default()
         .with_endpoint_type(endpoint_type)
         .with_cluster_id(StrBytes::from_string(state.cluster_id.clone()))
-        .with_controller_id(BrokerId(state.node_id))
+        .with_controller_id(BrokerId(state.controller_id(&state.image()).0))
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
             CLUSTER_OPERATIONS
         } else {
@@ -34,20 +38,43 @@ pub async fn handle(
         });
     if endpoint_type != ENDPOINT_BROKERS && endpoint_type != ENDPOINT_CONTROLLERS {
         response.error_code = ResponseError::UnsupportedEndpointType.code();
-        response.error_message = Some(StrBytes::from_string(format!("Unsupported endpoint type {endpoint_type}")));
+        response.error_message = Some(StrBytes::from_string(format!(
+            "Unsupported endpoint type {endpoint_type}"
+        )));
         return Reply::Now(response);
     }
-    // Every node is both broker and controller, so both endpoint types list the same nodes.
+    if endpoint_type == ENDPOINT_CONTROLLERS {
+        // The controllers are the quorum's voters, at their controller listeners.
+        response.brokers = state
+            .config
+            .voters
+            .iter()
+            .filter_map(|(id, address)| {
+                let endpoint = crate::config::parse_host_port(address).ok()?;
+                Some(
+                    DescribeClusterBroker::default()
+                        .with_broker_id(BrokerId(*id))
+                        .with_host(StrBytes::from_string(endpoint.host))
+                        .with_port(endpoint.port as i32),
+                )
+            })
+            .collect();
+        return Reply::Now(response);
+    }
+    // Fenced brokers are listed only when asked for (v2), marked as such.
+    let include_fenced = ctx.api_version >= 2 && request.include_fenced_brokers;
     response.brokers = state
         .image()
         .brokers
         .values()
+        .filter(|b| include_fenced || !b.fenced)
         .map(|b| {
             DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(b.broker_id))
-                .with_host(StrBytes::from_string(b.host.clone()))
-                .with_port(b.port as i32)
+                .with_broker_id(BrokerId(b.broker_id.0))
+                .with_host(StrBytes::from_string(b.host().to_string()))
+                .with_port(b.port() as i32)
                 .with_rack(b.rack.clone().map(StrBytes::from_string))
+                .with_is_fenced(b.fenced)
         })
         .collect();
     Reply::Now(response)

@@ -33,17 +33,22 @@ pub async fn handle(
         .map(|resource| {
             let name = resource.resource_name.to_string();
             let entries = match resource.resource_type {
-                RESOURCE_TOPIC if image.topic(&name).is_some() => Ok(topic_entries(&state.config, &image, &name)),
+                RESOURCE_TOPIC if image.topic(&name).is_some() => {
+                    Ok(topic_entries(&state.config, &image, &name))
+                }
                 RESOURCE_TOPIC => Err(KafkaError::new(
                     ResponseError::UnknownTopicOrPartition,
                     format!("Topic {name} does not exist."),
                 )),
-                RESOURCE_BROKER if name.is_empty() || name == state.node_id.to_string() => {
+                RESOURCE_BROKER if name.is_empty() || name == state.node_id.0.to_string() => {
                     Ok(broker_entries(&state.config, &image, &name))
                 }
                 RESOURCE_BROKER => Err(KafkaError::new(
                     ResponseError::InvalidRequest,
-                    format!("Unexpected broker id, expected {} or empty string, but received {name}", state.node_id),
+                    format!(
+                        "Unexpected broker id, expected {} or empty string, but received {name}",
+                        state.node_id
+                    ),
                 )),
                 other => Err(KafkaError::new(
                     ResponseError::InvalidRequest,
@@ -56,12 +61,23 @@ pub async fn handle(
             match entries {
                 Ok(entries) => {
                     // Null or empty: every config, as Kafka answers.
-                    let wanted = resource.configuration_keys.as_ref().filter(|keys| !keys.is_empty());
+                    let wanted = resource
+                        .configuration_keys
+                        .as_ref()
+                        .filter(|keys| !keys.is_empty());
                     result.with_configs(
                         entries
                             .into_iter()
-                            .filter(|e| wanted.is_none_or(|keys| keys.iter().any(|k| k.as_str() == e.name)))
-                            .map(|e| to_result(e, request.include_synonyms, request.include_documentation && ctx.api_version >= 3))
+                            .filter(|e| {
+                                wanted.is_none_or(|keys| keys.iter().any(|k| k.as_str() == e.name))
+                            })
+                            .map(|e| {
+                                to_result(
+                                    e,
+                                    request.include_synonyms,
+                                    request.include_documentation && ctx.api_version >= 3,
+                                )
+                            })
                             .collect(),
                     )
                 }
@@ -74,7 +90,11 @@ pub async fn handle(
     Reply::Now(DescribeConfigsResponse::default().with_results(results))
 }
 
-fn to_result(entry: ConfigEntry, include_synonyms: bool, include_documentation: bool) -> DescribeConfigsResourceResult {
+fn to_result(
+    entry: ConfigEntry,
+    include_synonyms: bool,
+    include_documentation: bool,
+) -> DescribeConfigsResourceResult {
     let synonyms = if include_synonyms {
         entry
             .synonyms

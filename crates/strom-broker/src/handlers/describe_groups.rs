@@ -25,12 +25,18 @@ pub async fn handle(
     let version = ctx.api_version;
     let include_operations = version >= 3 && request.include_authorized_operations;
     let names: Vec<String> = request.groups.iter().map(|g| g.to_string()).collect();
-    let core = strom_group::DescribeGroupsRequest { groups: names.clone() };
+    let core = strom_group::DescribeGroupsRequest {
+        groups: names.clone(),
+    };
     group_call(
         state,
         move |c, now, id| c.describe_groups(now, id, core),
         move |response| {
-            let operations = if include_operations { GROUP_OPERATIONS } else { OPERATIONS_OMITTED };
+            let operations = if include_operations {
+                GROUP_OPERATIONS
+            } else {
+                OPERATIONS_OMITTED
+            };
             let groups = match response {
                 Some(Response::DescribeGroups(r)) => r
                     .groups

@@ -19,9 +19,12 @@ pub async fn handle(
     _ctx: RequestContext,
     request: DescribeLogDirsRequest,
 ) -> Reply<DescribeLogDirsResponse> {
-    let wanted: Option<Vec<(String, Vec<i32>)>> = request
-        .topics
-        .map(|topics| topics.into_iter().map(|t| (t.topic.to_string(), t.partitions)).collect());
+    let wanted: Option<Vec<(String, Vec<i32>)>> = request.topics.map(|topics| {
+        topics
+            .into_iter()
+            .map(|t| (t.topic.to_string(), t.partitions))
+            .collect()
+    });
     let mut topics: BTreeMap<String, Vec<DescribeLogDirsPartition>> = BTreeMap::new();
     for partition in state.partitions() {
         let tp = &partition.topic_partition;
@@ -47,7 +50,8 @@ pub async fn handle(
     })
     .await
     .unwrap_or((-1, -1));
-    let log_dir = std::fs::canonicalize(&state.config.data_dir).unwrap_or_else(|_| state.config.data_dir.clone());
+    let log_dir = std::fs::canonicalize(&state.config.data_dir)
+        .unwrap_or_else(|_| state.config.data_dir.clone());
     let result = DescribeLogDirsResult::default()
         .with_log_dir(StrBytes::from_string(log_dir.display().to_string()))
         .with_total_bytes(total)

@@ -56,7 +56,11 @@ struct Plan {
     read_committed: bool,
 }
 
-pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: FetchRequest) -> Reply<FetchResponse> {
+pub async fn handle(
+    state: &Arc<BrokerState>,
+    ctx: RequestContext,
+    request: FetchRequest,
+) -> Reply<FetchResponse> {
     if request.session_id != 0 {
         return Reply::Now(
             FetchResponse::default()
@@ -88,9 +92,13 @@ pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: Fetc
                 .with_log_start_offset(-1)
                 .with_preferred_read_replica(BrokerId(-1));
             let lookup = match &name {
-                None => Err(KafkaError::new(ResponseError::UnknownTopicId, "This server does not host this topic ID.")),
-                Some(n) => led_partition(state, &image, n, p.partition)
-                    .and_then(|partition| check_leader_epoch(&partition, p.current_leader_epoch).map(|()| partition)),
+                None => Err(KafkaError::new(
+                    ResponseError::UnknownTopicId,
+                    "This server does not host this topic ID.",
+                )),
+                Some(n) => led_partition(state, &image, n, p.partition).and_then(|partition| {
+                    check_leader_epoch(&partition, p.current_leader_epoch).map(|()| partition)
+                }),
             };
             match lookup {
                 Ok(partition) => {
@@ -117,7 +125,9 @@ pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: Fetc
     }
 
     let plan = Plan {
-        skeleton: FetchResponse::default().with_responses(responses).with_session_id(0),
+        skeleton: FetchResponse::default()
+            .with_responses(responses)
+            .with_session_id(0),
         targets,
         max_bytes: request.max_bytes.max(0) as usize,
         read_committed: request.isolation_level == READ_COMMITTED,
@@ -145,7 +155,11 @@ fn count_bytes_out(plan: &Plan, response: &FetchResponse) {
             .records
             .as_ref()
             .map_or(0, |r| r.len());
-        target.partition.traffic.bytes_out.fetch_add(sent as u64, std::sync::atomic::Ordering::Relaxed);
+        target
+            .partition
+            .traffic
+            .bytes_out
+            .fetch_add(sent as u64, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -156,9 +170,15 @@ fn check_leader_epoch(partition: &Partition, client_epoch: i32) -> Result<(), Ka
     if client_epoch < 0 || client_epoch == ours {
         Ok(())
     } else if client_epoch > ours {
-        Err(KafkaError::new(ResponseError::UnknownLeaderEpoch, "The leader epoch in the request is newer than the broker's."))
+        Err(KafkaError::new(
+            ResponseError::UnknownLeaderEpoch,
+            "The leader epoch in the request is newer than the broker's.",
+        ))
     } else {
-        Err(KafkaError::new(ResponseError::FencedLeaderEpoch, "The leader epoch in the request is older than the broker's."))
+        Err(KafkaError::new(
+            ResponseError::FencedLeaderEpoch,
+            "The leader epoch in the request is older than the broker's.",
+        ))
     }
 }
 
@@ -196,7 +216,11 @@ fn is_tail_read(plan: &Plan) -> bool {
     let mut offsets = 0i64;
     for target in &plan.targets {
         let log = &target.partition.log;
-        let upper = if target.to_log_end { log.log_end_offset() } else { target.partition.high_watermark() };
+        let upper = if target.to_log_end {
+            log.log_end_offset()
+        } else {
+            target.partition.high_watermark()
+        };
         offsets = offsets.saturating_add(upper.saturating_sub(target.fetch_offset).max(0));
         if offsets > INLINE_READ_OFFSETS_MAX {
             return false;
@@ -218,7 +242,11 @@ async fn read(plan: Plan) -> (FetchResponse, usize, bool) {
         Ok(out) => out,
         Err(e) => {
             tracing::error!(error = %e, "fetch read task failed");
-            (skeleton.with_error_code(ResponseError::UnknownServerError.code()), 0, true)
+            (
+                skeleton.with_error_code(ResponseError::UnknownServerError.code()),
+                0,
+                true,
+            )
         }
     }
 }
@@ -236,8 +264,14 @@ fn read_blocking(plan: Plan) -> (FetchResponse, usize, bool) {
         let partition = &target.partition;
         let log = &partition.log;
         let high_watermark = partition.high_watermark();
-        let upper_bound = if target.to_log_end { log.log_end_offset() } else { high_watermark };
-        let budget = target.partition_max_bytes.min(max_bytes.saturating_sub(total));
+        let upper_bound = if target.to_log_end {
+            log.log_end_offset()
+        } else {
+            high_watermark
+        };
+        let budget = target
+            .partition_max_bytes
+            .min(max_bytes.saturating_sub(total));
         let data = &mut skeleton.responses[target.topic].partitions[target.slot];
         data.high_watermark = high_watermark;
         data.last_stable_offset = high_watermark;

@@ -26,7 +26,11 @@ pub async fn handle(
     request: FindCoordinatorRequest,
 ) -> Reply<FindCoordinatorResponse> {
     let keys: Vec<String> = if ctx.api_version >= BATCHED_VERSION {
-        request.coordinator_keys.iter().map(|k| k.to_string()).collect()
+        request
+            .coordinator_keys
+            .iter()
+            .map(|k| k.to_string())
+            .collect()
     } else {
         vec![request.key.to_string()]
     };
@@ -54,7 +58,11 @@ pub async fn handle(
         let single = coordinators.remove(0);
         FindCoordinatorResponse::default()
             .with_error_code(single.error_code)
-            .with_error_message(if ctx.api_version >= 1 { single.error_message } else { None })
+            .with_error_message(if ctx.api_version >= 1 {
+                single.error_message
+            } else {
+                None
+            })
             .with_node_id(single.node_id)
             .with_host(single.host)
             .with_port(single.port)
@@ -62,7 +70,11 @@ pub async fn handle(
     Reply::Now(response)
 }
 
-async fn find(state: &Arc<BrokerState>, key_type: i8, key: &str) -> Result<(i32, String, i32), KafkaError> {
+async fn find(
+    state: &Arc<BrokerState>,
+    key_type: i8,
+    key: &str,
+) -> Result<(i32, String, i32), KafkaError> {
     match key_type {
         KEY_TYPE_GROUP => {}
         // Without a transaction coordinator no transactional id can be served; this code makes
@@ -82,17 +94,24 @@ async fn find(state: &Arc<BrokerState>, key_type: i8, key: &str) -> Result<(i32,
     }
     crate::groups::ensure_offsets_topic(state).await?;
     let groups = state.groups().ok_or_else(|| {
-        KafkaError::new(ResponseError::CoordinatorNotAvailable, "The group coordinator is not running.")
+        KafkaError::new(
+            ResponseError::CoordinatorNotAvailable,
+            "The group coordinator is not running.",
+        )
     })?;
     let partition = strom_group::partition_for_group(key, groups.offsets_partitions);
     let image = state.image();
     let leader = image
-        .topic(strom_cluster::CONSUMER_OFFSETS_TOPIC)
-        .and_then(|t| t.partitions.get(&partition))
+        .partition(strom_cluster::CONSUMER_OFFSETS_TOPIC, partition)
         .map(|p| p.leader)
-        .and_then(|leader| image.brokers.get(&leader));
+        .and_then(|leader| image.brokers.get(&leader))
+        .filter(|b| !b.fenced);
     match leader {
-        Some(broker) => Ok((broker.broker_id, broker.host.clone(), broker.port as i32)),
+        Some(broker) => Ok((
+            broker.broker_id.0,
+            broker.host().to_string(),
+            broker.port() as i32,
+        )),
         None => Err(KafkaError::new(
             ResponseError::CoordinatorNotAvailable,
             "The coordinator's partition has no leader.",

@@ -11,18 +11,26 @@ use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
 
-pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: HeartbeatRequest) -> Reply<HeartbeatResponse> {
+pub async fn handle(
+    state: &Arc<BrokerState>,
+    ctx: RequestContext,
+    request: HeartbeatRequest,
+) -> Reply<HeartbeatResponse> {
     let core = strom_group::HeartbeatRequest {
         group_id: request.group_id.to_string(),
         generation_id: request.generation_id,
         member_id: request.member_id.to_string(),
-        group_instance_id: (ctx.api_version >= 3).then(|| request.group_instance_id.map(|i| i.to_string())).flatten(),
+        group_instance_id: (ctx.api_version >= 3)
+            .then(|| request.group_instance_id.map(|i| i.to_string()))
+            .flatten(),
     };
     group_call(
         state,
         move |c, now, id| c.heartbeat(now, id, core),
         |response| match response {
-            Some(Response::Heartbeat(r)) => HeartbeatResponse::default().with_error_code(r.error_code),
+            Some(Response::Heartbeat(r)) => {
+                HeartbeatResponse::default().with_error_code(r.error_code)
+            }
             _ => HeartbeatResponse::default().with_error_code(COORDINATOR_NOT_AVAILABLE),
         },
     )

@@ -11,7 +11,6 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use kafka_protocol::protocol::VersionRange;
 
 use super::{Reply, RequestContext};
-use crate::errors::KafkaError;
 use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
@@ -29,16 +28,22 @@ pub async fn handle(
         tracing::info!(client = ?ctx.client_id, transactional_id = %txn.as_str(), "refusing a transactional producer: transactions are not supported yet");
         // Without a transaction coordinator no transactional id can be served; this code makes
         // clients fail init_transactions with a clear, non-retriable error.
-        return Reply::Now(response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code()));
+        return Reply::Now(
+            response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code()),
+        );
     }
     // An idempotent producer, new or bumping its epoch after an error (KIP-360): both get a fresh
     // producer id with epoch 0, which no stale state in any log can conflict with.
     match state.next_producer_id().await {
-        Ok(id) => Reply::Now(response.with_producer_id(ProducerId(id)).with_producer_epoch(0)),
+        Ok(id) => Reply::Now(
+            response
+                .with_producer_id(ProducerId(id))
+                .with_producer_epoch(0),
+        ),
         Err(e) => {
-            let error = KafkaError::from(&e);
-            tracing::error!(error = %e, "cannot allocate producer ids");
-            Reply::Now(response.with_error_code(ResponseError::CoordinatorNotAvailable.code().max(error.code())))
+            // Retriable for the client: the controller may be moving; the producer tries again.
+            tracing::warn!(error = %e.message, "cannot allocate producer ids");
+            Reply::Now(response.with_error_code(ResponseError::CoordinatorNotAvailable.code()))
         }
     }
 }

@@ -12,7 +12,11 @@ use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 9 };
 
-pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: JoinGroupRequest) -> Reply<JoinGroupResponse> {
+pub async fn handle(
+    state: &Arc<BrokerState>,
+    ctx: RequestContext,
+    request: JoinGroupRequest,
+) -> Reply<JoinGroupResponse> {
     let version = ctx.api_version;
     let core = strom_group::JoinGroupRequest {
         api_version: version,
@@ -20,7 +24,9 @@ pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: Join
         session_timeout_ms: request.session_timeout_ms,
         rebalance_timeout_ms: request.rebalance_timeout_ms,
         member_id: request.member_id.to_string(),
-        group_instance_id: (version >= 5).then(|| request.group_instance_id.map(|i| i.to_string())).flatten(),
+        group_instance_id: (version >= 5)
+            .then(|| request.group_instance_id.map(|i| i.to_string()))
+            .flatten(),
         protocol_type: request.protocol_type.to_string(),
         protocols: request
             .protocols
@@ -61,7 +67,11 @@ fn encode(r: strom_group::JoinGroupResponse, version: i16) -> JoinGroupResponse 
     JoinGroupResponse::default()
         .with_error_code(r.error_code)
         .with_generation_id(r.generation_id)
-        .with_protocol_type(if version >= 7 { r.protocol_type.map(StrBytes::from_string) } else { None })
+        .with_protocol_type(if version >= 7 {
+            r.protocol_type.map(StrBytes::from_string)
+        } else {
+            None
+        })
         .with_protocol_name(protocol_name(r.protocol_name, version))
         .with_leader(StrBytes::from_string(r.leader))
         .with_skip_assignment(version >= 9 && r.skip_assignment)
@@ -72,7 +82,11 @@ fn encode(r: strom_group::JoinGroupResponse, version: i16) -> JoinGroupResponse 
                 .map(|m| {
                     JoinGroupResponseMember::default()
                         .with_member_id(StrBytes::from_string(m.member_id))
-                        .with_group_instance_id(if version >= 5 { m.group_instance_id.map(StrBytes::from_string) } else { None })
+                        .with_group_instance_id(if version >= 5 {
+                            m.group_instance_id.map(StrBytes::from_string)
+                        } else {
+                            None
+                        })
                         .with_metadata(m.metadata)
                 })
                 .collect(),

@@ -15,7 +15,11 @@ pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
 /// The first version that lists members.
 const BATCHED_VERSION: i16 = 3;
 
-pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: LeaveGroupRequest) -> Reply<LeaveGroupResponse> {
+pub async fn handle(
+    state: &Arc<BrokerState>,
+    ctx: RequestContext,
+    request: LeaveGroupRequest,
+) -> Reply<LeaveGroupResponse> {
     let version = ctx.api_version;
     let members = if version >= BATCHED_VERSION {
         request
@@ -42,20 +46,26 @@ pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: Leav
         state,
         move |c, now, id| c.leave_group(now, id, core),
         move |response| match response {
-            Some(Response::LeaveGroup(r)) if version >= BATCHED_VERSION => LeaveGroupResponse::default()
-                .with_error_code(r.error_code)
-                .with_members(
-                    r.members
-                        .into_iter()
-                        .map(|m| {
-                            MemberResponse::default()
-                                .with_member_id(StrBytes::from_string(m.member_id))
-                                .with_group_instance_id(m.group_instance_id.map(StrBytes::from_string))
-                                .with_error_code(m.error_code)
-                        })
-                        .collect(),
-                ),
-            Some(Response::LeaveGroup(r)) => LeaveGroupResponse::default().with_error_code(r.legacy_error_code()),
+            Some(Response::LeaveGroup(r)) if version >= BATCHED_VERSION => {
+                LeaveGroupResponse::default()
+                    .with_error_code(r.error_code)
+                    .with_members(
+                        r.members
+                            .into_iter()
+                            .map(|m| {
+                                MemberResponse::default()
+                                    .with_member_id(StrBytes::from_string(m.member_id))
+                                    .with_group_instance_id(
+                                        m.group_instance_id.map(StrBytes::from_string),
+                                    )
+                                    .with_error_code(m.error_code)
+                            })
+                            .collect(),
+                    )
+            }
+            Some(Response::LeaveGroup(r)) => {
+                LeaveGroupResponse::default().with_error_code(r.legacy_error_code())
+            }
             _ => LeaveGroupResponse::default().with_error_code(COORDINATOR_NOT_AVAILABLE),
         },
     )

@@ -12,29 +12,51 @@ use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
 
-pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: ListGroupsRequest) -> Reply<ListGroupsResponse> {
+pub async fn handle(
+    state: &Arc<BrokerState>,
+    ctx: RequestContext,
+    request: ListGroupsRequest,
+) -> Reply<ListGroupsResponse> {
     let version = ctx.api_version;
     let strings = |list: Vec<StrBytes>| list.into_iter().map(|s| s.to_string()).collect();
     let core = strom_group::ListGroupsRequest {
-        states_filter: if version >= 4 { strings(request.states_filter) } else { Vec::new() },
-        types_filter: if version >= 5 { strings(request.types_filter) } else { Vec::new() },
+        states_filter: if version >= 4 {
+            strings(request.states_filter)
+        } else {
+            Vec::new()
+        },
+        types_filter: if version >= 5 {
+            strings(request.types_filter)
+        } else {
+            Vec::new()
+        },
     };
     group_call(
         state,
         move |c, now, id| c.list_groups(now, id, core),
         move |response| match response {
-            Some(Response::ListGroups(r)) => ListGroupsResponse::default().with_error_code(r.error_code).with_groups(
-                r.groups
-                    .into_iter()
-                    .map(|g| {
-                        let listed = ListedGroup::default()
-                            .with_group_id(GroupId(StrBytes::from_string(g.group_id)))
-                            .with_protocol_type(StrBytes::from_string(g.protocol_type));
-                        let listed = if version >= 4 { listed.with_group_state(StrBytes::from_string(g.group_state)) } else { listed };
-                        if version >= 5 { listed.with_group_type(StrBytes::from_string(g.group_type)) } else { listed }
-                    })
-                    .collect(),
-            ),
+            Some(Response::ListGroups(r)) => ListGroupsResponse::default()
+                .with_error_code(r.error_code)
+                .with_groups(
+                    r.groups
+                        .into_iter()
+                        .map(|g| {
+                            let listed = ListedGroup::default()
+                                .with_group_id(GroupId(StrBytes::from_string(g.group_id)))
+                                .with_protocol_type(StrBytes::from_string(g.protocol_type));
+                            let listed = if version >= 4 {
+                                listed.with_group_state(StrBytes::from_string(g.group_state))
+                            } else {
+                                listed
+                            };
+                            if version >= 5 {
+                                listed.with_group_type(StrBytes::from_string(g.group_type))
+                            } else {
+                                listed
+                            }
+                        })
+                        .collect(),
+                ),
             _ => ListGroupsResponse::default().with_error_code(COORDINATOR_NOT_AVAILABLE),
         },
     )

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::protocol::VersionRange;
 
@@ -25,7 +27,11 @@ const EARLIEST_PENDING_UPLOAD: i64 = -6;
 /// The first version whose response carries the leader epoch.
 const LEADER_EPOCH_VERSION: i16 = 4;
 
-pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: ListOffsetsRequest) -> Reply<ListOffsetsResponse> {
+pub async fn handle(
+    state: &Arc<BrokerState>,
+    ctx: RequestContext,
+    request: ListOffsetsRequest,
+) -> Reply<ListOffsetsResponse> {
     let image = state.image();
     let mut topics = Vec::with_capacity(request.topics.len());
     let mut lookups: Vec<(usize, usize, Arc<Partition>, i64)> = Vec::new();
@@ -37,14 +43,18 @@ pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: List
                 .with_timestamp(-1)
                 .with_offset(-1)
                 .with_leader_epoch(-1);
-            let found = led_partition(state, &image, &topic.name, p.partition_index).and_then(|partition| {
-                let ours = partition.leader_epoch();
-                match p.current_leader_epoch {
-                    e if e < 0 || e == ours => Ok(partition),
-                    e if e > ours => Err(KafkaError::new(ResponseError::UnknownLeaderEpoch, "")),
-                    _ => Err(KafkaError::new(ResponseError::FencedLeaderEpoch, "")),
-                }
-            });
+            let found = led_partition(state, &image, &topic.name, p.partition_index).and_then(
+                |partition| {
+                    let ours = partition.leader_epoch();
+                    match p.current_leader_epoch {
+                        e if e < 0 || e == ours => Ok(partition),
+                        e if e > ours => {
+                            Err(KafkaError::new(ResponseError::UnknownLeaderEpoch, ""))
+                        }
+                        _ => Err(KafkaError::new(ResponseError::FencedLeaderEpoch, "")),
+                    }
+                },
+            );
             match found {
                 Ok(partition) => lookups.push((t, slot, partition, p.timestamp)),
                 Err(e) => {

@@ -42,7 +42,11 @@ enum Wanted {
     Id(Uuid),
 }
 
-pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: MetadataRequest) -> Reply<MetadataResponse> {
+pub async fn handle(
+    state: &Arc<BrokerState>,
+    ctx: RequestContext,
+    request: MetadataRequest,
+) -> Reply<MetadataResponse> {
     let version = ctx.api_version;
     let allow_auto_create = version < 4 || request.allow_auto_topic_creation;
     // v0 has no null: an empty list means every topic.
@@ -54,7 +58,9 @@ pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: Meta
                 .map(|t| match t.name {
                     // v10+ names a topic by id with a null name; an empty name with an id set
                     // means the same.
-                    Some(name) if !name.is_empty() || t.topic_id.is_nil() => Wanted::Name(name.to_string()),
+                    Some(name) if !name.is_empty() || t.topic_id.is_nil() => {
+                        Wanted::Name(name.to_string())
+                    }
                     _ => Wanted::Id(t.topic_id),
                 })
                 .collect(),
@@ -71,7 +77,10 @@ pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: Meta
                     Some(t) => found.push(t.name.clone()),
                     None => errors.push((
                         Wanted::Id(id),
-                        KafkaError::new(ResponseError::UnknownTopicId, "This server does not host this topic ID."),
+                        KafkaError::new(
+                            ResponseError::UnknownTopicId,
+                            "This server does not host this topic ID.",
+                        ),
                     )),
                 },
                 Wanted::Name(name) => {
@@ -122,12 +131,13 @@ pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: Meta
         }
     }));
 
-    let include_cluster_ops = (8..=10).contains(&version) && request.include_cluster_authorized_operations;
+    let include_cluster_ops =
+        (8..=10).contains(&version) && request.include_cluster_authorized_operations;
     Reply::Now(
         MetadataResponse::default()
             .with_brokers(brokers(&image))
             .with_cluster_id(Some(StrBytes::from_string(state.cluster_id.clone())))
-            .with_controller_id(BrokerId(state.node_id))
+            .with_controller_id(BrokerId(state.controller_id(&image).0))
             .with_topics(topics)
             .with_cluster_authorized_operations(if include_cluster_ops {
                 CLUSTER_OPERATIONS
@@ -137,37 +147,48 @@ pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: Meta
     )
 }
 
+/// The unfenced brokers: a fenced broker is not one clients should connect to.
 fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
     image
-        .brokers
-        .values()
+        .unfenced_brokers()
         .map(|b| {
             MetadataResponseBroker::default()
-                .with_node_id(BrokerId(b.broker_id))
-                .with_host(StrBytes::from_string(b.host.clone()))
-                .with_port(b.port as i32)
+                .with_node_id(BrokerId(b.broker_id.0))
+                .with_host(StrBytes::from_string(b.host().to_string()))
+                .with_port(b.port() as i32)
                 .with_rack(b.rack.clone().map(StrBytes::from_string))
         })
         .collect()
 }
 
-fn describe_topic(image: &MetadataImage, topic: &TopicImage, include_ops: bool) -> MetadataResponseTopic {
+fn describe_topic(
+    image: &MetadataImage,
+    topic: &TopicImage,
+    include_ops: bool,
+) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
         .map(|(&index, p)| {
+            // A replica on a fenced (or unknown) broker is offline.
             let offline: Vec<BrokerId> = p
                 .replicas
                 .iter()
-                .filter(|r| !image.brokers.contains_key(r))
-                .map(|&r| BrokerId(r))
+                .filter(|r| !image.is_unfenced(**r))
+                .map(|r| BrokerId(r.0))
                 .collect();
+            let error = if p.has_leader() {
+                0
+            } else {
+                ResponseError::LeaderNotAvailable.code()
+            };
             MetadataResponsePartition::default()
+                .with_error_code(error)
                 .with_partition_index(index)
-                .with_leader_id(BrokerId(p.leader))
-                .with_leader_epoch(p.leader_epoch)
-                .with_replica_nodes(p.replicas.iter().map(|&r| BrokerId(r)).collect())
-                .with_isr_nodes(p.in_sync_replicas.iter().map(|&r| BrokerId(r)).collect())
+                .with_leader_id(BrokerId(p.leader.0))
+                .with_leader_epoch(p.leader_epoch.0)
+                .with_replica_nodes(p.replicas.iter().map(|r| BrokerId(r.0)).collect())
+                .with_isr_nodes(p.in_sync_replicas.iter().map(|r| BrokerId(r.0)).collect())
                 .with_offline_replicas(offline)
         })
         .collect();
@@ -176,7 +197,11 @@ fn describe_topic(image: &MetadataImage, topic: &TopicImage, include_ops: bool) 
         .with_topic_id(topic.topic_id)
         .with_is_internal(topic.is_internal())
         .with_partitions(partitions)
-        .with_topic_authorized_operations(if include_ops { TOPIC_OPERATIONS } else { OPERATIONS_OMITTED })
+        .with_topic_authorized_operations(if include_ops {
+            TOPIC_OPERATIONS
+        } else {
+            OPERATIONS_OMITTED
+        })
 }
 
 #[cfg(test)]

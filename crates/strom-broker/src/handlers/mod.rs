@@ -111,10 +111,38 @@ pub(crate) fn client_host(ctx: &RequestContext) -> String {
 pub(crate) const COORDINATOR_NOT_AVAILABLE: i16 =
     kafka_protocol::error::ResponseError::CoordinatorNotAvailable.code();
 
+// The handler modules are declared here, outside the macro, so rustfmt formats them.
+pub mod alter_configs;
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_groups;
+pub mod delete_records;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod describe_groups;
+pub mod describe_log_dirs;
+pub mod describe_quorum;
+pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
+pub mod incremental_alter_configs;
+pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
+pub mod offset_for_leader_epoch;
+pub mod produce;
+pub mod sync_group;
+
 macro_rules! registry {
     ($($key:ident => $module:ident),* $(,)?) => {
-        $(pub mod $module;)*
-
         /// Every API this broker serves and its version range.
         pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[$((ApiKey::$key, $module::VERSIONS)),*];
 
@@ -153,6 +181,7 @@ registry! {
     CreatePartitions => create_partitions,
     IncrementalAlterConfigs => incremental_alter_configs,
     DescribeCluster => describe_cluster,
+    DescribeQuorum => describe_quorum,
     FindCoordinator => find_coordinator,
     JoinGroup => join_group,
     SyncGroup => sync_group,

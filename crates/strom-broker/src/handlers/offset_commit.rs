@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, TopicName};
 use kafka_protocol::protocol::{StrBytes, VersionRange};
 use strom_group::{OffsetCommitPartition, OffsetCommitTopic, Response};
@@ -12,36 +14,57 @@ use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 2, max: 9 };
 
-pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: OffsetCommitRequest) -> Reply<OffsetCommitResponse> {
+pub async fn handle(
+    state: &Arc<BrokerState>,
+    ctx: RequestContext,
+    request: OffsetCommitRequest,
+) -> Reply<OffsetCommitResponse> {
     let version = ctx.api_version;
     // Echo the request's shape in an error answer: every partition gets the code.
-    let failed = |code: i16, request_topics: &[(String, Vec<i32>)]| OffsetCommitResponse::default().with_topics(
-        request_topics
-            .iter()
-            .map(|(name, partitions)| {
-                OffsetCommitResponseTopic::default()
-                    .with_name(TopicName(StrBytes::from_string(name.clone())))
-                    .with_partitions(
-                        partitions
-                            .iter()
-                            .map(|&p| OffsetCommitResponsePartition::default().with_partition_index(p).with_error_code(code))
-                            .collect(),
-                    )
-            })
-            .collect(),
-    );
+    let failed = |code: i16, request_topics: &[(String, Vec<i32>)]| {
+        OffsetCommitResponse::default().with_topics(
+            request_topics
+                .iter()
+                .map(|(name, partitions)| {
+                    OffsetCommitResponseTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(name.clone())))
+                        .with_partitions(
+                            partitions
+                                .iter()
+                                .map(|&p| {
+                                    OffsetCommitResponsePartition::default()
+                                        .with_partition_index(p)
+                                        .with_error_code(code)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        )
+    };
     let shape: Vec<(String, Vec<i32>)> = request
         .topics
         .iter()
-        .map(|t| (t.name.to_string(), t.partitions.iter().map(|p| p.partition_index).collect()))
+        .map(|t| {
+            (
+                t.name.to_string(),
+                t.partitions.iter().map(|p| p.partition_index).collect(),
+            )
+        })
         .collect();
     let core = strom_group::OffsetCommitRequest {
         api_version: version,
         group_id: request.group_id.to_string(),
         generation_id_or_member_epoch: request.generation_id_or_member_epoch,
         member_id: request.member_id.to_string(),
-        group_instance_id: (version >= 7).then(|| request.group_instance_id.map(|i| i.to_string())).flatten(),
-        retention_time_ms: if (2..=4).contains(&version) { request.retention_time_ms } else { -1 },
+        group_instance_id: (version >= 7)
+            .then(|| request.group_instance_id.map(|i| i.to_string()))
+            .flatten(),
+        retention_time_ms: if (2..=4).contains(&version) {
+            request.retention_time_ms
+        } else {
+            -1
+        },
         topics: request
             .topics
             .into_iter()
@@ -53,7 +76,11 @@ pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: Offs
                     .map(|p| OffsetCommitPartition {
                         partition_index: p.partition_index,
                         committed_offset: p.committed_offset,
-                        committed_leader_epoch: if version >= 6 { p.committed_leader_epoch } else { -1 },
+                        committed_leader_epoch: if version >= 6 {
+                            p.committed_leader_epoch
+                        } else {
+                            -1
+                        },
                         commit_timestamp: -1,
                         committed_metadata: p.committed_metadata.map(|m| m.to_string()),
                     })

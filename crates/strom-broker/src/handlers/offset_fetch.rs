@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use kafka_protocol::messages::offset_fetch_response::{
-    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
-    OffsetFetchResponseTopics,
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use kafka_protocol::protocol::{StrBytes, VersionRange};
@@ -18,7 +18,11 @@ pub const VERSIONS: VersionRange = VersionRange { min: 1, max: 9 };
 /// The first version that names several groups.
 const MULTI_GROUP_VERSION: i16 = 8;
 
-pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: OffsetFetchRequest) -> Reply<OffsetFetchResponse> {
+pub async fn handle(
+    state: &Arc<BrokerState>,
+    ctx: RequestContext,
+    request: OffsetFetchRequest,
+) -> Reply<OffsetFetchResponse> {
     let version = ctx.api_version;
     let groups: Vec<OffsetFetchGroup> = if version >= MULTI_GROUP_VERSION {
         request
@@ -104,8 +108,12 @@ fn encode(groups: Vec<OffsetFetchGroupResponse>, version: i16) -> OffsetFetchRes
                                                     OffsetFetchResponsePartitions::default()
                                                         .with_partition_index(p.partition_index)
                                                         .with_committed_offset(p.committed_offset)
-                                                        .with_committed_leader_epoch(p.committed_leader_epoch)
-                                                        .with_metadata(Some(StrBytes::from_string(p.metadata)))
+                                                        .with_committed_leader_epoch(
+                                                            p.committed_leader_epoch,
+                                                        )
+                                                        .with_metadata(Some(StrBytes::from_string(
+                                                            p.metadata,
+                                                        )))
                                                         .with_error_code(p.error_code)
                                                 })
                                                 .collect(),
@@ -121,7 +129,13 @@ fn encode(groups: Vec<OffsetFetchGroupResponse>, version: i16) -> OffsetFetchRes
         return OffsetFetchResponse::default();
     };
     // v2+ carries the group's error at the top level; v1 only per partition.
-    let partition_error = |own: i16| if version < 2 && own == 0 { group.error_code } else { own };
+    let partition_error = |own: i16| {
+        if version < 2 && own == 0 {
+            group.error_code
+        } else {
+            own
+        }
+    };
     let topics = group
         .topics
         .iter()

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 use kafka_protocol::protocol::VersionRange;
 
@@ -46,7 +48,9 @@ pub async fn handle(
                         return result.with_error_code(error.code());
                     }
                     match partition.log.end_offset_for_epoch(p.leader_epoch) {
-                        Some((epoch, end_offset)) => result.with_leader_epoch(epoch).with_end_offset(end_offset),
+                        Some((epoch, end_offset)) => {
+                            result.with_leader_epoch(epoch).with_end_offset(end_offset)
+                        }
                         // UNDEFINED_EPOCH_OFFSET: the epoch is older than anything in the log.
                         None => result,
                     }

@@ -33,11 +33,19 @@ struct Append {
     records: Bytes,
 }
 
-pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: ProduceRequest) -> Reply<ProduceResponse> {
+pub async fn handle(
+    state: &Arc<BrokerState>,
+    ctx: RequestContext,
+    request: ProduceRequest,
+) -> Reply<ProduceResponse> {
     let by_id = ctx.api_version >= 13;
     let acks = request.acks;
-    let acks_error = (![-1, 0, 1].contains(&acks))
-        .then(|| KafkaError::new(ResponseError::InvalidRequiredAcks, format!("acks={acks} is not -1, 0 or 1")));
+    let acks_error = (![-1, 0, 1].contains(&acks)).then(|| {
+        KafkaError::new(
+            ResponseError::InvalidRequiredAcks,
+            format!("acks={acks} is not -1, 0 or 1"),
+        )
+    });
 
     let mut image = state.image();
     let mut responses: Vec<TopicProduceResponse> = Vec::with_capacity(request.topic_data.len());
@@ -51,7 +59,10 @@ pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: Prod
         let mut topic_error = None;
         match &name {
             None => {
-                topic_error = Some(KafkaError::new(ResponseError::UnknownTopicId, "This server does not host this topic ID."));
+                topic_error = Some(KafkaError::new(
+                    ResponseError::UnknownTopicId,
+                    "This server does not host this topic ID.",
+                ));
             }
             Some(n) if image.topic(n).is_none() => {
                 let created = match strom_cluster::controller::validate_topic_name(n) {
@@ -70,9 +81,15 @@ pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: Prod
             let response = response_placeholder(data.index);
             let target = match (&acks_error, &topic_error, &name) {
                 (Some(e), _, _) | (None, Some(e), _) => Err(e.clone()),
-                (None, None, Some(n)) => led_partition(state, &image, n, data.index)
-                    .and_then(|p| check_in_sync_replicas(state, &image, n, data.index, acks).map(|()| p)),
-                (None, None, None) => Err(KafkaError::new(ResponseError::UnknownTopicId, "unknown topic")),
+                (None, None, Some(n)) => {
+                    led_partition(state, &image, n, data.index).and_then(|p| {
+                        check_in_sync_replicas(state, &image, n, data.index, acks).map(|()| p)
+                    })
+                }
+                (None, None, None) => Err(KafkaError::new(
+                    ResponseError::UnknownTopicId,
+                    "unknown topic",
+                )),
             };
             match target {
                 Ok(partition) => {
@@ -87,7 +104,8 @@ pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: Prod
                 Err(e) => partition_responses.push(with_error(response, &e)),
             }
         }
-        let mut topic_response = TopicProduceResponse::default().with_partition_responses(partition_responses);
+        let mut topic_response =
+            TopicProduceResponse::default().with_partition_responses(partition_responses);
         if by_id {
             topic_response.topic_id = topic.topic_id;
         } else {
@@ -104,13 +122,22 @@ pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: Prod
             Ok(Some(info)) => {
                 if !info.duplicate {
                     let traffic = &append.partition.traffic;
-                    traffic.bytes_in.fetch_add(append.records.len() as u64, Ordering::Relaxed);
-                    traffic.records_in.fetch_add(info.record_count as u64, Ordering::Relaxed);
+                    traffic
+                        .bytes_in
+                        .fetch_add(append.records.len() as u64, Ordering::Relaxed);
+                    traffic
+                        .records_in
+                        .fetch_add(info.record_count as u64, Ordering::Relaxed);
                 }
                 response.base_offset = info.first_offset;
                 response.log_append_time_ms = info.log_append_time_ms;
                 response.log_start_offset = info.log_start_offset;
-                durable_waits.push((append.topic, append.slot, Arc::clone(&append.partition), info.last_offset + 1));
+                durable_waits.push((
+                    append.topic,
+                    append.slot,
+                    Arc::clone(&append.partition),
+                    info.last_offset + 1,
+                ));
             }
             // Nothing to append: Kafka answers an empty record set with success and no offset.
             Ok(None) => response.log_start_offset = append.partition.log.log_start_offset(),
@@ -127,7 +154,7 @@ pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: Prod
     let response = ProduceResponse::default().with_responses(responses);
     match acks {
         0 => Reply::Nothing,
-        -1 if state.config.get_bool("strom.fsync.acks.all") && !durable_waits.is_empty() => {
+        -1 if state.config.fsync_acks_all && !durable_waits.is_empty() => {
             let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
             let state = Arc::clone(state);
             Reply::Later(Box::pin(async move {
@@ -161,7 +188,8 @@ async fn append_all(appends: &[Append]) -> Vec<Result<Option<AppendInfo>, Append
         .map(|a| (Arc::clone(&a.partition), a.records.clone()))
         .collect();
     let count = work.len();
-    let task = tokio::task::spawn_blocking(move || append_each(work.iter().map(|(p, r)| (p, r)), now_ms));
+    let task =
+        tokio::task::spawn_blocking(move || append_each(work.iter().map(|(p, r)| (p, r)), now_ms));
     match task.await {
         Ok(outcomes) => outcomes,
         Err(e) => {
@@ -184,16 +212,18 @@ fn append_each<'a>(
     now_ms: i64,
 ) -> Vec<Result<Option<AppendInfo>, AppendError>> {
     work.map(|(partition, records)| {
-            if records.is_empty() {
-                return Ok(None);
-            }
-            let result = partition.log.append_as_leader(records, partition.leader_epoch(), now_ms);
-            if result.is_ok() {
-                partition.advance_high_watermark();
-            }
-            result.map(Some)
-        })
-        .collect()
+        if records.is_empty() {
+            return Ok(None);
+        }
+        let result = partition
+            .log
+            .append_as_leader(records, partition.leader_epoch(), now_ms);
+        if result.is_ok() {
+            partition.advance_high_watermark();
+        }
+        result.map(Some)
+    })
+    .collect()
 }
 
 async fn wait_durable(
@@ -236,9 +266,10 @@ fn check_in_sync_replicas(
     if acks != -1 {
         return Ok(());
     }
-    let required: usize = crate::config::resolve_topic_config(&state.config, image, topic, "min.insync.replicas")
-        .and_then(|(v, _)| v.parse().ok())
-        .unwrap_or(1);
+    let required: usize =
+        crate::config::resolve_topic_config(&state.config, image, topic, "min.insync.replicas")
+            .and_then(|(v, _)| v.parse().ok())
+            .unwrap_or(1);
     let in_sync = image
         .topic(topic)
         .and_then(|t| t.partitions.get(&partition))

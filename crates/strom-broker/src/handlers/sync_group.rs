@@ -11,15 +11,25 @@ use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
 
-pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: SyncGroupRequest) -> Reply<SyncGroupResponse> {
+pub async fn handle(
+    state: &Arc<BrokerState>,
+    ctx: RequestContext,
+    request: SyncGroupRequest,
+) -> Reply<SyncGroupResponse> {
     let version = ctx.api_version;
     let core = strom_group::SyncGroupRequest {
         group_id: request.group_id.to_string(),
         generation_id: request.generation_id,
         member_id: request.member_id.to_string(),
-        group_instance_id: (version >= 3).then(|| request.group_instance_id.map(|i| i.to_string())).flatten(),
-        protocol_type: (version >= 5).then(|| request.protocol_type.map(|p| p.to_string())).flatten(),
-        protocol_name: (version >= 5).then(|| request.protocol_name.map(|p| p.to_string())).flatten(),
+        group_instance_id: (version >= 3)
+            .then(|| request.group_instance_id.map(|i| i.to_string()))
+            .flatten(),
+        protocol_type: (version >= 5)
+            .then(|| request.protocol_type.map(|p| p.to_string()))
+            .flatten(),
+        protocol_name: (version >= 5)
+            .then(|| request.protocol_name.map(|p| p.to_string()))
+            .flatten(),
         assignments: request
             .assignments
             .into_iter()
@@ -35,8 +45,16 @@ pub async fn handle(state: &Arc<BrokerState>, ctx: RequestContext, request: Sync
         move |response| match response {
             Some(Response::SyncGroup(r)) => SyncGroupResponse::default()
                 .with_error_code(r.error_code)
-                .with_protocol_type(if version >= 5 { r.protocol_type.map(StrBytes::from_string) } else { None })
-                .with_protocol_name(if version >= 5 { r.protocol_name.map(StrBytes::from_string) } else { None })
+                .with_protocol_type(if version >= 5 {
+                    r.protocol_type.map(StrBytes::from_string)
+                } else {
+                    None
+                })
+                .with_protocol_name(if version >= 5 {
+                    r.protocol_name.map(StrBytes::from_string)
+                } else {
+                    None
+                })
                 .with_assignment(r.assignment),
             _ => SyncGroupResponse::default().with_error_code(COORDINATOR_NOT_AVAILABLE),
         },

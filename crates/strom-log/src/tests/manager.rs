@@ -43,6 +43,32 @@ fn manager_loads_lists_gets_and_deletes_partitions() {
 }
 
 #[test]
+fn delayed_deletion_frees_the_name_at_once_and_the_files_after_the_delay() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manager = LogManager::open(dir.path(), ManagerConfig::default()).expect("open");
+    let a = partition("orders", 0);
+    let log = manager.load(&a, LogConfig::default()).expect("load");
+    log.append_as_leader(&records(2, 10, NOW), 0, NOW)
+        .expect("append");
+    manager.delete_after(&a, 60_000).expect("delete");
+    assert!(manager.partitions_on_disk().is_empty(), "the name is free");
+    let doomed = || {
+        std::fs::read_dir(dir.path())
+            .expect("list")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with("-delete"))
+            .count()
+    };
+    assert_eq!(doomed(), 1, "the files wait for the delay");
+    let fresh = manager.load(&a, LogConfig::default()).expect("a new log");
+    assert_eq!(fresh.log_end_offset(), 0);
+    manager.delete_due_directories(crate::manager::wall_clock_ms() + 1_000);
+    assert_eq!(doomed(), 1, "not due yet");
+    manager.delete_due_directories(crate::manager::wall_clock_ms() + 61_000);
+    assert_eq!(doomed(), 0);
+}
+
+#[test]
 fn clean_shutdown_writes_marker_and_checkpoints_and_reopen_skips_recovery() {
     let dir = tempfile::tempdir().expect("tempdir");
     let a = partition("orders", 0);
