@@ -36,33 +36,40 @@ class Broker:
         return f"127.0.0.1:{self.port}"
 
     def start(self):
+        return self.launch().wait_started()
+
+    def launch(self):
+        """Starts the process without waiting: the nodes of a cluster must start together,
+        since none finishes starting before a majority of the quorum runs."""
         env = dict(os.environ, STROM_LOG_FORMAT="json", RUST_LOG=os.environ.get("STROM_TEST_LOG", "info"))
         cmd = [STROM, "broker", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}", *self.args]
         self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
-        started = threading.Event()
-        wants_http = "--http" in self.args
-        http_started = threading.Event()
+        self._started = threading.Event()
+        self._wants_http = "--http" in self.args
+        self._http_started = threading.Event()
+        threading.Thread(target=self._pump, args=(self.proc.stderr,), daemon=True).start()
+        return self
 
-        def pump(stream, proc):
-            with open(self.log_path, "a") as log:
-                for raw in stream:
-                    line = raw.decode(errors="replace")
-                    log.write(line)
-                    log.flush()
-                    self.log_lines.append(line)
-                    if not started.is_set() and '"broker started"' in line:
-                        fields = json.loads(line).get("fields", {})
-                        self.port = int(fields["listen"].rsplit(":", 1)[1])
-                        started.set()
-                    if '"http listener started"' in line:
-                        fields = json.loads(line).get("fields", {})
-                        self.http_port = int(fields["listen"].rsplit(":", 1)[1])
-                        http_started.set()
-            started.set()  # the process exited: wake the waiters
-            http_started.set()
+    def _pump(self, stream):
+        with open(self.log_path, "a") as log:
+            for raw in stream:
+                line = raw.decode(errors="replace")
+                log.write(line)
+                log.flush()
+                self.log_lines.append(line)
+                if not self._started.is_set() and '"broker started"' in line:
+                    fields = json.loads(line).get("fields", {})
+                    self.port = int(fields["listen"].rsplit(":", 1)[1])
+                    self._started.set()
+                if '"http listener started"' in line:
+                    fields = json.loads(line).get("fields", {})
+                    self.http_port = int(fields["listen"].rsplit(":", 1)[1])
+                    self._http_started.set()
+        self._started.set()  # the process exited: wake the waiters
+        self._http_started.set()
 
-        threading.Thread(target=pump, args=(self.proc.stderr, self.proc), daemon=True).start()
-        ready = started.wait(START_TIMEOUT_S) and (not wants_http or http_started.wait(START_TIMEOUT_S))
+    def wait_started(self, timeout=START_TIMEOUT_S):
+        ready = self._started.wait(timeout) and (not self._wants_http or self._http_started.wait(timeout))
         # A port of 0 means the "broker started" line never came: the broker exited.
         if not ready or self.proc.poll() is not None or self.port == 0:
             self.proc.kill()

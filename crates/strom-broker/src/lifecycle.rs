@@ -48,6 +48,17 @@ pub async fn start(
         }
         tokio::time::sleep(interval(state).min(Duration::from_millis(100))).await;
     }
+    // Serve only once this broker's partitions reflect the unfencing (the leaderships it got
+    // back, the group coordinator partitions it loaded), so its first clients find them.
+    if let Ok(image) = state
+        .quorum
+        .wait_for_image(crate::state::CONTROLLER_TIMEOUT, |i| {
+            i.is_unfenced(state.node_id)
+        })
+        .await
+    {
+        state.wait_for_replicas(image.offset).await;
+    }
     on_unfenced(state, &mut first_unfence).await;
     let state = Arc::clone(state);
     tokio::spawn(async move { heartbeat_loop(state, incarnation_id, stop, first_unfence).await })

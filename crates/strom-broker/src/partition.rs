@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::time::Duration;
 
-use strom_log::{Log, TopicPartition};
+use strom_log::{Log, Offset, TopicPartition};
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
@@ -105,8 +105,8 @@ impl Partition {
     }
 
     /// The offset below which records are committed and visible to consumers.
-    pub fn high_watermark(&self) -> i64 {
-        self.high_watermark.load(Ordering::Acquire)
+    pub fn high_watermark(&self) -> Offset {
+        Offset(self.high_watermark.load(Ordering::Acquire))
     }
 
     /// Single node: the in-sync replica set is this broker, so every appended record is
@@ -133,9 +133,10 @@ impl Partition {
     /// is running.
     pub async fn wait_durable(
         self: &Arc<Self>,
-        offset_exclusive: i64,
+        offset_exclusive: Offset,
         timeout: Duration,
     ) -> Result<(), DurabilityError> {
+        let offset_exclusive = offset_exclusive.0;
         let mut durability = self.durability.subscribe();
         self.flush_requested_below
             .fetch_max(offset_exclusive, Ordering::AcqRel);

@@ -29,8 +29,9 @@ use crate::groups::GroupCoordinator;
 use crate::metrics::BrokerMetrics;
 use crate::partition::Partition;
 
-/// How long a handler waits for the controller (Kafka's default `request.timeout.ms`).
-pub const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a handler waits for the controller: under clients' default `request.timeout.ms`
+/// (30 s), so a client gets a retriable error instead of timing out itself.
+pub const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, Default)]
 struct ProducerIdBlock {

@@ -215,8 +215,18 @@ async fn every_version_of_every_api_answers() {
         DescribeLogDirsRequest::default().with_topics(None)
     })
     .await;
+    every_version(&mut conn, &mut checked, |v| {
+        DescribeClusterRequest::default().with_include_fenced_brokers(v >= 2)
+    })
+    .await;
     every_version(&mut conn, &mut checked, |_| {
-        DescribeClusterRequest::default()
+        DescribeQuorumRequest::default().with_topics(vec![
+            describe_quorum_request::TopicData::default()
+                .with_topic_name(topic_name("__cluster_metadata"))
+                .with_partitions(vec![
+                    describe_quorum_request::PartitionData::default().with_partition_index(0),
+                ]),
+        ])
     })
     .await;
 

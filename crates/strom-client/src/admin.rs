@@ -341,8 +341,22 @@ pub struct ClusterDescription {
     pub cluster_id: Option<String>,
     /// Controller id as reported (a random live broker in KRaft clusters).
     pub controller_id: Option<i32>,
-    /// Brokers sorted by id.
+    /// Brokers sorted by id, fenced ones included when [`Self::includes_fenced_brokers`].
     pub brokers: Vec<BrokerMetadata>,
+    /// Whether `brokers` lists fenced brokers too. DescribeCluster v2 can ask for them
+    /// (KIP-1073); older versions and Metadata list only unfenced brokers, so a fenced broker
+    /// is then simply missing.
+    pub includes_fenced_brokers: bool,
+    /// Ids of the brokers in `brokers` that are fenced: registered, but not heartbeating, so
+    /// the controller gives them no partition leadership.
+    pub fenced_broker_ids: Vec<i32>,
+}
+
+impl ClusterDescription {
+    /// Whether broker `id` is listed as fenced.
+    pub fn is_fenced(&self, id: i32) -> bool {
+        self.fenced_broker_ids.contains(&id)
+    }
 }
 
 /// The KRaft metadata quorum as DescribeQuorum reports it.
@@ -367,8 +381,14 @@ pub struct QuorumReplica {
     pub replica_id: i32,
     /// Its metadata log end offset, if known.
     pub log_end_offset: Option<i64>,
+    /// When it last fetched from the leader (ms since the epoch, the leader's clock), if
+    /// known. Kafka reports none for the leader itself.
+    pub last_fetch_timestamp: Option<i64>,
     /// When it last caught up with the leader (ms since the epoch), if known.
     pub last_caught_up_timestamp: Option<i64>,
+    /// Its controller listeners as `NAME://host:port` (DescribeQuorum v2 reports them for
+    /// voters); empty when not reported.
+    pub endpoints: Vec<String>,
 }
 
 /// The topic that holds the KRaft metadata log.
@@ -930,9 +950,11 @@ impl Client {
                 cluster_id: metadata.cluster_id.clone(),
                 controller_id: metadata.controller_id,
                 brokers: metadata.brokers.values().cloned().collect(),
+                includes_fenced_brokers: false,
+                fenced_broker_ids: Vec::new(),
             });
         }
-        let response = self
+        let (version, response) = self
             .retry(|_| async {
                 let connection = self.any_connection().await?;
                 let version = connection.negotiated_version::<DescribeClusterRequest>()?;
@@ -941,28 +963,37 @@ impl Client {
                     // 1 = brokers (as opposed to controllers, KIP-919).
                     request.endpoint_type = 1;
                 }
+                if version >= 2 {
+                    request.include_fenced_brokers = true;
+                }
                 let response = connection
                     .send_with_timeout(request, version, self.config().request_timeout)
                     .await?;
                 Error::check(response.error_code, response.error_message.as_deref())?;
-                Ok(response)
+                Ok((version, response))
             })
             .await?;
-        let mut brokers: Vec<BrokerMetadata> = response
-            .brokers
-            .into_iter()
-            .map(|b| BrokerMetadata {
+        let mut brokers = Vec::with_capacity(response.brokers.len());
+        let mut fenced_broker_ids = Vec::new();
+        for b in response.brokers {
+            if b.is_fenced {
+                fenced_broker_ids.push(b.broker_id.0);
+            }
+            brokers.push(BrokerMetadata {
                 id: b.broker_id.0,
                 host: b.host.to_string(),
                 port: b.port,
                 rack: b.rack.map(|r| r.to_string()),
-            })
-            .collect();
+            });
+        }
         brokers.sort_by_key(|b| b.id);
+        fenced_broker_ids.sort_unstable();
         Ok(ClusterDescription {
             cluster_id: Some(response.cluster_id.to_string()).filter(|c| !c.is_empty()),
             controller_id: (response.controller_id.0 >= 0).then_some(response.controller_id.0),
             brokers,
+            includes_fenced_brokers: version >= 2,
+            fenced_broker_ids,
         })
     }
 }
@@ -980,7 +1011,7 @@ impl Client {
         {
             return Ok(None);
         }
-        let response = self
+        let (version, response) = self
             .retry(|_| async {
                 let connection = self.any_connection().await?;
                 let version = connection.negotiated_version::<DescribeQuorumRequest>()?;
@@ -995,7 +1026,7 @@ impl Client {
                     .send_with_timeout(request, version, self.config().request_timeout)
                     .await?;
                 Error::check(response.error_code, response.error_message.as_deref())?;
-                Ok(response)
+                Ok((version, response))
             })
             .await?;
         let partition = response
@@ -1005,14 +1036,21 @@ impl Client {
             .find(|p| p.partition_index == 0)
             .ok_or_else(|| missing("DescribeQuorum", METADATA_TOPIC))?;
         Error::check(partition.error_code, partition.error_message.as_deref())?;
+        let endpoints = quorum_endpoints(&response.nodes);
+        // Kafka sends -1 for anything unknown, and v0 has no timestamps at all (they decode
+        // as their default, 0, which would read as 1970).
+        let timestamps_reported = version >= 1;
+        let known = |value: i64| (value >= 0).then_some(value);
+        let known_time = |value: i64| known(value).filter(|_| timestamps_reported);
         let replicas = |states: Vec<describe_quorum_response::ReplicaState>| {
             let mut replicas: Vec<QuorumReplica> = states
                 .into_iter()
                 .map(|r| QuorumReplica {
                     replica_id: r.replica_id.0,
-                    log_end_offset: (r.log_end_offset >= 0).then_some(r.log_end_offset),
-                    last_caught_up_timestamp: (r.last_caught_up_timestamp >= 0)
-                        .then_some(r.last_caught_up_timestamp),
+                    log_end_offset: known(r.log_end_offset),
+                    last_fetch_timestamp: known_time(r.last_fetch_timestamp),
+                    last_caught_up_timestamp: known_time(r.last_caught_up_timestamp),
+                    endpoints: endpoints.get(&r.replica_id.0).cloned().unwrap_or_default(),
                 })
                 .collect();
             replicas.sort_by_key(|r| r.replica_id);
@@ -1026,6 +1064,28 @@ impl Client {
             observers: replicas(partition.observers),
         }))
     }
+}
+
+/// Each quorum node's listeners as `NAME://host:port`, by node id (DescribeQuorum v2).
+fn quorum_endpoints(nodes: &[describe_quorum_response::Node]) -> HashMap<i32, Vec<String>> {
+    nodes
+        .iter()
+        .map(|node| {
+            let endpoints = node
+                .listeners
+                .iter()
+                .map(|l| {
+                    let host = l.host.as_str();
+                    if host.contains(':') && !host.starts_with('[') {
+                        format!("{}://[{host}]:{}", l.name.as_str(), l.port)
+                    } else {
+                        format!("{}://{host}:{}", l.name.as_str(), l.port)
+                    }
+                })
+                .collect();
+            (node.node_id.0, endpoints)
+        })
+        .collect()
 }
 
 fn creatable_topic(topic: &NewTopic) -> CreatableTopic {
@@ -1428,6 +1488,7 @@ mod tests {
                 let mut r = describe_quorum_response::ReplicaState::default();
                 r.replica_id = BrokerId(id);
                 r.log_end_offset = end;
+                r.last_fetch_timestamp = if id == 3 { 1_700_000_000_000 } else { -1 };
                 r.last_caught_up_timestamp = -1;
                 r
             };
@@ -1440,8 +1501,16 @@ mod tests {
             let mut topic = describe_quorum_response::TopicData::default();
             topic.topic_name = topic_name("__cluster_metadata");
             topic.partitions = vec![partition];
+            let mut listener = describe_quorum_response::Listener::default();
+            listener.name = str_bytes("CONTROLLER");
+            listener.host = str_bytes("10.0.0.1");
+            listener.port = 9093;
+            let mut node = describe_quorum_response::Node::default();
+            node.node_id = BrokerId(1);
+            node.listeners = vec![listener];
             let mut response = kafka_protocol::messages::DescribeQuorumResponse::default();
             response.topics = vec![topic];
+            response.nodes = vec![node];
             Some(Box::new(response))
         })
         .await;
@@ -1460,6 +1529,46 @@ mod tests {
         assert_eq!(quorum.observers[0].replica_id, 4);
         assert_eq!(quorum.observers[0].log_end_offset, None);
         assert_eq!(quorum.voters[0].last_caught_up_timestamp, None);
+        assert_eq!(quorum.voters[0].last_fetch_timestamp, None);
+        assert_eq!(
+            quorum.voters[2].last_fetch_timestamp,
+            Some(1_700_000_000_000)
+        );
+        assert_eq!(quorum.voters[0].endpoints, ["CONTROLLER://10.0.0.1:9093"]);
+        assert!(quorum.voters[1].endpoints.is_empty());
+    }
+
+    #[tokio::test]
+    async fn describe_cluster_asks_for_fenced_brokers_and_marks_them() {
+        let broker = scripted(|request| {
+            assert_eq!(request.api_key, ApiKey::DescribeCluster);
+            assert_eq!(request.version, 2);
+            let body: DescribeClusterRequest = request.decode();
+            assert!(body.include_fenced_brokers);
+            let member = |id: i32, fenced: bool| {
+                let mut b = kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker::default();
+                b.broker_id = BrokerId(id);
+                b.host = str_bytes("127.0.0.1");
+                b.port = 9091 + id;
+                b.is_fenced = fenced;
+                b
+            };
+            let mut response = kafka_protocol::messages::DescribeClusterResponse::default();
+            response.cluster_id = str_bytes("c1");
+            response.controller_id = BrokerId(1);
+            response.brokers = vec![member(3, false), member(2, true), member(1, false)];
+            Some(Box::new(response))
+        })
+        .await;
+        let client = crate::Client::connect(crate::ClientConfig::new(broker.addr.clone()))
+            .await
+            .unwrap();
+        let described = client.describe_cluster().await.unwrap();
+        let ids: Vec<i32> = described.brokers.iter().map(|b| b.id).collect();
+        assert_eq!(ids, [1, 2, 3]);
+        assert!(described.includes_fenced_brokers);
+        assert_eq!(described.fenced_broker_ids, [2]);
+        assert!(described.is_fenced(2) && !described.is_fenced(1));
     }
 
     #[tokio::test]

@@ -177,7 +177,7 @@ pub async fn topic(State(state): AppState, Path(name): Path<String>) -> Response
                 in_sync_replicas: p.in_sync_replicas.iter().map(|r| r.0).collect(),
                 log_start_offset: local.as_ref().map(|l| l.log.log_start_offset()),
                 log_end_offset: local.as_ref().map(|l| l.log.log_end_offset()),
-                high_watermark: local.as_ref().map(|l| l.high_watermark()),
+                high_watermark: local.as_ref().map(|l| l.high_watermark().0),
                 size_bytes: local.as_ref().map(|l| l.log.size_bytes()),
                 segments: local.as_ref().map(|l| l.log.segment_count()),
                 offline: local.as_ref().is_none_or(|l| l.log.is_offline()),
@@ -271,7 +271,7 @@ fn offsets_with_lag(
         .map(|(topic, partition, committed)| {
             let high_watermark = state
                 .partition(&tp(topic, *partition))
-                .map(|p| p.high_watermark());
+                .map(|p| p.high_watermark().0);
             CommittedOffset {
                 topic: topic.clone(),
                 partition: *partition,

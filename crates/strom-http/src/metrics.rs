@@ -2,21 +2,37 @@
 //! format that Prometheus scrapes.
 //!
 //! The broker counts with plain atomics on its hot paths; everything else (log sizes, lag,
-//! process usage) is read here, at scrape time. The snapshot is taken first (the group
-//! coordinator is asked asynchronously), then encoded by prometheus-client.
+//! the metadata quorum, process usage) is read here, at scrape time. The snapshot is taken
+//! first (the group coordinator is asked asynchronously), then encoded by prometheus-client,
+//! one small function per group of metric families. The metadata quorum's families live in
+//! [`quorum`].
+
+mod quorum;
 
 use std::collections::BTreeMap;
+use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeMetric, MetricEncoder,
+    NoLabelSet,
+};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
-use strom_broker::metrics::LATENCY_BUCKETS_US;
+use strom_broker::metrics::{ApiStats, LATENCY_BUCKETS_US};
 use strom_broker::state::BrokerState;
+use strom_cluster::MetadataImage;
+
+use quorum::QuorumSnapshot;
+
+type EncodeResult = Result<(), std::fmt::Error>;
+
+/// One sample's labels, in the order they are printed.
+type Labels = Vec<(&'static str, String)>;
 
 /// Everything one scrape reports.
 #[derive(Debug, Default)]
@@ -33,6 +49,7 @@ pub struct Snapshot {
     offline: i64,
     lag: Vec<(String, String, i32, i64)>,
     group_members: Vec<(String, i64)>,
+    quorum: QuorumSnapshot,
     process: Option<(u64, f64)>,
 }
 
@@ -59,111 +76,37 @@ struct PartitionSnapshot {
     bytes_out: u64,
 }
 
+/// Traffic summed over a topic's partitions.
+#[derive(Debug, Default)]
+struct TopicTraffic {
+    bytes_in: u64,
+    records_in: u64,
+    bytes_out: u64,
+}
+
 impl Snapshot {
     pub async fn take(state: &Arc<BrokerState>) -> Snapshot {
         let metrics = &state.metrics;
-        let apis = metrics
-            .apis()
-            .map(|(api, stats)| {
-                let mut cumulative = 0;
-                let mut buckets = Vec::with_capacity(LATENCY_BUCKETS_US.len() + 1);
-                for (i, bound) in LATENCY_BUCKETS_US.iter().enumerate() {
-                    cumulative += stats.buckets[i].load(Ordering::Relaxed);
-                    buckets.push((*bound as f64 / 1e6, cumulative));
-                }
-                cumulative += stats.buckets[LATENCY_BUCKETS_US.len()].load(Ordering::Relaxed);
-                buckets.push((f64::INFINITY, cumulative));
-                ApiSnapshot {
-                    name: format!("{api:?}"),
-                    requests: stats.requests.load(Ordering::Relaxed),
-                    buckets,
-                    sum_seconds: stats.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6,
-                }
-            })
-            .collect();
-
-        let mut partitions: Vec<PartitionSnapshot> = state
-            .partitions()
-            .iter()
-            .map(|p| PartitionSnapshot {
-                topic: p.topic_partition.topic.clone(),
-                partition: p.topic_partition.partition,
-                size_bytes: p.log.size_bytes() as i64,
-                segments: p.log.segment_count() as i64,
-                log_start_offset: p.log.log_start_offset(),
-                log_end_offset: p.log.log_end_offset(),
-                high_watermark: p.high_watermark(),
-                bytes_in: p.traffic.bytes_in.load(Ordering::Relaxed),
-                records_in: p.traffic.records_in.load(Ordering::Relaxed),
-                bytes_out: p.traffic.bytes_out.load(Ordering::Relaxed),
-            })
-            .collect();
-        partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-
         let image = state.image();
-        let mut under_replicated = 0;
-        let mut offline = 0;
-        for topic in image.topics.values() {
-            for (index, p) in &topic.partitions {
-                if p.leader == state.node_id {
-                    if p.in_sync_replicas.len() < p.replicas.len() {
-                        under_replicated += 1;
-                    }
-                    let tp = strom_log::TopicPartition {
-                        topic: topic.name.clone(),
-                        partition: *index,
-                    };
-                    if state
-                        .partition(&tp)
-                        .is_none_or(|local| local.log.is_offline())
-                    {
-                        offline += 1;
-                    }
-                }
-            }
-        }
-
-        let mut lag = Vec::new();
-        let mut group_members = Vec::new();
-        if let Some(groups) = state.groups()
-            && let Ok(snapshots) = groups.snapshot().await
-        {
-            for group in snapshots {
-                group_members.push((
-                    group.summary.group_id.clone(),
-                    group.summary.members.len() as i64,
-                ));
-                for (topic, partition, committed) in &group.offsets {
-                    let tp = strom_log::TopicPartition {
-                        topic: topic.clone(),
-                        partition: *partition,
-                    };
-                    if let Some(local) = state.partition(&tp) {
-                        let behind = (local.high_watermark() - committed.committed_offset).max(0);
-                        lag.push((
-                            group.summary.group_id.clone(),
-                            topic.clone(),
-                            *partition,
-                            behind,
-                        ));
-                    }
-                }
-            }
-        }
-
+        let (under_replicated, offline) = led_partition_health(state, &image);
+        let (lag, group_members) = group_snapshots(state).await;
         Snapshot {
-            apis,
+            apis: metrics
+                .apis()
+                .map(|(api, stats)| api_snapshot(api, stats))
+                .collect(),
             connections_open: metrics.connections_open.load(Ordering::Relaxed),
             connections_accepted: metrics.connections_accepted.load(Ordering::Relaxed),
             produce_waits: metrics.produce_waits.load(Ordering::Relaxed),
             fetch_waits: metrics.fetch_waits.load(Ordering::Relaxed),
             isr_shrinks: metrics.isr_shrinks.load(Ordering::Relaxed),
             isr_expands: metrics.isr_expands.load(Ordering::Relaxed),
-            partitions,
+            partitions: partition_snapshots(state),
             under_replicated,
             offline,
             lag,
             group_members,
+            quorum: QuorumSnapshot::take(state, &image),
             process: crate::process::usage(),
         }
     }
@@ -178,22 +121,121 @@ impl Snapshot {
     }
 }
 
-fn counter(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    value: u64,
-) -> Result<(), std::fmt::Error> {
-    let metric = ConstCounter::new(value);
-    metric.encode(encoder.encode_descriptor(name, help, None, MetricType::Counter)?)
+/// The broker keeps one count per bucket; Prometheus wants them cumulative, with a last `+Inf`
+/// bucket for everything above the largest bound.
+fn api_snapshot(api: impl Debug, stats: &ApiStats) -> ApiSnapshot {
+    let mut cumulative = 0;
+    let mut buckets = Vec::with_capacity(LATENCY_BUCKETS_US.len() + 1);
+    for (i, bound) in LATENCY_BUCKETS_US.iter().enumerate() {
+        cumulative += stats.buckets[i].load(Ordering::Relaxed);
+        buckets.push((*bound as f64 / 1e6, cumulative));
+    }
+    cumulative += stats.buckets[LATENCY_BUCKETS_US.len()].load(Ordering::Relaxed);
+    buckets.push((f64::INFINITY, cumulative));
+    ApiSnapshot {
+        name: format!("{api:?}"),
+        requests: stats.requests.load(Ordering::Relaxed),
+        buckets,
+        sum_seconds: stats.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6,
+    }
 }
 
-fn gauge<N: prometheus_client::encoding::EncodeGaugeValue>(
+/// The local partitions, sorted so that scrapes list them in a stable order.
+fn partition_snapshots(state: &BrokerState) -> Vec<PartitionSnapshot> {
+    let mut partitions: Vec<PartitionSnapshot> = state
+        .partitions()
+        .iter()
+        .map(|p| PartitionSnapshot {
+            topic: p.topic_partition.topic.clone(),
+            partition: p.topic_partition.partition,
+            size_bytes: p.log.size_bytes() as i64,
+            segments: p.log.segment_count() as i64,
+            log_start_offset: p.log.log_start_offset(),
+            log_end_offset: p.log.log_end_offset(),
+            high_watermark: p.high_watermark().0,
+            bytes_in: p.traffic.bytes_in.load(Ordering::Relaxed),
+            records_in: p.traffic.records_in.load(Ordering::Relaxed),
+            bytes_out: p.traffic.bytes_out.load(Ordering::Relaxed),
+        })
+        .collect();
+    partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    partitions
+}
+
+/// Of the partitions the image says this broker leads: how many are under-replicated, and how
+/// many are offline (no local log, or a log stopped by a storage error).
+fn led_partition_health(state: &BrokerState, image: &MetadataImage) -> (i64, i64) {
+    let mut under_replicated = 0;
+    let mut offline = 0;
+    for topic in image.topics.values() {
+        for (index, p) in &topic.partitions {
+            if p.leader != state.node_id {
+                continue;
+            }
+            if p.in_sync_replicas.len() < p.replicas.len() {
+                under_replicated += 1;
+            }
+            let tp = strom_log::TopicPartition {
+                topic: topic.name.clone(),
+                partition: *index,
+            };
+            if state
+                .partition(&tp)
+                .is_none_or(|local| local.log.is_offline())
+            {
+                offline += 1;
+            }
+        }
+    }
+    (under_replicated, offline)
+}
+
+/// Lag per (group, topic, partition) for committed offsets of local partitions, and members per
+/// group. Empty when the group coordinator is not running.
+async fn group_snapshots(
+    state: &BrokerState,
+) -> (Vec<(String, String, i32, i64)>, Vec<(String, i64)>) {
+    let mut lag = Vec::new();
+    let mut group_members = Vec::new();
+    let Some(groups) = state.groups() else {
+        return (lag, group_members);
+    };
+    let Ok(snapshots) = groups.snapshot().await else {
+        return (lag, group_members);
+    };
+    for group in snapshots {
+        let group_id = &group.summary.group_id;
+        group_members.push((group_id.clone(), group.summary.members.len() as i64));
+        for (topic, partition, committed) in &group.offsets {
+            let tp = strom_log::TopicPartition {
+                topic: topic.clone(),
+                partition: *partition,
+            };
+            if let Some(local) = state.partition(&tp) {
+                let behind = (local.high_watermark().0 - committed.committed_offset).max(0);
+                lag.push((group_id.clone(), topic.clone(), *partition, behind));
+            }
+        }
+    }
+    (lag, group_members)
+}
+
+fn counter<N: EncodeCounterValue>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
     value: N,
-) -> Result<(), std::fmt::Error> {
+) -> EncodeResult {
+    let metric = ConstCounter::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, MetricType::Counter)?)
+}
+
+fn gauge<N: EncodeGaugeValue>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: N,
+) -> EncodeResult {
     let metric = ConstGauge::new(value);
     metric.encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)
 }
@@ -204,12 +246,9 @@ fn family<V>(
     name: &str,
     help: &str,
     metric_type: MetricType,
-    samples: impl IntoIterator<Item = (Vec<(&'static str, String)>, V)>,
-    encode_one: impl Fn(
-        &mut prometheus_client::encoding::MetricEncoder,
-        &V,
-    ) -> Result<(), std::fmt::Error>,
-) -> Result<(), std::fmt::Error> {
+    samples: impl IntoIterator<Item = (Labels, V)>,
+    encode_one: impl Fn(&mut MetricEncoder, &V) -> EncodeResult,
+) -> EncodeResult {
     let mut metric = encoder.encode_descriptor(name, help, None, metric_type)?;
     for (labels, value) in samples {
         let mut sample = metric.encode_family(&labels)?;
@@ -218,16 +257,33 @@ fn family<V>(
     Ok(())
 }
 
-impl Collector for Snapshot {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let e = &mut encoder;
-        let as_counter = |m: &mut prometheus_client::encoding::MetricEncoder, v: &u64| {
-            m.encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(v, None)
-        };
-        let as_gauge =
-            |m: &mut prometheus_client::encoding::MetricEncoder, v: &i64| m.encode_gauge(v);
+/// Encodes one sample of a counter family.
+fn as_counter(sample: &mut MetricEncoder, value: &u64) -> EncodeResult {
+    sample.encode_counter::<NoLabelSet, _, u64>(value, None)
+}
 
-        // Requests per API.
+/// Encodes one sample of a gauge family.
+fn as_gauge<N: EncodeGaugeValue>(sample: &mut MetricEncoder, value: &N) -> EncodeResult {
+    sample.encode_gauge(value)
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> EncodeResult {
+        let e = &mut encoder;
+        self.encode_requests(e)?;
+        self.encode_waits_and_connections(e)?;
+        self.encode_partition_counts(e)?;
+        self.encode_logs(e)?;
+        self.encode_topic_traffic(e)?;
+        self.encode_groups(e)?;
+        self.quorum.encode(e)?;
+        self.encode_process(e)
+    }
+}
+
+impl Snapshot {
+    /// Requests and their latency, per Kafka API.
+    fn encode_requests(&self, e: &mut DescriptorEncoder) -> EncodeResult {
         family(
             e,
             "strom_requests",
@@ -238,24 +294,26 @@ impl Collector for Snapshot {
                 .map(|a| (vec![("api", a.name.clone())], a.requests)),
             as_counter,
         )?;
-        {
-            let mut metric = e.encode_descriptor(
-                "strom_request_latency_seconds",
-                "Time from a request's arrival to its response being ready, by Kafka API.",
+        let mut metric = e.encode_descriptor(
+            "strom_request_latency_seconds",
+            "Time from a request's arrival to its response being ready, by Kafka API.",
+            None,
+            MetricType::Histogram,
+        )?;
+        for api in &self.apis {
+            let labels = vec![("api", api.name.clone())];
+            let mut sample = metric.encode_family(&labels)?;
+            sample.encode_histogram::<NoLabelSet>(
+                api.sum_seconds,
+                api.requests,
+                &api.buckets,
                 None,
-                MetricType::Histogram,
             )?;
-            for api in &self.apis {
-                let labels = vec![("api", api.name.clone())];
-                let mut sample = metric.encode_family(&labels)?;
-                sample.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-                    api.sum_seconds,
-                    api.requests,
-                    &api.buckets,
-                    None,
-                )?;
-            }
         }
+        Ok(())
+    }
+
+    fn encode_waits_and_connections(&self, e: &mut DescriptorEncoder) -> EncodeResult {
         gauge(
             e,
             "strom_produce_waits",
@@ -279,9 +337,11 @@ impl Collector for Snapshot {
             "strom_connections_accepted",
             "Client connections accepted.",
             self.connections_accepted,
-        )?;
+        )
+    }
 
-        // Partitions and logs.
+    /// Counts over the partitions this broker leads, and in-sync replica set changes.
+    fn encode_partition_counts(&self, e: &mut DescriptorEncoder) -> EncodeResult {
         gauge(
             e,
             "strom_partitions",
@@ -311,116 +371,105 @@ impl Collector for Snapshot {
             "strom_isr_expands",
             "Times a partition's in-sync replica set grew.",
             self.isr_expands,
-        )?;
-        let partition_labels = |p: &PartitionSnapshot| {
-            vec![
-                ("topic", p.topic.clone()),
-                ("partition", p.partition.to_string()),
-            ]
-        };
-        let per_partition = |e: &mut DescriptorEncoder,
-                             name: &str,
-                             help: &str,
-                             pick: fn(&PartitionSnapshot) -> i64| {
-            family(
-                e,
-                name,
-                help,
-                MetricType::Gauge,
-                self.partitions
-                    .iter()
-                    .map(|p| (partition_labels(p), pick(p))),
-                as_gauge,
-            )
-        };
-        per_partition(
+        )
+    }
+
+    /// Per-partition log gauges.
+    fn encode_logs(&self, e: &mut DescriptorEncoder) -> EncodeResult {
+        self.per_partition(
             e,
             "strom_log_size_bytes",
             "Bytes in the partition's log segments.",
             |p| p.size_bytes,
         )?;
-        per_partition(
+        self.per_partition(
             e,
             "strom_log_segments",
             "Segments in the partition's log.",
             |p| p.segments,
         )?;
-        per_partition(
+        self.per_partition(
             e,
             "strom_log_start_offset",
             "The partition's log start offset.",
             |p| p.log_start_offset,
         )?;
-        per_partition(
+        self.per_partition(
             e,
             "strom_log_end_offset",
             "The partition's log end offset.",
             |p| p.log_end_offset,
         )?;
-        per_partition(
+        self.per_partition(
             e,
             "strom_high_watermark",
             "The partition's high watermark.",
             |p| p.high_watermark,
-        )?;
+        )
+    }
 
-        // Traffic per topic.
-        let mut topics: BTreeMap<&str, (u64, u64, u64)> = BTreeMap::new();
+    fn per_partition(
+        &self,
+        e: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        pick: fn(&PartitionSnapshot) -> i64,
+    ) -> EncodeResult {
+        let samples = self.partitions.iter().map(|p| {
+            let labels = vec![
+                ("topic", p.topic.clone()),
+                ("partition", p.partition.to_string()),
+            ];
+            (labels, pick(p))
+        });
+        family(e, name, help, MetricType::Gauge, samples, as_gauge)
+    }
+
+    /// Traffic counters, summed per topic (per partition would multiply the series).
+    fn encode_topic_traffic(&self, e: &mut DescriptorEncoder) -> EncodeResult {
+        let mut topics: BTreeMap<&str, TopicTraffic> = BTreeMap::new();
         for p in &self.partitions {
-            let entry = topics.entry(&p.topic).or_default();
-            entry.0 += p.bytes_in;
-            entry.1 += p.records_in;
-            entry.2 += p.bytes_out;
+            let traffic = topics.entry(&p.topic).or_default();
+            traffic.bytes_in += p.bytes_in;
+            traffic.records_in += p.records_in;
+            traffic.bytes_out += p.bytes_out;
         }
-        let per_topic = |e: &mut DescriptorEncoder,
-                         name: &str,
-                         help: &str,
-                         pick: fn(&(u64, u64, u64)) -> u64| {
-            family(
-                e,
-                name,
-                help,
-                MetricType::Counter,
-                topics
-                    .iter()
-                    .map(|(t, v)| (vec![("topic", t.to_string())], pick(v))),
-                as_counter,
-            )
-        };
         per_topic(
             e,
+            &topics,
             "strom_topic_bytes_in",
             "Record batch bytes appended, by topic.",
-            |v| v.0,
+            |t| t.bytes_in,
         )?;
         per_topic(
             e,
+            &topics,
             "strom_topic_records_in",
             "Records appended, by topic.",
-            |v| v.1,
+            |t| t.records_in,
         )?;
         per_topic(
             e,
+            &topics,
             "strom_topic_bytes_out",
             "Record batch bytes sent to fetchers, by topic.",
-            |v| v.2,
-        )?;
+            |t| t.bytes_out,
+        )
+    }
 
-        // Consumer groups.
+    fn encode_groups(&self, e: &mut DescriptorEncoder) -> EncodeResult {
         family(
             e,
             "strom_consumer_group_lag",
             "Records between a group's committed offset and the high watermark.",
             MetricType::Gauge,
             self.lag.iter().map(|(g, t, p, lag)| {
-                (
-                    vec![
-                        ("group", g.clone()),
-                        ("topic", t.clone()),
-                        ("partition", p.to_string()),
-                    ],
-                    *lag,
-                )
+                let labels = vec![
+                    ("group", g.clone()),
+                    ("topic", t.clone()),
+                    ("partition", p.to_string()),
+                ];
+                (labels, *lag)
             }),
             as_gauge,
         )?;
@@ -433,24 +482,38 @@ impl Collector for Snapshot {
                 .iter()
                 .map(|(g, n)| (vec![("group", g.clone())], *n)),
             as_gauge,
-        )?;
-
-        // The process.
-        if let Some((rss, cpu)) = self.process {
-            gauge(
-                e,
-                "process_resident_memory_bytes",
-                "Resident memory of the broker process.",
-                rss as i64,
-            )?;
-            let metric = ConstCounter::new(cpu);
-            metric.encode(e.encode_descriptor(
-                "process_cpu_seconds",
-                "User and system CPU time of the broker process.",
-                None,
-                MetricType::Counter,
-            )?)?;
-        }
-        Ok(())
+        )
     }
+
+    /// The process's resources, under the names the Prometheus client libraries use.
+    fn encode_process(&self, e: &mut DescriptorEncoder) -> EncodeResult {
+        let Some((rss, cpu)) = self.process else {
+            return Ok(());
+        };
+        gauge(
+            e,
+            "process_resident_memory_bytes",
+            "Resident memory of the broker process.",
+            rss as i64,
+        )?;
+        counter(
+            e,
+            "process_cpu_seconds",
+            "User and system CPU time of the broker process.",
+            cpu,
+        )
+    }
+}
+
+fn per_topic(
+    e: &mut DescriptorEncoder,
+    topics: &BTreeMap<&str, TopicTraffic>,
+    name: &str,
+    help: &str,
+    pick: fn(&TopicTraffic) -> u64,
+) -> EncodeResult {
+    let samples = topics
+        .iter()
+        .map(|(topic, traffic)| (vec![("topic", topic.to_string())], pick(traffic)));
+    family(e, name, help, MetricType::Counter, samples, as_counter)
 }

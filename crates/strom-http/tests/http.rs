@@ -1,5 +1,6 @@
 //! The HTTP listener against a real broker: after a known workload, `/metrics` parses and its
-//! counters match; the admin API and the health endpoints answer.
+//! counters match; the metadata quorum shows in `/metrics` and `/api/v1/cluster`; the admin API
+//! and the health endpoints answer.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -189,9 +190,93 @@ async fn metrics_match_a_known_workload() {
     assert_eq!(topic["configs"]["cleanup.policy"]["value"], "delete");
     assert_eq!(get(&http, "/api/v1/topics/nope").await.0, 404);
     assert_eq!(get(&http, "/api/v1/groups/nope").await.0, 404);
-    let (_, cluster) = get(&http, "/api/v1/cluster").await;
-    assert!(cluster.contains("single-node"));
+    let (status, body) = get(&http, "/api/v1/cluster").await;
+    assert_eq!(status, 200);
+    let cluster: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(cluster["node_id"], 1, "{body}");
     assert_eq!(get(&http, "/health").await.0, 200);
     assert_eq!(get(&http, "/ready").await.0, 200);
+    broker.shutdown().await.unwrap();
+}
+
+/// The lines of `/metrics` about the metadata quorum, for failure messages.
+fn quorum_lines(text: &str) -> String {
+    text.lines()
+        .filter(|l| {
+            [
+                "quorum",
+                "controller",
+                "brokers",
+                "metadata",
+                "broker_",
+                "leaderless",
+            ]
+            .iter()
+            .any(|word| l.contains(word))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn metrics_and_cluster_report_the_metadata_quorum() {
+    let (_dir, broker, http) = start().await;
+
+    let (status, text) = get(&http, "/metrics").await;
+    assert_eq!(status, 200);
+    let m = parse(&text);
+    let lines = quorum_lines(&text);
+    // A single node is a one-voter quorum: node 1 leads it and is the active controller.
+    assert_eq!(metric(&m, "strom_quorum_leader"), 1.0, "{lines}");
+    assert_eq!(metric(&m, r#"strom_quorum_role{role="leader"}"#), 1.0);
+    assert_eq!(metric(&m, r#"strom_quorum_role{role="follower"}"#), 0.0);
+    assert_eq!(metric(&m, r#"strom_quorum_role{role="observer"}"#), 0.0);
+    assert!(metric(&m, "strom_quorum_term") >= 1.0, "{lines}");
+    let applied = metric(&m, "strom_quorum_applied_index");
+    assert!(applied > 0.0, "{lines}");
+    assert!(
+        metric(&m, "strom_quorum_last_log_index") >= applied,
+        "{lines}"
+    );
+    assert!(metric(&m, "strom_quorum_snapshot_index") >= -1.0);
+    assert!(
+        !text.contains("strom_quorum_voter_lag{"),
+        "a lone voter has no other voters to lag: {lines}"
+    );
+    assert_eq!(metric(&m, "strom_active_controller"), 1.0);
+    assert_eq!(metric(&m, "strom_registered_brokers"), 1.0, "{lines}");
+    assert_eq!(metric(&m, "strom_fenced_brokers"), 0.0, "{lines}");
+    assert_eq!(metric(&m, "strom_leaderless_partitions"), 0.0);
+    assert_eq!(metric(&m, "strom_broker_fenced"), 0.0);
+    assert!(metric(&m, "strom_broker_epoch") >= 0.0, "{lines}");
+    assert!(
+        metric(&m, "strom_metadata_applied_entries_total") > 0.0,
+        "{lines}"
+    );
+    assert!(
+        metric(&m, "strom_metadata_applied_records_total") > 0.0,
+        "{lines}"
+    );
+    assert!(metric(&m, "strom_metadata_apply_seconds_total") >= 0.0);
+    assert!(metric(&m, "strom_metadata_last_apply_seconds") >= 0.0);
+    assert!(text.contains("# TYPE strom_metadata_apply_seconds counter"));
+    assert!(text.contains("# TYPE strom_quorum_role gauge"));
+
+    let (status, body) = get(&http, "/api/v1/cluster").await;
+    assert_eq!(status, 200);
+    let cluster: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(cluster["node_id"], 1, "{body}");
+    assert_eq!(cluster["controller_id"], 1, "{body}");
+    assert_eq!(cluster["quorum"]["role"], "leader", "{body}");
+    assert_eq!(cluster["quorum"]["leader_id"], 1, "{body}");
+    assert!(cluster["quorum"]["term"].as_u64().unwrap() >= 1, "{body}");
+    assert!(
+        cluster["quorum"]["applied_index"].as_u64().unwrap() > 0,
+        "{body}"
+    );
+    let brokers = cluster["brokers"].as_array().unwrap();
+    assert_eq!(brokers.len(), 1, "{body}");
+    assert_eq!(brokers[0]["id"], 1);
+    assert_eq!(brokers[0]["fenced"], false, "{body}");
     broker.shutdown().await.unwrap();
 }

@@ -92,6 +92,19 @@ impl std::fmt::Display for TopicPartition {
     }
 }
 
+/// A position in a partition's log: a record's offset, or a bound such as the high watermark
+/// (the offset below which records are committed). A newtype so that an offset is never
+/// mixed up with a count, a leader epoch or a byte position where partitions hand offsets
+/// across APIs; `.0` is the Kafka wire value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Offset(pub i64);
+
+impl std::fmt::Display for Offset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// Which timestamp a topic's records carry (`message.timestamp.type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TimestampType {

@@ -26,6 +26,9 @@ use crate::types::{ControllerNode, NodeId, Snapshot, TypeConfig, Vote};
 #[derive(Clone, Default)]
 pub struct Network {
     clients: Arc<Mutex<HashMap<String, Arc<RpcClient>>>>,
+    /// When each peer last answered an AppendEntries (replication or heartbeat), in wall-clock
+    /// milliseconds: DescribeQuorum's last fetch time of a voter.
+    contacts: Arc<Mutex<HashMap<NodeId, i64>>>,
 }
 
 impl Network {
@@ -40,6 +43,17 @@ impl Network {
     }
 }
 
+impl Network {
+    /// When `node` last answered an AppendEntries from this node, if ever.
+    pub fn last_contact_ms(&self, node: NodeId) -> Option<i64> {
+        self.contacts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&node)
+            .copied()
+    }
+}
+
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
@@ -48,6 +62,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             node: node.clone(),
             client: self.client(&node.address),
+            contacts: Arc::clone(&self.contacts),
         }
     }
 }
@@ -57,6 +72,7 @@ pub struct Peer {
     target: NodeId,
     node: ControllerNode,
     client: Arc<RpcClient>,
+    contacts: Arc<Mutex<HashMap<NodeId, i64>>>,
 }
 
 type RaftRpcError<E = openraft::error::Infallible> =
@@ -99,7 +115,13 @@ impl RaftNetwork<TypeConfig> for Peer {
             .await
             .map_err(|e| self.transport_error(e))?;
         match response {
-            RpcResponse::AppendEntries(Ok(r)) => Ok(r),
+            RpcResponse::AppendEntries(Ok(r)) => {
+                self.contacts
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(self.target, crate::wall_clock_ms());
+                Ok(r)
+            }
             RpcResponse::AppendEntries(Err(e)) => Err(RPCError::RemoteError(
                 RemoteError::new_with_node(self.target, self.node.clone(), e),
             )),

@@ -173,6 +173,11 @@ impl QuorumNode {
         .await
         .map_err(|e| QuorumError::Raft(e.to_string()))?;
         initialize(&raft, &config).await?;
+        if config.voters.len() == 1 {
+            // The only voter needs nobody's vote: elect now instead of after an election
+            // timeout, so a restarted single node serves at once.
+            let _ = raft.trigger().elect().await;
+        }
 
         let observers = ObserverProgress::default();
         let (handle, controller_task) = ControllerTask {
@@ -182,6 +187,7 @@ impl QuorumNode {
             config: config.controller.clone(),
             bootstrap_records: config.bootstrap_records.clone(),
             observers: Arc::clone(&observers),
+            network: network.clone(),
         }
         .spawn(shutdown_rx.clone());
         let log_for_policy = log_reader.clone();
@@ -246,6 +252,7 @@ impl QuorumNode {
             publisher,
             leader: leader_tx,
             max_wait: Duration::from_millis(500),
+            stats: Arc::clone(&stats),
         };
         let task = tokio::spawn(observer.run(shutdown.subscribe()));
         let client = ControllerClient::new(
@@ -408,12 +415,21 @@ async fn initialize(raft: &Raft, config: &QuorumConfig) -> Result<(), QuorumErro
             )
         })
         .collect();
-    match raft.initialize(nodes.clone()).await {
-        Ok(()) => {
+    let initialized = raft
+        .is_initialized()
+        .await
+        .map_err(|e| QuorumError::Raft(e.to_string()))?;
+    let result = if initialized {
+        Ok(())
+    } else {
+        raft.initialize(nodes.clone()).await
+    };
+    match result {
+        Ok(()) if !initialized => {
             tracing::info!(voters = %voters_text(&config.voters), "initialized a new metadata log");
             Ok(())
         }
-        Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {
+        Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {
             let membership = raft
                 .metrics()
                 .borrow()
@@ -455,19 +471,45 @@ fn voters_text(voters: &BTreeMap<BrokerId, String>) -> String {
 }
 
 /// Mirrors Raft's view of the leader into a watch the controller client reads.
+/// Logs the quorum's leader changes and a failed Raft core: openraft's own logs are off by
+/// default (see the binary's logging setup).
 async fn follow_leader(
     raft: Raft,
     leader: watch::Sender<Option<BrokerId>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut metrics = raft.metrics();
+    let mut reported_failure = false;
     loop {
-        let current = metrics.borrow().current_leader.map(broker_id);
-        leader.send_if_modified(|l| {
+        let (current, term, failure) = {
+            let m = metrics.borrow();
+            (
+                m.current_leader.map(broker_id),
+                m.current_term,
+                m.running_state.clone().err(),
+            )
+        };
+        let changed = leader.send_if_modified(|l| {
             let changed = *l != current;
             *l = current;
             changed
         });
+        if changed {
+            match current {
+                Some(id) => tracing::info!(leader = %id, term, "the metadata quorum has a leader"),
+                None => tracing::warn!(
+                    term,
+                    "the metadata quorum has no leader; an election is due"
+                ),
+            }
+        }
+        // `Stopped` is a shutdown this node asked for, not a failure.
+        if let Some(fatal) = failure
+            && !matches!(fatal, openraft::error::Fatal::Stopped)
+            && !std::mem::replace(&mut reported_failure, true)
+        {
+            tracing::error!(error = %fatal, "the metadata quorum member stopped");
+        }
         tokio::select! {
             changed = metrics.changed() => if changed.is_err() { return },
             _ = crate::stopped(&mut shutdown) => return,
@@ -514,6 +556,11 @@ async fn snapshot_policy(
             if raft.trigger().purge_log(snapshot.index).await.is_err() {
                 return;
             }
+            tracing::info!(
+                upto = snapshot.index,
+                log_bytes,
+                "deleting metadata log entries covered by the latest snapshot"
+            );
             purged_upto = snapshot.index;
         }
     }

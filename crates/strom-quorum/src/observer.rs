@@ -21,7 +21,7 @@ use crate::controller::ObserverProgress;
 use crate::controller::messages::{ControllerError, ReplicaProgress};
 use crate::network::Network;
 use crate::rpc::{RpcRequest, RpcResponse};
-use crate::storage::{LogReader, SharedSnapshot, decode_snapshot};
+use crate::storage::{ApplyStats, LogReader, SharedSnapshot, decode_snapshot};
 use crate::types::{Entry, LogId, Raft, SnapshotMeta, broker_id, metadata_offset};
 
 /// Entries one fetch returns at most.
@@ -131,6 +131,7 @@ pub struct Observer {
     pub publisher: watch::Sender<Arc<MetadataImage>>,
     pub leader: watch::Sender<Option<BrokerId>>,
     pub max_wait: Duration,
+    pub stats: Arc<ApplyStats>,
 }
 
 impl Observer {
@@ -161,9 +162,13 @@ impl Observer {
             match result {
                 Ok((RpcResponse::FetchMetadata(Ok(response)), body)) => {
                     self.leader.send_replace(response.leader);
+                    let started = std::time::Instant::now();
+                    let (entries, records) = count(&response);
                     match apply(&mut image, &mut position, response, &body) {
                         Ok(true) => {
                             self.publisher.send_replace(Arc::new(image.clone()));
+                            let micros = started.elapsed().as_micros() as u64;
+                            self.stats.record(entries, records, 0, micros);
                         }
                         Ok(false) => {}
                         Err(e) => {
@@ -199,6 +204,19 @@ impl Observer {
             _ = crate::stopped(shutdown) => {}
         }
     }
+}
+
+/// Entries and records in a fetch answer.
+fn count(response: &FetchResponse) -> (u64, u64) {
+    let records = response
+        .entries
+        .iter()
+        .map(|e| match &e.payload {
+            EntryPayload::Normal(batch) => batch.0.len() as u64,
+            _ => 0,
+        })
+        .sum();
+    (response.entries.len() as u64, records)
 }
 
 /// Applies a fetch answer; returns whether the image changed.

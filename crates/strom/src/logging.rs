@@ -1,5 +1,6 @@
 //! Log output: human-readable by default, JSON with `--log-format json`; the level from
-//! `--log-level`, else `RUST_LOG`, else info.
+//! `--log-level`, else `RUST_LOG`, else info (openraft's own logs off unless a filter names
+//! it).
 
 use clap::{Args, ValueEnum};
 use tracing_subscriber::EnvFilter;
@@ -27,10 +28,18 @@ pub struct LogArgs {
 }
 
 pub fn init(args: &LogArgs) -> anyhow::Result<()> {
-    let filter = match &args.log_level {
-        Some(level) => EnvFilter::try_new(level)?,
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    let text = match &args.log_level {
+        Some(level) => level.clone(),
+        None => std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_string()),
     };
+    let mut filter = EnvFilter::try_new(&text)?;
+    // openraft logs every Raft step at info and a peer that is down at error, every retry.
+    // Strom's metadata quorum reports what an operator needs itself (leader changes, peers
+    // lost and found again, a failed Raft core), so openraft is silent unless a filter names
+    // it (`RUST_LOG=info,openraft=info`).
+    if !text.contains("openraft") {
+        filter = filter.add_directive("openraft=off".parse()?);
+    }
     // Colour only on a terminal: escape codes in a log file or a pipe are noise.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()

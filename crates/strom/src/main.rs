@@ -11,6 +11,7 @@
 mod bench_cmd;
 mod broker_cmd;
 mod cluster_cmd;
+mod cluster_up;
 mod common;
 mod config_cmd;
 mod consume_cmd;

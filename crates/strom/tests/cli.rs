@@ -896,19 +896,34 @@ async fn cluster_and_config_commands_describe_and_alter() {
     let text = text.ok();
     assert!(text.contains("Cluster id: "), "{text}");
     assert!(text.contains("Controller: 1"), "{text}");
-    assert!(text.contains("Quorum: single node"), "{text}");
+    assert!(text.contains("Brokers: 1 (none fenced)"), "{text}");
+    // A single broker is a one-voter Raft quorum, and leads it.
+    assert!(text.contains("Quorum: Raft, leader 1, epoch "), "{text}");
+    assert!(text.contains(", 1 voter, 0 observers"), "{text}");
     let port = broker.addr.rsplit_once(':').unwrap().1;
     assert!(
         text.lines().any(|l| l
             .split_whitespace()
-            .eq(["1", "127.0.0.1", port, "-", "yes"])),
+            .eq(["1", "127.0.0.1", port, "-", "no", "yes"])),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().take(2).eq(["1", "leader"])),
         "{text}"
     );
     let json = broker.run(&["cluster", "describe", "--json"]).await.json();
     assert_eq!(json["brokers"][0]["id"], 1);
+    assert_eq!(json["brokers"][0]["fenced"], false);
     assert_eq!(json["controller_id"], 1);
-    assert_eq!(json["quorum"]["mode"], "single-node");
     assert!(!json["cluster_id"].as_str().unwrap().is_empty());
+    let quorum = &json["quorum"];
+    assert_eq!(quorum["mode"], "raft", "{json}");
+    assert_eq!(quorum["leader_id"], 1, "{json}");
+    assert!(quorum["leader_epoch"].as_i64().unwrap() >= 1, "{json}");
+    assert_eq!(quorum["voters"].as_array().unwrap().len(), 1, "{json}");
+    assert_eq!(quorum["voters"][0]["replica_id"], 1, "{json}");
+    assert_eq!(quorum["voters"][0]["lag"], 0, "{json}");
 
     let json = broker
         .run(&["config", "describe", "--broker", "1", "--json"])
@@ -995,6 +1010,165 @@ async fn cluster_and_config_commands_describe_and_alter() {
         .run(&["config", "describe"])
         .await
         .fails(2, "--broker");
+}
+
+/// The first of `count` consecutive loopback ports that were free a moment ago: each is bound
+/// and let go. Another process may take one in between; the cluster then fails to start with
+/// an error naming the node, and the test fails instead of hanging.
+fn free_port_range(count: u16) -> u16 {
+    for _ in 0..100 {
+        let first = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind 127.0.0.1:0")
+            .local_addr()
+            .expect("local address")
+            .port();
+        if u32::from(first) + u32::from(count) > u32::from(u16::MAX) {
+            continue;
+        }
+        let held: Vec<_> = (first..first + count)
+            .map_while(|port| std::net::TcpListener::bind(("127.0.0.1", port)).ok())
+            .collect();
+        if held.len() == usize::from(count) {
+            return first;
+        }
+    }
+    panic!("no {count} consecutive free ports on 127.0.0.1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_up_runs_a_three_node_quorum_until_sigterm() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let base = free_port_range(6);
+    let (client_base, controller_base) = (base.to_string(), (base + 3).to_string());
+    let mut command = Command::new(STROM);
+    // The nodes read every STROM_* variable as a property; the caller's are not meant for them.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("STROM_") {
+            command.env_remove(name);
+        }
+    }
+    let child = command
+        .args(["cluster", "up", "--nodes", "3", "--base-port", &client_base])
+        .args(["--controller-base-port", &controller_base, "--data-dir"])
+        .arg(data.path())
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn strom cluster up");
+    let mut up = Background::new(child);
+
+    /// SIGTERM to `cluster up` when the test ends early (a failed assertion): it then stops
+    /// its nodes, which SIGKILL (`kill_on_drop`) would leave running.
+    struct TerminateOnDrop(Option<u32>);
+    impl Drop for TerminateOnDrop {
+        fn drop(&mut self) {
+            if let Some(pid) = self.0 {
+                let _ = std::process::Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+    let mut guard = TerminateOnDrop(up.child.id());
+
+    // The summary: a row per node (id, pid, addresses, log), then the bootstrap servers.
+    let mut pids = Vec::new();
+    let bootstrap = loop {
+        let line = tokio::time::timeout(BROKER_START_TIMEOUT, up.lines.next_line())
+            .await
+            .expect("the cluster started in time")
+            .expect("read stdout")
+            .unwrap_or_else(|| panic!("cluster up ended before its summary"));
+        if let Some(servers) = line.strip_prefix("Bootstrap servers: ") {
+            break servers.to_owned();
+        }
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        if let [id, pid, client, _controller, log] = cells[..]
+            && id.parse::<i32>().is_ok()
+        {
+            assert!(client.starts_with("127.0.0.1:"), "{line}");
+            let log = std::fs::read_to_string(log).expect("the node's log file");
+            assert!(log.contains("\"broker started\""), "node {id}: {log}");
+            pids.push(pid.parse::<u32>().expect("a pid"));
+        }
+    };
+    assert_eq!(pids.len(), 3, "one row per node");
+    let expected: Vec<String> = (0..3).map(|i| format!("127.0.0.1:{}", base + i)).collect();
+    assert_eq!(bootstrap, expected.join(","));
+
+    // Every node has logged "broker started", but the broker answering may have heard of
+    // the others' registrations a moment later; ask until the picture is complete.
+    let deadline = tokio::time::Instant::now() + BROKER_START_TIMEOUT;
+    let json = loop {
+        let run = strom(&["cluster", "describe", "--json", "-b", &bootstrap], None).await;
+        if run.code == Some(0) {
+            let json = run.json();
+            let brokers = json["brokers"].as_array().cloned().unwrap_or_default();
+            let unfenced = brokers.iter().filter(|b| b["fenced"] == false).count();
+            let voters = json["quorum"]["voters"].as_array().map_or(0, Vec::len);
+            if unfenced == 3 && voters == 3 {
+                break json;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no 3 unfenced brokers and 3 voters in time: {run:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let quorum = &json["quorum"];
+    assert_eq!(quorum["mode"], "raft", "{json}");
+    let leader = quorum["leader_id"].as_i64().expect("a leader");
+    assert!((1..=3).contains(&leader), "{json}");
+    assert_eq!(
+        quorum["voters"][0]["replica_id"], leader,
+        "the leader first: {json}"
+    );
+    assert_eq!(quorum["voters"][0]["role"], "leader", "{json}");
+    let ids: Vec<i64> = json["brokers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 2, 3], "{json}");
+
+    let pid = up.child.id().expect("cluster up is running");
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await
+        .expect("run kill");
+    assert!(sent.success());
+    let status = tokio::time::timeout(COMMAND_TIMEOUT, up.child.wait())
+        .await
+        .expect("cluster up exited in time after SIGTERM")
+        .expect("wait");
+    guard.0 = None;
+    let mut rest = String::new();
+    while let Ok(Ok(Some(line))) = tokio::time::timeout(COMMAND_TIMEOUT, up.lines.next_line()).await
+    {
+        rest.push_str(&line);
+        rest.push('\n');
+    }
+    let mut stderr = String::new();
+    if let Some(mut pipe) = up.child.stderr.take() {
+        use tokio::io::AsyncReadExt;
+        let _ = tokio::time::timeout(COMMAND_TIMEOUT, pipe.read_to_string(&mut stderr)).await;
+    }
+    assert_eq!(status.code(), Some(0), "stdout: {rest} stderr: {stderr}");
+    assert!(rest.contains("Every node has stopped."), "{rest}");
+    for pid in pids {
+        let alive = Command::new("kill")
+            .args(["-0", &pid.to_string()])
+            .stderr(Stdio::null())
+            .status()
+            .await
+            .expect("run kill");
+        assert!(!alive.success(), "node process {pid} outlived cluster up");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

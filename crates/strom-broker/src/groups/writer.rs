@@ -10,8 +10,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use strom_group::WriteId;
-use strom_log::TopicPartition;
 use strom_log::batch::{BatchFields, build_batch, encode_record};
+use strom_log::{Offset, TopicPartition};
 use tokio::sync::mpsc;
 
 use super::WriteDone;
@@ -117,7 +117,7 @@ async fn append(state: &Arc<BrokerState>, index: i32, writes: &[Write]) -> Resul
 }
 
 async fn wait_durable(partition: &Arc<Partition>, end: i64) -> Result<(), i16> {
-    partition.wait_durable(end, DURABILITY_TIMEOUT).await.map_err(|e| {
+    partition.wait_durable(Offset(end), DURABILITY_TIMEOUT).await.map_err(|e| {
         tracing::error!(partition = %partition.topic_partition, error = ?e, "group records were appended but not fsynced");
         ResponseError::KafkaStorageError.code()
     })

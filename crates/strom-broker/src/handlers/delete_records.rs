@@ -66,7 +66,7 @@ pub async fn handle(
 }
 
 fn delete_before(partition: &Partition, offset: i64) -> Result<i64, KafkaError> {
-    let high_watermark = partition.high_watermark();
+    let high_watermark = partition.high_watermark().0;
     let target = if offset == HIGH_WATERMARK {
         high_watermark
     } else {

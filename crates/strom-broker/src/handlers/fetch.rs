@@ -219,7 +219,7 @@ fn is_tail_read(plan: &Plan) -> bool {
         let upper = if target.to_log_end {
             log.log_end_offset()
         } else {
-            target.partition.high_watermark()
+            target.partition.high_watermark().0
         };
         offsets = offsets.saturating_add(upper.saturating_sub(target.fetch_offset).max(0));
         if offsets > INLINE_READ_OFFSETS_MAX {
@@ -263,7 +263,7 @@ fn read_blocking(plan: Plan) -> (FetchResponse, usize, bool) {
     for target in &targets {
         let partition = &target.partition;
         let log = &partition.log;
-        let high_watermark = partition.high_watermark();
+        let high_watermark = partition.high_watermark().0;
         let upper_bound = if target.to_log_end {
             log.log_end_offset()
         } else {

@@ -100,12 +100,12 @@ fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64, i32), Kafk
     let log = &partition.log;
     let none = (-1, -1, -1);
     match timestamp {
-        LATEST => Ok((-1, partition.high_watermark(), partition.leader_epoch())),
+        LATEST => Ok((-1, partition.high_watermark().0, partition.leader_epoch())),
         EARLIEST | EARLIEST_LOCAL => Ok((-1, log.log_start_offset(), -1)),
         // No tiered storage: nothing is tiered or waiting for upload.
         LATEST_TIERED | EARLIEST_PENDING_UPLOAD => Ok(none),
         MAX_TIMESTAMP => match log.max_timestamp_and_offset() {
-            Ok(Some(found)) if found.offset < partition.high_watermark() => {
+            Ok(Some(found)) if found.offset < partition.high_watermark().0 => {
                 Ok((found.timestamp, found.offset, found.leader_epoch))
             }
             Ok(_) => Ok(none),
@@ -118,7 +118,7 @@ fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64, i32), Kafk
         t => match log.offset_for_timestamp(t) {
             // Only committed records are visible: a match at or above the high watermark is
             // reported as no match, as Kafka does.
-            Ok(Some(found)) if found.offset < partition.high_watermark() => {
+            Ok(Some(found)) if found.offset < partition.high_watermark().0 => {
                 Ok((found.timestamp, found.offset, found.leader_epoch))
             }
             Ok(_) => Ok(none),

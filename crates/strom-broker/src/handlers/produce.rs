@@ -15,7 +15,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::{StrBytes, VersionRange};
-use strom_log::{AppendError, AppendInfo};
+use strom_log::{AppendError, AppendInfo, Offset};
 
 use super::{Reply, RequestContext};
 use crate::errors::{KafkaError, led_partition};
@@ -234,7 +234,7 @@ async fn wait_durable(
     let results = futures::future::join_all(
         waits
             .iter()
-            .map(|(_, _, partition, end)| partition.wait_durable(*end, timeout)),
+            .map(|(_, _, partition, end)| partition.wait_durable(Offset(*end), timeout)),
     )
     .await;
     for ((topic, slot, _, _), result) in waits.iter().zip(results) {

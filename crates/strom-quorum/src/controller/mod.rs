@@ -79,6 +79,8 @@ pub struct ControllerTask {
     /// Written by the first active controller of an empty metadata log, before anything else.
     pub bootstrap_records: Vec<MetadataRecord>,
     pub observers: ObserverProgress,
+    /// The Raft network, for when each voter last answered.
+    pub network: crate::network::Network,
 }
 
 impl ControllerTask {
@@ -295,16 +297,20 @@ impl Shell {
                     .flatten()
                     .map_or(0, |l| l.index as i64 + 1)
             };
+            // The leader itself is always current; a follower was last heard from at its last
+            // answered AppendEntries, and counts as caught up then if it has every committed
+            // entry now (openraft keeps no history of when a follower was caught up).
+            let last_fetch = if *id == metrics.id {
+                now
+            } else {
+                self.task.network.last_contact_ms(*id).unwrap_or(-1)
+            };
             let caught_up = log_end_offset >= high_watermark;
             voters.push(ReplicaProgress {
                 replica_id: broker_id(*id),
                 log_end_offset,
-                last_fetch_timestamp: if matched.contains_key(id) || *id == metrics.id {
-                    now
-                } else {
-                    -1
-                },
-                last_caught_up_timestamp: if caught_up { now } else { -1 },
+                last_fetch_timestamp: last_fetch,
+                last_caught_up_timestamp: if caught_up { last_fetch } else { -1 },
             });
             voter_addresses.push((broker_id(*id), node.address.clone()));
         }

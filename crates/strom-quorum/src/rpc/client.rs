@@ -58,6 +58,9 @@ pub struct RpcClient {
     address: String,
     next_id: AtomicU64,
     connection: Mutex<Option<Arc<Connection>>>,
+    /// Whether the last connection attempt succeeded: a peer that goes down or comes back is
+    /// logged once, not at every retry.
+    reachable: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for RpcClient {
@@ -74,6 +77,7 @@ impl RpcClient {
             address: address.into(),
             next_id: AtomicU64::new(1),
             connection: Mutex::new(None),
+            reachable: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -141,13 +145,23 @@ impl RpcClient {
         {
             return Ok(Arc::clone(c));
         }
-        let stream =
-            TcpStream::connect(&self.address)
-                .await
-                .map_err(|source| RpcError::Connect {
+        let stream = match TcpStream::connect(&self.address).await {
+            Ok(stream) => {
+                if !self.reachable.swap(true, Ordering::Relaxed) {
+                    tracing::info!(peer = %self.address, "controller listener reachable again");
+                }
+                stream
+            }
+            Err(source) => {
+                if self.reachable.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(peer = %self.address, error = %source, "cannot reach a controller listener; retrying");
+                }
+                return Err(RpcError::Connect {
                     address: self.address.clone(),
                     source,
-                })?;
+                });
+            }
+        };
         let _ = stream.set_nodelay(true);
         let (mut read_half, write_half) = stream.into_split();
         let pending: Pending = Arc::default();

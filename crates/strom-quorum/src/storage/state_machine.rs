@@ -47,6 +47,19 @@ pub struct ApplyStats {
     pub bytes_since_snapshot: AtomicU64,
 }
 
+impl ApplyStats {
+    /// Counts one apply call: `entries` entries holding `records` records (`bytes` of them as
+    /// JSON), which took `micros`.
+    pub fn record(&self, entries: u64, records: u64, bytes: u64, micros: u64) {
+        self.entries_applied.fetch_add(entries, Ordering::Relaxed);
+        self.records_applied.fetch_add(records, Ordering::Relaxed);
+        self.bytes_since_snapshot
+            .fetch_add(bytes, Ordering::Relaxed);
+        self.apply_micros_total.fetch_add(micros, Ordering::Relaxed);
+        self.last_apply_micros.store(micros, Ordering::Relaxed);
+    }
+}
+
 /// The metadata image as the Raft log built it, plus what openraft tracks beside it.
 pub struct StateMachine {
     image: Arc<MetadataImage>,
@@ -147,18 +160,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         self.publish();
         let micros = started.elapsed().as_micros() as u64;
-        let stats = &self.stats;
-        stats
-            .entries_applied
-            .fetch_add(count as u64, Ordering::Relaxed);
-        stats.records_applied.fetch_add(records, Ordering::Relaxed);
-        stats
-            .bytes_since_snapshot
-            .fetch_add(bytes, Ordering::Relaxed);
-        stats
-            .apply_micros_total
-            .fetch_add(micros, Ordering::Relaxed);
-        stats.last_apply_micros.store(micros, Ordering::Relaxed);
+        self.stats.record(count as u64, records, bytes, micros);
         Ok(vec![(); count])
     }
 
@@ -199,6 +201,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.last_membership = meta.last_membership.clone();
         self.stats.bytes_since_snapshot.store(0, Ordering::Relaxed);
         self.publish();
+        tracing::info!(
+            last_log_index = meta.last_log_id.map(|l| l.index),
+            snapshot_id = %meta.snapshot_id,
+            "installed a metadata snapshot from the leader"
+        );
         Ok(())
     }
 
