@@ -118,6 +118,11 @@ pub struct BrokerSettings {
     pub broker_heartbeat_interval_ms: u64,
     pub broker_session_timeout_ms: i64,
     pub controlled_shutdown_enable: bool,
+    /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
+    pub replica_lag_time_max_ms: i64,
+    /// `auto.leader.rebalance.enable` and `leader.imbalance.check.interval.seconds` (in ms).
+    pub auto_leader_rebalance_enable: bool,
+    pub leader_imbalance_check_interval_ms: i64,
     pub election_timeout_ms: u64,
     pub snapshot_max_record_bytes: u64,
     pub snapshot_interval_ms: u64,
@@ -283,6 +288,11 @@ impl Resolver<'_> {
             broker_heartbeat_interval_ms: self.long("broker.heartbeat.interval.ms")?.max(1) as u64,
             broker_session_timeout_ms: self.long("broker.session.timeout.ms")?,
             controlled_shutdown_enable: self.bool("controlled.shutdown.enable"),
+            replica_lag_time_max_ms: self.long("replica.lag.time.max.ms")?,
+            auto_leader_rebalance_enable: self.bool("auto.leader.rebalance.enable"),
+            leader_imbalance_check_interval_ms: self
+                .long("leader.imbalance.check.interval.seconds")?
+                * 1000,
             election_timeout_ms: self.long("controller.quorum.election.timeout.ms")?.max(10) as u64,
             snapshot_max_record_bytes: self
                 .long("metadata.log.max.record.bytes.between.snapshots")?

@@ -46,6 +46,9 @@ impl From<&AppendError> for KafkaError {
             // here; INVALID_RECORD carries the reason to the client without implying a retry.
             AppendError::Transactional => ResponseError::InvalidRecord,
             AppendError::Storage(_) => ResponseError::KafkaStorageError,
+            // Only a follower's append raises it (the fetcher handles it); it never reaches a
+            // produce response.
+            AppendError::OffsetMismatch { .. } => ResponseError::UnknownServerError,
         };
         KafkaError::new(error, e.to_string())
     }

@@ -24,15 +24,12 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod partition;
 pub mod replica_manager;
+pub mod replication;
 pub mod server;
 pub mod state;
 pub mod topics;
 
 pub use config::BrokerConfig;
-
-/// The largest replication factor a topic may have. Partition replication is not built yet, so
-/// a larger one is refused (INVALID_REPLICATION_FACTOR) instead of faked.
-pub const MAX_SUPPORTED_REPLICATION_FACTOR: i16 = 1;
 
 /// jemalloc is the global allocator of every process that links the broker, for a safety
 /// reason as much as for speed. The kafka-protocol codec sizes arrays with

@@ -100,6 +100,8 @@ pub struct PartitionTraffic {
     pub bytes_in: AtomicU64,
     pub records_in: AtomicU64,
     pub bytes_out: AtomicU64,
+    /// Bytes a follower appended from its leader.
+    pub replicated_bytes_in: AtomicU64,
 }
 
 #[cfg(test)]

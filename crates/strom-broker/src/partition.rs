@@ -1,25 +1,38 @@
-//! A partition this broker hosts: its log, high watermark, leader epoch, the wake-up for
-//! fetches waiting on new data, and the group commit that makes acks=all durable.
+//! A partition this broker hosts: its log, its role (leader, follower, or neither), the one
+//! high watermark, the wake-up for fetches waiting on new data, and the waits of acks=all
+//! writes.
 //!
-//! On a single node the in-sync replica set is this broker alone, so the high watermark
-//! follows the log end offset after every append. The replication issue will replace that one
-//! rule (`advance_high_watermark`) with the minimum log end offset of the in-sync replicas;
-//! everything that reads the high watermark already goes through it.
+//! - **One append path.** Every writer on the leader (produce, the group coordinator's
+//!   writer) goes through [`Partition::append_as_leader`]: role and `min.insync.replicas`
+//!   check, the log append, the leader's replica state learns the new log end offset, the
+//!   high watermark may move, fetches waiting for data wake. [`Partition::wait_committed`] is
+//!   acks=all: until every in-sync replica has the records (the high watermark passes them)
+//!   and, with `strom.fsync.acks.all`, the leader has fsynced them.
+//! - **One high watermark**: the log's ([`strom_log::Log::high_watermark`], checkpointed by
+//!   the log manager). On the leader it follows [`LeaderReplicas`]; on a follower, the leader's
+//!   as reported in fetch responses, capped at the local log end.
+//! - **Role changes** come from the replica manager. A leader that stops leading (or starts a
+//!   new epoch) fails its pending acks=all waits with NOT_LEADER_OR_FOLLOWER: a write it could
+//!   not get committed is never acknowledged by it.
 //!
-//! Group commit: a produce with acks=all waits until its last offset is below the log's
-//! flushed offset. One flusher task per partition runs at a time; requests that arrive while an
-//! fsync is in progress are covered by the next one, so one fsync serves every request waiting
-//! for it.
+//! Locks: `role` is a std mutex held for a few field updates, never across IO or an await.
+//!
+//! Group commit of fsyncs: a wait for durability starts a flusher if none runs; requests that
+//! arrive during an fsync are covered by the next one, so one fsync serves every waiter.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use strom_log::{Log, Offset, TopicPartition};
+use kafka_protocol::error::ResponseError;
+use strom_cluster::BrokerId;
+use strom_log::{AppendInfo, Log, Offset, TopicPartition};
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
+use crate::errors::KafkaError;
 use crate::metrics::PartitionTraffic;
+use crate::replication::leader::{IsrProposal, LeaderReplicas, PartitionAssignment, ReplicaConfig};
 
 /// What waiters of the group commit see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,18 +50,45 @@ pub enum DurabilityError {
     StorageFailed,
 }
 
+/// What acks=all waiters see: the high watermark and the leadership it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Commit {
+    high_watermark: i64,
+    /// Bumped whenever this broker's leadership of the partition starts or ends.
+    generation: u64,
+}
+
+/// This broker's role for the partition.
+#[derive(Debug)]
+enum Role {
+    Leader(LeaderReplicas),
+    Follower {
+        leader: BrokerId,
+    },
+    /// Not leading and not following (the partition has no leader, or is being stopped).
+    None,
+}
+
+/// An append's result and the leadership it happened under (for [`Partition::wait_committed`]).
+#[derive(Debug, Clone)]
+pub struct Appended {
+    pub info: AppendInfo,
+    generation: u64,
+}
+
 pub struct Partition {
     pub topic_partition: TopicPartition,
     pub topic_id: Uuid,
     pub log: Arc<Log>,
     /// Bytes and records in and out, for metrics.
     pub traffic: PartitionTraffic,
+    local: BrokerId,
+    role: Mutex<Role>,
+    /// Readable without the lock on the fetch and produce paths.
     leader_epoch: AtomicI32,
-    /// Whether this broker leads the partition (per the latest image the replica manager
-    /// acted on). A replica that does not lead keeps its log.
     leader: AtomicBool,
-    high_watermark: AtomicI64,
     data_arrived: Notify,
+    commit: watch::Sender<Commit>,
     flush_requested_below: AtomicI64,
     flusher_running: AtomicBool,
     durability: watch::Sender<Durability>,
@@ -64,100 +104,353 @@ impl std::fmt::Debug for Partition {
 }
 
 impl Partition {
+    /// A hosted replica with no role yet; the replica manager makes it leader or follower.
     pub fn new(
         topic_partition: TopicPartition,
         topic_id: Uuid,
         log: Arc<Log>,
-        leader_epoch: i32,
+        local: BrokerId,
     ) -> Arc<Self> {
         let flushed = log.flushed_offset();
-        let partition = Arc::new(Self {
+        let high_watermark = log.high_watermark();
+        Arc::new(Self {
             topic_partition,
             topic_id,
-            high_watermark: AtomicI64::new(log.high_watermark()),
             log,
             traffic: PartitionTraffic::default(),
-            leader_epoch: AtomicI32::new(leader_epoch),
-            leader: AtomicBool::new(true),
+            local,
+            role: Mutex::new(Role::None),
+            leader_epoch: AtomicI32::new(-1),
+            leader: AtomicBool::new(false),
             data_arrived: Notify::new(),
+            commit: watch::Sender::new(Commit {
+                high_watermark,
+                generation: 0,
+            }),
             flush_requested_below: AtomicI64::new(0),
             flusher_running: AtomicBool::new(false),
             durability: watch::Sender::new(Durability::FlushedBelow(flushed)),
-        });
-        partition.advance_high_watermark();
-        partition
+        })
+    }
+
+    fn role(&self) -> MutexGuard<'_, Role> {
+        self.role.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn leader_epoch(&self) -> i32 {
         self.leader_epoch.load(Ordering::Acquire)
     }
 
-    pub fn set_leader_epoch(&self, epoch: i32) {
-        self.leader_epoch.store(epoch, Ordering::Release);
-    }
-
+    /// Whether this broker leads the partition.
     pub fn is_leader(&self) -> bool {
         self.leader.load(Ordering::Acquire)
     }
 
-    pub fn set_leader(&self, leads: bool) {
-        self.leader.store(leads, Ordering::Release);
+    /// The leader this broker follows, when it follows one.
+    pub fn followed_leader(&self) -> Option<BrokerId> {
+        match &*self.role() {
+            Role::Follower { leader } => Some(*leader),
+            _ => None,
+        }
+    }
+
+    /// The in-sync replicas as the leader holds them; empty when not leading.
+    pub fn in_sync_replicas(&self) -> Vec<BrokerId> {
+        match &*self.role() {
+            Role::Leader(replicas) => replicas.in_sync_replicas().to_vec(),
+            _ => Vec::new(),
+        }
     }
 
     /// The offset below which records are committed and visible to consumers.
     pub fn high_watermark(&self) -> Offset {
-        Offset(self.high_watermark.load(Ordering::Acquire))
+        Offset(self.log.high_watermark())
     }
 
-    /// Single node: the in-sync replica set is this broker, so every appended record is
-    /// committed. The high watermark only moves forward, whatever order concurrent appends
-    /// finish in.
-    pub fn advance_high_watermark(&self) {
-        let log_end_offset = self.log.log_end_offset();
-        let previous = self
-            .high_watermark
-            .fetch_max(log_end_offset, Ordering::AcqRel);
-        if log_end_offset > previous {
-            self.log.update_high_watermark(log_end_offset);
+    /// Becomes (or stays) leader at `assignment.leader_epoch`. A new epoch starts a new
+    /// leadership: waits of the old one fail, and the epoch's start offset is recorded in
+    /// the log's epoch cache (blocking file IO: the replica manager calls this on the pool).
+    pub fn become_leader(
+        &self,
+        assignment: PartitionAssignment,
+        config: ReplicaConfig,
+        now_ms: i64,
+    ) -> Result<(), strom_log::Error> {
+        let epoch = assignment.leader_epoch;
+        let mut role = self.role();
+        if let Role::Leader(current) = &mut *role
+            && current.leader_epoch() == epoch
+        {
+            current.set_config(config);
+            current.update(assignment, self.log.log_end_offset(), now_ms);
+            let high_watermark = current.high_watermark();
+            drop(role);
+            self.publish_high_watermark(high_watermark);
+            return Ok(());
+        }
+        self.log
+            .assign_epoch_start_offset(epoch.0, self.log.log_end_offset())?;
+        let replicas = LeaderReplicas::become_leader(
+            self.local,
+            assignment,
+            config,
+            self.log.log_end_offset(),
+            self.log.high_watermark(),
+            now_ms,
+        );
+        let high_watermark = replicas.high_watermark();
+        *role = Role::Leader(replicas);
+        self.leader_epoch.store(epoch.0, Ordering::Release);
+        self.leader.store(true, Ordering::Release);
+        drop(role);
+        self.new_generation();
+        self.publish_high_watermark(high_watermark);
+        Ok(())
+    }
+
+    /// Follows `leader` at `leader_epoch` (or nobody, with [`BrokerId::NONE`]).
+    pub fn become_follower(&self, leader: BrokerId, leader_epoch: i32) {
+        let mut role = self.role();
+        let was_leader = matches!(*role, Role::Leader(_));
+        *role = if leader.is_none() {
+            Role::None
+        } else {
+            Role::Follower { leader }
+        };
+        self.leader_epoch.store(leader_epoch, Ordering::Release);
+        self.leader.store(false, Ordering::Release);
+        drop(role);
+        if was_leader {
+            self.new_generation();
+        }
+    }
+
+    /// Stops the replica (it is being deleted): like losing leadership.
+    pub fn stop(&self) {
+        self.become_follower(BrokerId::NONE, self.leader_epoch());
+    }
+
+    fn new_generation(&self) {
+        self.commit.send_modify(|c| c.generation += 1);
+        self.data_arrived.notify_waiters();
+    }
+
+    fn publish_high_watermark(&self, high_watermark: i64) {
+        let previous = self.log.high_watermark();
+        if high_watermark > previous {
+            self.log.update_high_watermark(high_watermark);
+            self.commit
+                .send_modify(|c| c.high_watermark = high_watermark);
+            // Consumers wait for the high watermark, not for the append itself.
             self.data_arrived.notify_waiters();
         }
     }
 
-    /// A future that completes at the next append. Create it (and `enable` it) before checking
-    /// for data, so an append between the check and the wait is not missed.
+    /// The one append path of a leader: checks this broker leads (NOT_LEADER_OR_FOLLOWER) and,
+    /// for acks=all, that the in-sync replicas number at least `min.insync.replicas`
+    /// (NOT_ENOUGH_REPLICAS); appends; moves the high watermark if it can; wakes fetches.
+    /// Blocking file IO: run on the blocking pool unless the caller knows it is small.
+    pub fn append_as_leader(
+        &self,
+        records: &[u8],
+        acks_all: bool,
+        now_ms: i64,
+    ) -> Result<Appended, KafkaError> {
+        let (epoch, generation) = {
+            let role = self.role();
+            let Role::Leader(replicas) = &*role else {
+                return Err(not_leader());
+            };
+            if acks_all && !replicas.has_min_isr() {
+                return Err(KafkaError::new(
+                    ResponseError::NotEnoughReplicas,
+                    format!(
+                        "{} in-sync replica(s), fewer than min.insync.replicas",
+                        replicas.in_sync_replicas().len()
+                    ),
+                ));
+            }
+            (replicas.leader_epoch(), self.commit.borrow().generation)
+        };
+        let info = self
+            .log
+            .append_as_leader(records, epoch.0, now_ms)
+            .map_err(|e| {
+                let error = KafkaError::from(&e);
+                if error.error == ResponseError::KafkaStorageError {
+                    tracing::error!(partition = %self.topic_partition, error = %e, "append failed");
+                }
+                error
+            })?;
+        self.after_local_append();
+        Ok(Appended { info, generation })
+    }
+
+    fn after_local_append(&self) {
+        let high_watermark = {
+            let mut role = self.role();
+            match &mut *role {
+                Role::Leader(replicas) => {
+                    replicas.on_local_append(self.log.log_end_offset());
+                    replicas.high_watermark()
+                }
+                _ => return,
+            }
+        };
+        self.publish_high_watermark(high_watermark);
+        self.data_arrived.notify_waiters();
+    }
+
+    /// acks=all: waits until the in-sync replicas have every record of `appended` (the high
+    /// watermark passes them) and, with `fsync`, the leader has fsynced them; then checks the
+    /// in-sync replicas still number `min.insync.replicas` (NOT_ENOUGH_REPLICAS_AFTER_APPEND).
+    /// Fails with NOT_LEADER_OR_FOLLOWER if this broker stops leading meanwhile, and
+    /// REQUEST_TIMED_OUT after `timeout`.
+    pub async fn wait_committed(
+        self: &Arc<Self>,
+        appended: &Appended,
+        fsync: bool,
+        timeout: Duration,
+    ) -> Result<(), KafkaError> {
+        let end = appended.info.last_offset + 1;
+        let replicated = self.wait_high_watermark(end, appended.generation);
+        let durable = async {
+            if fsync {
+                self.wait_durable(Offset(end)).await
+            } else {
+                Ok(())
+            }
+        };
+        let both = async {
+            let (replicated, durable) = tokio::join!(replicated, durable);
+            replicated?;
+            durable.map_err(|e| match e {
+                DurabilityError::TimedOut => timed_out(),
+                DurabilityError::StorageFailed => KafkaError::new(
+                    ResponseError::KafkaStorageError,
+                    "The records could not be fsynced; the partition is offline.",
+                ),
+            })
+        };
+        tokio::time::timeout(timeout, both)
+            .await
+            .unwrap_or_else(|_| Err(timed_out()))?;
+        match &*self.role() {
+            Role::Leader(replicas) if !replicas.has_min_isr() => Err(KafkaError::new(
+                ResponseError::NotEnoughReplicasAfterAppend,
+                "The records were written, but the in-sync replicas fell below min.insync.replicas.",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    async fn wait_high_watermark(&self, end: i64, generation: u64) -> Result<(), KafkaError> {
+        let mut commit = self.commit.subscribe();
+        loop {
+            let current = *commit.borrow_and_update();
+            if current.generation != generation {
+                return Err(not_leader());
+            }
+            if current.high_watermark >= end {
+                return Ok(());
+            }
+            if commit.changed().await.is_err() {
+                return Err(not_leader());
+            }
+        }
+    }
+
+    /// A follower fetched from `fetch_offset`: updates its progress (perhaps the high
+    /// watermark) and returns an ISR expansion to propose. `Err` when this broker does not
+    /// lead or `follower` is not a replica.
+    pub fn on_follower_fetch(
+        &self,
+        follower: BrokerId,
+        fetch_offset: i64,
+        now_ms: i64,
+    ) -> Result<Option<IsrProposal>, KafkaError> {
+        let (proposal, high_watermark) = {
+            let mut role = self.role();
+            let Role::Leader(replicas) = &mut *role else {
+                return Err(not_leader());
+            };
+            if !replicas.is_replica(follower) {
+                return Err(KafkaError::new(
+                    ResponseError::NotLeaderOrFollower,
+                    format!(
+                        "Broker {follower} is not a replica of {}.",
+                        self.topic_partition
+                    ),
+                ));
+            }
+            let proposal = replicas.on_follower_fetch(
+                follower,
+                fetch_offset,
+                self.log.log_end_offset(),
+                now_ms,
+            );
+            (proposal, replicas.high_watermark())
+        };
+        self.publish_high_watermark(high_watermark);
+        Ok(proposal)
+    }
+
+    /// Checks for lagging in-sync followers (the ISR task calls this): an ISR shrink to
+    /// propose, and when to check again.
+    pub fn poll_isr(&self, now_ms: i64) -> (Option<IsrProposal>, Option<i64>) {
+        let mut role = self.role();
+        match &mut *role {
+            Role::Leader(replicas) => {
+                let proposal = replicas.poll(self.log.log_end_offset(), now_ms);
+                (proposal, replicas.next_deadline())
+            }
+            _ => (None, None),
+        }
+    }
+
+    /// The controller refused (or did not answer) this leader's ISR proposal.
+    pub fn isr_change_failed(&self) {
+        if let Role::Leader(replicas) = &mut *self.role() {
+            replicas.isr_change_failed();
+        }
+    }
+
+    /// A follower appended what it fetched; the leader said its high watermark is
+    /// `leader_high_watermark`.
+    pub fn on_follower_append(&self, leader_high_watermark: i64) {
+        let high_watermark = leader_high_watermark.min(self.log.log_end_offset());
+        self.publish_high_watermark(high_watermark);
+        self.data_arrived.notify_waiters();
+    }
+
+    /// A future that completes at the next append or high watermark change. Create it (and
+    /// `enable` it) before checking for data, so a change between the check and the wait is
+    /// not missed.
     pub fn data_arrived(&self) -> tokio::sync::futures::Notified<'_> {
         self.data_arrived.notified()
     }
 
     /// Waits until every offset below `offset_exclusive` is fsynced, starting a flush if none
-    /// is running.
+    /// is running. Unbounded: callers bound it.
     pub async fn wait_durable(
         self: &Arc<Self>,
         offset_exclusive: Offset,
-        timeout: Duration,
     ) -> Result<(), DurabilityError> {
         let offset_exclusive = offset_exclusive.0;
         let mut durability = self.durability.subscribe();
         self.flush_requested_below
             .fetch_max(offset_exclusive, Ordering::AcqRel);
         self.start_flusher();
-        let wait = async {
-            loop {
-                match *durability.borrow_and_update() {
-                    Durability::Failed => return Err(DurabilityError::StorageFailed),
-                    Durability::FlushedBelow(flushed) if flushed >= offset_exclusive => {
-                        return Ok(());
-                    }
-                    Durability::FlushedBelow(_) => {}
-                }
-                if durability.changed().await.is_err() {
-                    return Err(DurabilityError::StorageFailed);
-                }
+        loop {
+            match *durability.borrow_and_update() {
+                Durability::Failed => return Err(DurabilityError::StorageFailed),
+                Durability::FlushedBelow(flushed) if flushed >= offset_exclusive => return Ok(()),
+                Durability::FlushedBelow(_) => {}
             }
-        };
-        tokio::time::timeout(timeout, wait)
-            .await
-            .unwrap_or(Err(DurabilityError::TimedOut))
+            if durability.changed().await.is_err() {
+                return Err(DurabilityError::StorageFailed);
+            }
+        }
     }
 
     fn start_flusher(self: &Arc<Self>) {
@@ -211,4 +504,18 @@ impl Partition {
             }
         }
     }
+}
+
+fn not_leader() -> KafkaError {
+    KafkaError::new(
+        ResponseError::NotLeaderOrFollower,
+        "This server is not the leader for that topic-partition.",
+    )
+}
+
+fn timed_out() -> KafkaError {
+    KafkaError::new(
+        ResponseError::RequestTimedOut,
+        "The records were appended but not committed within the request timeout.",
+    )
 }

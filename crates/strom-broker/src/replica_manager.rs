@@ -2,9 +2,10 @@
 //! published metadata images and, for each change, acts per partition:
 //!
 //! - a partition this broker is a replica of and leads: open its log (once) and become leader
-//!   at the image's leader epoch;
-//! - a replica it does not lead: keep the log (partition replication, the next step, will make
-//!   it a follower); losing leadership never deletes anything;
+//!   at the image's leader epoch (or adopt a newer ISR at the same epoch);
+//! - a replica it does not lead: become a follower of the leader (a replica fetcher truncates
+//!   it by leader epoch and fetches), or, without a leader, neither; losing leadership never
+//!   deletes anything;
 //! - a replica that is no longer this broker's, because its topic was deleted or the replica
 //!   was reassigned away: stop it and delete its log after `file.delete.delay.ms`.
 //!
@@ -21,13 +22,14 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Weak};
 
-use strom_cluster::{BrokerId, LeaderEpoch, MetadataImage};
+use strom_cluster::{BrokerId, MetadataImage, PartitionImage};
 use strom_log::{LogConfig, TopicPartition};
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::config::log_config_for;
 use crate::partition::Partition;
+use crate::replication::leader::{PartitionAssignment, ReplicaConfig};
 use crate::state::BrokerState;
 
 /// Starts the replica manager. It publishes on `applied` the metadata log index of each image
@@ -59,8 +61,7 @@ pub fn spawn(
 /// A replica this broker should host, per the image.
 struct Wanted {
     topic_id: Uuid,
-    leader_epoch: LeaderEpoch,
-    leads: bool,
+    partition: PartitionImage,
 }
 
 fn wanted_replicas(image: &MetadataImage, me: BrokerId) -> HashMap<TopicPartition, Wanted> {
@@ -75,8 +76,7 @@ fn wanted_replicas(image: &MetadataImage, me: BrokerId) -> HashMap<TopicPartitio
                     },
                     Wanted {
                         topic_id: topic.topic_id,
-                        leader_epoch: p.leader_epoch,
-                        leads: p.leader == me,
+                        partition: p.clone(),
                     },
                 );
             }
@@ -102,8 +102,6 @@ async fn apply(state: &Arc<BrokerState>, previous: &MetadataImage, image: &Metad
     for (tp, w) in &wanted {
         match state.partition(tp) {
             Some(partition) => {
-                partition.set_leader_epoch(w.leader_epoch.0);
-                partition.set_leader(w.leads);
                 if configs_changed {
                     let config = log_config_for(&state.config, image, &tp.topic);
                     if *partition.log.config() != config {
@@ -112,6 +110,7 @@ async fn apply(state: &Arc<BrokerState>, previous: &MetadataImage, image: &Metad
                             tokio::task::spawn_blocking(move || log.update_config(config)).await;
                     }
                 }
+                take_role(state, image, &partition, &w.partition).await;
             }
             None => to_open.push((
                 tp.clone(),
@@ -120,18 +119,85 @@ async fn apply(state: &Arc<BrokerState>, previous: &MetadataImage, image: &Metad
             )),
         }
     }
-    open_logs(state, &wanted, to_open).await;
+    for partition in open_logs(state, to_open).await {
+        if let Some(w) = wanted.get(&partition.topic_partition) {
+            take_role(state, image, &partition, &w.partition).await;
+        }
+    }
     sync_group_partitions(state, image).await;
 }
 
-/// Opens logs on the blocking pool and inserts their partitions.
+/// The replication settings of a partition this broker leads.
+fn replica_config(state: &BrokerState, image: &MetadataImage, topic: &str) -> ReplicaConfig {
+    let min_insync_replicas =
+        crate::config::resolve_topic_config(&state.config, image, topic, "min.insync.replicas")
+            .and_then(|(v, _)| v.parse().ok())
+            .unwrap_or(1);
+    ReplicaConfig {
+        replica_lag_time_max_ms: state.config.replica_lag_time_max_ms,
+        min_insync_replicas,
+    }
+}
+
+/// Makes the partition leader, follower, or neither, as the image says.
+async fn take_role(
+    state: &Arc<BrokerState>,
+    image: &MetadataImage,
+    partition: &Arc<Partition>,
+    p: &PartitionImage,
+) {
+    let tp = &partition.topic_partition;
+    if p.leader == state.node_id {
+        state.fetchers.unfollow(tp);
+        let assignment = PartitionAssignment {
+            replicas: p.replicas.clone(),
+            in_sync_replicas: p.in_sync_replicas.clone(),
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+        };
+        let config = replica_config(state, image, &tp.topic);
+        let now = crate::now_ms();
+        if partition.is_leader() && partition.leader_epoch() == p.leader_epoch.0 {
+            // Same leadership: no IO, only the new ISR or assignment.
+            let _ = partition.become_leader(assignment, config, now);
+            return;
+        }
+        let target = Arc::clone(partition);
+        let became =
+            tokio::task::spawn_blocking(move || target.become_leader(assignment, config, now))
+                .await;
+        match became {
+            Ok(Ok(())) => {
+                tracing::info!(partition = %tp, leader_epoch = %p.leader_epoch, "became leader")
+            }
+            Ok(Err(e)) => tracing::error!(partition = %tp, error = %e, "cannot become leader"),
+            Err(e) => tracing::error!(partition = %tp, error = %e, "become-leader task failed"),
+        }
+        return;
+    }
+    let follows = partition.followed_leader() == Some(p.leader)
+        && partition.leader_epoch() == p.leader_epoch.0;
+    if follows {
+        return;
+    }
+    partition.become_follower(p.leader, p.leader_epoch.0);
+    if p.leader.is_none() {
+        state.fetchers.unfollow(tp);
+    } else {
+        tracing::info!(partition = %tp, leader = %p.leader, leader_epoch = %p.leader_epoch, "following");
+        state
+            .fetchers
+            .follow(state, Arc::clone(partition), p.leader, p.leader_epoch.0);
+    }
+}
+
+/// Opens logs on the blocking pool and inserts their partitions (with no role yet).
 async fn open_logs(
     state: &Arc<BrokerState>,
-    wanted: &HashMap<TopicPartition, Wanted>,
     to_open: Vec<(TopicPartition, Uuid, LogConfig)>,
-) {
+) -> Vec<Arc<Partition>> {
     if to_open.is_empty() {
-        return;
+        return Vec::new();
     }
     let logs = Arc::clone(&state.logs);
     let opened = tokio::task::spawn_blocking(move || {
@@ -148,22 +214,23 @@ async fn open_logs(
         Ok(list) => list,
         Err(e) => {
             tracing::error!(error = %e, "log open task failed");
-            return;
+            return Vec::new();
         }
     };
+    let mut partitions = Vec::new();
     for (tp, topic_id, result) in opened {
         match result {
             Ok(log) => {
-                let Some(w) = wanted.get(&tp) else { continue };
-                let partition = Partition::new(tp, topic_id, log, w.leader_epoch.0);
-                partition.set_leader(w.leads);
-                state.insert_partition(partition);
+                let partition = Partition::new(tp, topic_id, log, state.node_id);
+                state.insert_partition(Arc::clone(&partition));
+                partitions.push(partition);
             }
             Err(e) => {
                 tracing::error!(partition = %tp, error = %e, "cannot open the partition's log; it is offline");
             }
         }
     }
+    partitions
 }
 
 /// Opens (or creates) a partition's log, making sure the directory belongs to `topic_id`.
@@ -212,7 +279,10 @@ fn write_partition_metadata(dir: &Path, topic_id: Uuid) -> std::io::Result<()> {
 
 /// Stops serving a replica and deletes its log after the topic's `file.delete.delay.ms`.
 async fn stop_and_delete(state: &Arc<BrokerState>, image: &MetadataImage, tp: &TopicPartition) {
-    state.remove_partition(tp);
+    state.fetchers.unfollow(tp);
+    if let Some(partition) = state.remove_partition(tp) {
+        partition.stop();
+    }
     let delay_ms = log_config_for(&state.config, image, &tp.topic).file_delete_delay_ms;
     let logs = Arc::clone(&state.logs);
     let target = tp.clone();

@@ -81,6 +81,7 @@ struct Serving {
     connections: TaskTracker,
     heartbeats: JoinHandle<()>,
     replica_manager: JoinHandle<()>,
+    isr_task: JoinHandle<()>,
 }
 
 /// A running node: a broker, a controller, or both.
@@ -227,6 +228,8 @@ impl Broker {
             offsets_partitions,
         )?;
         state.set_groups(groups);
+        let (isr_changes, isr_task) = crate::replication::isr::spawn(Arc::downgrade(&state));
+        state.set_isr_changes(isr_changes);
         let replica_manager = crate::replica_manager::spawn(
             Arc::downgrade(&state),
             quorum.images(),
@@ -261,6 +264,7 @@ impl Broker {
             connections,
             heartbeats,
             replica_manager,
+            isr_task,
         })
     }
 
@@ -303,6 +307,8 @@ impl Broker {
             let _ = serving.heartbeats.await;
             self.quorum.shutdown().await;
             serving.replica_manager.abort();
+            serving.isr_task.abort();
+            serving.state.fetchers.shutdown();
             result = close_logs(&serving.state.logs).await;
         } else {
             self.quorum.shutdown().await;
@@ -348,11 +354,31 @@ fn quorum_config(
         snapshot_max_record_bytes: config.snapshot_max_record_bytes,
         snapshot_interval_ms: config.snapshot_interval_ms,
         retention_bytes: config.metadata_retention_bytes,
-        controller: ControllerConfig {
-            broker_session_timeout_ms: config.broker_session_timeout_ms,
-            max_replication_factor: crate::MAX_SUPPORTED_REPLICATION_FACTOR,
-        },
+        controller: controller_config(config),
         bootstrap_records,
+    }
+}
+
+/// The settings of the controller state machine, from this node's properties (the static
+/// defaults of configs topics and the cluster may override).
+fn controller_config(config: &BrokerConfig) -> ControllerConfig {
+    let topic_default = |name: &str| {
+        crate::config::resolve_topic_config(
+            config,
+            &strom_cluster::MetadataImage::default(),
+            "",
+            name,
+        )
+        .map(|(v, _)| v)
+        .unwrap_or_default()
+    };
+    ControllerConfig {
+        broker_session_timeout_ms: config.broker_session_timeout_ms,
+        default_min_insync_replicas: topic_default("min.insync.replicas").parse().unwrap_or(1),
+        default_unclean_leader_election: topic_default("unclean.leader.election.enable") == "true",
+        auto_leader_rebalance_enable: config.auto_leader_rebalance_enable,
+        leader_imbalance_check_interval_ms: config.leader_imbalance_check_interval_ms,
+        ..ControllerConfig::default()
     }
 }
 

@@ -28,6 +28,8 @@ use crate::errors::KafkaError;
 use crate::groups::GroupCoordinator;
 use crate::metrics::BrokerMetrics;
 use crate::partition::Partition;
+use crate::replication::fetcher::FetcherManager;
+use crate::replication::isr::IsrChanges;
 
 /// How long a handler waits for the controller: under clients' default `request.timeout.ms`
 /// (30 s), so a client gets a retriable error instead of timing out itself.
@@ -56,6 +58,10 @@ pub struct BrokerState {
     fenced: AtomicBool,
     /// Started once the state is shared (it refers back to it).
     groups: OnceLock<GroupCoordinator>,
+    /// The replica fetchers of the partitions this broker follows.
+    pub fetchers: FetcherManager,
+    /// Where leaders send their in-sync replica proposals; set at start.
+    isr: OnceLock<IsrChanges>,
     /// True between the end of start-up and the beginning of shutdown.
     serving: AtomicBool,
 }
@@ -92,6 +98,8 @@ impl BrokerState {
             broker_epoch: AtomicI64::new(-1),
             fenced: AtomicBool::new(true),
             groups: OnceLock::new(),
+            fetchers: FetcherManager::default(),
+            isr: OnceLock::new(),
             serving: AtomicBool::new(false),
         }
     }
@@ -112,6 +120,21 @@ impl BrokerState {
 
     pub(crate) fn set_groups(&self, groups: GroupCoordinator) {
         let _ = self.groups.set(groups);
+    }
+
+    pub(crate) fn set_isr_changes(&self, isr: IsrChanges) {
+        let _ = self.isr.set(isr);
+    }
+
+    /// Sends a leader's in-sync replica proposal to the controller.
+    pub fn propose_isr_change(
+        &self,
+        partition: Arc<Partition>,
+        proposal: crate::replication::leader::IsrProposal,
+    ) {
+        if let Some(isr) = self.isr.get() {
+            isr.propose(partition, proposal);
+        }
     }
 
     /// The current metadata image.

@@ -4,152 +4,14 @@
 //! one role (broker or controller) work together. Killing processes (SIGKILL) is tested with
 //! real processes in `tests/clients/test_cluster.py`.
 
+mod cluster_support;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use strom_broker::{Broker, BrokerConfig, NodeListeners};
-use strom_client::{
-    Client, ClientConfig, FetchOptions, ProducerConfig, ProducerRecord, TopicPartition,
-};
+use cluster_support::*;
+use strom_client::{Client, FetchOptions, ProducerConfig, ProducerRecord, TopicPartition};
 use strom_cluster::{BrokerId, MetadataImage};
-use tokio::net::TcpListener;
-
-/// Every wait in these tests is bounded by this.
-const TIMEOUT: Duration = Duration::from_secs(60);
-
-struct Node {
-    id: i32,
-    dir: PathBuf,
-    broker_port: Option<u16>,
-    controller_port: Option<u16>,
-    properties: BTreeMap<String, String>,
-    broker: Option<Broker>,
-}
-
-impl Node {
-    fn image(&self) -> Arc<MetadataImage> {
-        self.broker.as_ref().expect("running").quorum().image()
-    }
-
-    fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.broker_port.expect("a broker"))
-    }
-
-    async fn start(&mut self) {
-        let broker = bind(self.broker_port).await;
-        let controller = bind(self.controller_port).await;
-        let config = BrokerConfig::from_properties(self.properties.clone()).expect("valid config");
-        let node = Broker::start_with(config, NodeListeners { broker, controller })
-            .await
-            .expect("node starts");
-        self.broker = Some(node);
-    }
-
-    async fn stop(&mut self) {
-        if let Some(broker) = self.broker.take() {
-            broker.shutdown().await.expect("clean shutdown");
-        }
-    }
-}
-
-async fn bind(port: Option<u16>) -> Option<TcpListener> {
-    let port = port?;
-    Some(TcpListener::bind(("127.0.0.1", port)).await.expect("bind"))
-}
-
-async fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Roles per node: "broker,controller", "broker" or "controller".
-async fn cluster(dir: &tempfile::TempDir, roles: &[&str], extra: &[(&str, &str)]) -> Vec<Node> {
-    let mut nodes = Vec::new();
-    for (i, role) in roles.iter().enumerate() {
-        let id = i as i32 + 1;
-        nodes.push(Node {
-            id,
-            dir: dir.path().join(format!("node-{id}")),
-            broker_port: if role.contains("broker") {
-                Some(free_port().await)
-            } else {
-                None
-            },
-            controller_port: if role.contains("controller") {
-                Some(free_port().await)
-            } else {
-                None
-            },
-            properties: BTreeMap::new(),
-            broker: None,
-        });
-    }
-    let voters: Vec<String> = nodes
-        .iter()
-        .filter_map(|n| Some(format!("{}@127.0.0.1:{}", n.id, n.controller_port?)))
-        .collect();
-    for (node, role) in nodes.iter_mut().zip(roles) {
-        let mut listeners = Vec::new();
-        if let Some(p) = node.broker_port {
-            listeners.push(format!("PLAINTEXT://127.0.0.1:{p}"));
-        }
-        if let Some(p) = node.controller_port {
-            listeners.push(format!("CONTROLLER://127.0.0.1:{p}"));
-        }
-        let mut props: BTreeMap<String, String> = [
-            ("node.id", node.id.to_string()),
-            ("process.roles", role.to_string()),
-            ("listeners", listeners.join(",")),
-            ("controller.quorum.voters", voters.join(",")),
-            ("log.dirs", node.dir.display().to_string()),
-            ("broker.heartbeat.interval.ms", "100".into()),
-            ("broker.session.timeout.ms", "1500".into()),
-            ("controller.quorum.election.timeout.ms", "500".into()),
-            ("num.partitions", "1".into()),
-            ("log.segment.delete.delay.ms", "0".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        for (k, v) in extra {
-            props.insert(k.to_string(), v.to_string());
-        }
-        node.properties = props;
-    }
-    // The quorum needs a majority of voters: start them together.
-    let starts = nodes.iter_mut().map(|n| n.start());
-    tokio::time::timeout(TIMEOUT, futures::future::join_all(starts))
-        .await
-        .expect("the cluster starts in time");
-    nodes
-}
-
-/// Waits until `node`'s image satisfies `done`.
-async fn wait_for(
-    node: &Node,
-    what: &str,
-    done: impl Fn(&MetadataImage) -> bool,
-) -> Arc<MetadataImage> {
-    node.broker
-        .as_ref()
-        .expect("running")
-        .quorum()
-        .wait_for_image(TIMEOUT, done)
-        .await
-        .unwrap_or_else(|_| panic!("node {}: {what} did not happen in time", node.id))
-}
-
-async fn client(node: &Node) -> Client {
-    Client::connect(ClientConfig::new(node.bootstrap()))
-        .await
-        .expect("client connects")
-}
 
 fn leaders(image: &MetadataImage, topic: &str) -> BTreeMap<BrokerId, usize> {
     let mut count = BTreeMap::new();
@@ -231,8 +93,8 @@ async fn three_nodes_form_a_quorum_and_spread_partition_leaders_evenly() {
         produce_and_consume_every_partition(&c, "spread", 6, &format!("via-{}", node.id)).await;
     }
 
-    // Replication is the next step: more than one replica is refused, not faked.
-    let refused = admin.create_topic("replicated", 1, 3).await;
+    // More replicas than brokers cannot be placed.
+    let refused = admin.create_topic("replicated", 1, 4).await;
     assert!(
         format!("{refused:?}").contains("INVALID_REPLICATION_FACTOR"),
         "{refused:?}"

@@ -370,6 +370,14 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "Create a topic when a client asks for its metadata or produces to it."
     ),
     broker_config!(
+        "auto.leader.rebalance.enable",
+        Boolean,
+        Some("true"),
+        Check::None,
+        false,
+        "Move leadership back to each partition's preferred replica when it is in sync."
+    ),
+    broker_config!(
         "broker.heartbeat.interval.ms",
         Int,
         Some("2000"),
@@ -504,6 +512,14 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         INT_NON_NEGATIVE,
         false,
         "The smallest session timeout a group member may ask for."
+    ),
+    broker_config!(
+        "leader.imbalance.check.interval.seconds",
+        Long,
+        Some("300"),
+        POSITIVE,
+        false,
+        "How often the controller moves leadership back to preferred replicas."
     ),
     broker_config!(
         "listeners",
@@ -912,6 +928,14 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         POSITIVE,
         false,
         "How often high watermarks are checkpointed."
+    ),
+    broker_config!(
+        "replica.lag.time.max.ms",
+        Long,
+        Some("30000"),
+        POSITIVE,
+        false,
+        "A follower that has not caught up with the leader for this long leaves the in-sync replicas."
     ),
     broker_config!(
         "socket.request.max.bytes",

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::ids::{BrokerEpoch, BrokerId, LeaderEpoch, MetadataOffset, PartitionEpoch};
-use crate::records::{BrokerEndpoint, ConfigResource, MetadataRecord};
+use crate::records::{BrokerEndpoint, ConfigResource, LeaderRecoveryState, MetadataRecord};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerRegistration {
@@ -49,19 +49,113 @@ impl BrokerRegistration {
     }
 }
 
+/// One partition's replicas and leadership: what a `Partition` record holds.
+///
+/// Invariants the controller keeps: `leader` is in `in_sync_replicas` or is
+/// [`BrokerId::NONE`]; `in_sync_replicas` is a non-empty subset of `replicas`;
+/// `eligible_leader_replicas` is a subset of `replicas` disjoint from `in_sync_replicas`;
+/// `adding_replicas` and `removing_replicas` are disjoint subsets of `replicas`; epochs never
+/// decrease.
+///
+/// **The eligible leader replicas contract (KIP-966).** When a change leaves fewer in-sync
+/// replicas than the topic's `min.insync.replicas`, the replicas that leave the in-sync set
+/// join `eligible_leader_replicas`; the controller may later elect one of them although it is
+/// no longer in sync. That is only safe because of a rule the partition leader must keep:
+/// **the leader never advances the high watermark while the in-sync replicas are fewer than
+/// the topic's `min.insync.replicas`**, resolved as
+/// [`crate::controller::ReplicationConfig::resolve`] does (topic, cluster default, static
+/// default; the controller counts on it only below that value capped at the number of
+/// replicas, so a leader that uses the uncapped value is stricter, which is fine). A replica
+/// that left the in-sync set at that point had every record up to the high watermark, and
+/// the high watermark has not moved since, so it still has every committed record. A leader
+/// that advances the high watermark with too few in-sync replicas makes the election of an
+/// eligible replica lose committed data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionImage {
+    /// The assigned brokers, the preferred leader first. During a reassignment: the target
+    /// replicas followed by the ones being removed.
     pub replicas: Vec<BrokerId>,
+    /// The replicas known to have every committed record; the leader changes them with
+    /// AlterPartition.
     pub in_sync_replicas: Vec<BrokerId>,
     /// [`BrokerId::NONE`] when no replica can lead (the partition is offline).
     pub leader: BrokerId,
     pub leader_epoch: LeaderEpoch,
     pub partition_epoch: PartitionEpoch,
+    /// Replicas outside the in-sync set that still have every committed record and may be
+    /// elected when no in-sync replica is available (KIP-966; see the type's docs). A fenced
+    /// broker stays here: it is the one that may come back.
+    pub eligible_leader_replicas: Vec<BrokerId>,
+    /// The eligible leader replicas a partition had when they were all lost while it had no
+    /// leader: a hint for an operator choosing an unclean election, which nothing elects from
+    /// on its own. Cleared once the partition has a leader.
+    pub last_known_elr: Vec<BrokerId>,
+    /// Replicas a reassignment is adding: they must join the in-sync replicas before it
+    /// completes.
+    pub adding_replicas: Vec<BrokerId>,
+    /// Replicas a reassignment removes once it completes.
+    pub removing_replicas: Vec<BrokerId>,
+    /// `Recovering` after an unclean election until the leader reports otherwise.
+    pub leader_recovery_state: LeaderRecoveryState,
 }
 
 impl PartitionImage {
+    /// A partition outside any reassignment, without eligible leader replicas, at epoch 0.
+    pub fn new(replicas: Vec<BrokerId>, in_sync_replicas: Vec<BrokerId>, leader: BrokerId) -> Self {
+        PartitionImage {
+            replicas,
+            in_sync_replicas,
+            leader,
+            leader_epoch: LeaderEpoch(0),
+            partition_epoch: PartitionEpoch(0),
+            eligible_leader_replicas: Vec::new(),
+            last_known_elr: Vec::new(),
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
+            leader_recovery_state: LeaderRecoveryState::Recovered,
+        }
+    }
+
     pub fn has_leader(&self) -> bool {
         !self.leader.is_none()
+    }
+
+    /// The first replica: the one that leads whenever it can.
+    pub fn preferred_leader(&self) -> Option<BrokerId> {
+        self.replicas.first().copied()
+    }
+
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The replicas before the ongoing reassignment (all of them when there is none): the
+    /// replicas without the ones being added. Their order is the reassignment's (target
+    /// first), not necessarily the original order.
+    pub fn original_replicas(&self) -> Vec<BrokerId> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|b| !self.adding_replicas.contains(b))
+            .collect()
+    }
+
+    /// The record that writes this state as `partition` of `topic_id`.
+    pub fn to_record(&self, topic_id: Uuid, partition: i32) -> MetadataRecord {
+        MetadataRecord::Partition {
+            topic_id,
+            partition,
+            replicas: self.replicas.clone(),
+            in_sync_replicas: self.in_sync_replicas.clone(),
+            leader: self.leader,
+            leader_epoch: self.leader_epoch,
+            partition_epoch: self.partition_epoch,
+            eligible_leader_replicas: self.eligible_leader_replicas.clone(),
+            last_known_elr: self.last_known_elr.clone(),
+            adding_replicas: self.adding_replicas.clone(),
+            removing_replicas: self.removing_replicas.clone(),
+            leader_recovery_state: self.leader_recovery_state,
+        }
     }
 }
 
@@ -147,6 +241,15 @@ impl MetadataImage {
             t.partitions
                 .iter()
                 .map(move |(&partition, p)| (t.topic_id, partition, p))
+        })
+    }
+
+    /// Every partition with its topic, in the same order as [`MetadataImage::partitions`].
+    pub fn topic_partitions(&self) -> impl Iterator<Item = (&TopicImage, i32, &PartitionImage)> {
+        self.topics.values().flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |(&partition, p)| (t.as_ref(), partition, p))
         })
     }
 
@@ -240,6 +343,11 @@ impl MetadataImage {
                 leader,
                 leader_epoch,
                 partition_epoch,
+                eligible_leader_replicas,
+                last_known_elr,
+                adding_replicas,
+                removing_replicas,
+                leader_recovery_state,
             } => {
                 let Some(name) = self.topic_names.get(topic_id) else {
                     return;
@@ -255,6 +363,11 @@ impl MetadataImage {
                         leader: *leader,
                         leader_epoch: *leader_epoch,
                         partition_epoch: *partition_epoch,
+                        eligible_leader_replicas: eligible_leader_replicas.clone(),
+                        last_known_elr: last_known_elr.clone(),
+                        adding_replicas: adding_replicas.clone(),
+                        removing_replicas: removing_replicas.clone(),
+                        leader_recovery_state: *leader_recovery_state,
                     },
                 );
             }
@@ -322,15 +435,7 @@ impl MetadataImage {
                 topic_id: t.topic_id,
             });
             for (&partition, p) in &t.partitions {
-                out.push(MetadataRecord::Partition {
-                    topic_id: t.topic_id,
-                    partition,
-                    replicas: p.replicas.clone(),
-                    in_sync_replicas: p.in_sync_replicas.clone(),
-                    leader: p.leader,
-                    leader_epoch: p.leader_epoch,
-                    partition_epoch: p.partition_epoch,
-                });
+                out.push(p.to_record(t.topic_id, partition));
             }
         }
         for (resource, configs) in &self.configs {
@@ -395,15 +500,22 @@ mod tests {
                 name: "t".into(),
                 topic_id: id,
             },
-            MetadataRecord::Partition {
-                topic_id: id,
-                partition: 0,
-                replicas: vec![BrokerId(1)],
-                in_sync_replicas: vec![BrokerId(1)],
+            PartitionImage::new(vec![BrokerId(1)], vec![BrokerId(1)], BrokerId(1)).to_record(id, 0),
+            // A partition in the middle of everything: reassigning, below its min.insync.replicas
+            // with eligible leader replicas, and recovering from an unclean election.
+            PartitionImage {
+                replicas: ids(&[4, 1, 2, 3]),
+                in_sync_replicas: ids(&[1]),
                 leader: BrokerId(1),
-                leader_epoch: LeaderEpoch(0),
-                partition_epoch: PartitionEpoch(0),
-            },
+                leader_epoch: LeaderEpoch(3),
+                partition_epoch: PartitionEpoch(9),
+                eligible_leader_replicas: ids(&[2]),
+                last_known_elr: ids(&[3]),
+                adding_replicas: ids(&[4]),
+                removing_replicas: ids(&[3]),
+                leader_recovery_state: LeaderRecoveryState::Recovering,
+            }
+            .to_record(id, 1),
             MetadataRecord::Config {
                 resource: ConfigResource::Topic("t".into()),
                 name: "retention.ms".into(),
@@ -414,6 +526,10 @@ mod tests {
                 next_producer_id: 1000,
             },
         ]
+    }
+
+    fn ids(v: &[i32]) -> Vec<BrokerId> {
+        v.iter().copied().map(BrokerId).collect()
     }
 
     fn at(index: u64) -> MetadataOffset {
@@ -430,6 +546,18 @@ mod tests {
         assert_eq!(rebuilt, image);
         assert!(!rebuilt.brokers[&BrokerId(1)].fenced);
         assert!(rebuilt.brokers[&BrokerId(2)].in_controlled_shutdown);
+    }
+
+    #[test]
+    fn partition_records_written_before_replication_still_read() {
+        let old = r#"{"type":"partition","topic_id":"00000000-0000-0000-0000-000000000007","partition":0,"replicas":[1],"in_sync_replicas":[1],"leader":1,"leader_epoch":2,"partition_epoch":5}"#;
+        let record: MetadataRecord = serde_json::from_str(old).unwrap();
+        let mut expected = PartitionImage::new(ids(&[1]), ids(&[1]), BrokerId(1));
+        expected.leader_epoch = LeaderEpoch(2);
+        expected.partition_epoch = PartitionEpoch(5);
+        assert_eq!(record, expected.to_record(Uuid::from_u128(7), 0));
+        // And a partition without the new state is written exactly as before.
+        assert_eq!(serde_json::to_string(&record).unwrap(), old);
     }
 
     #[test]

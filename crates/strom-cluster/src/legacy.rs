@@ -22,7 +22,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::ids::{BrokerId, LeaderEpoch, PartitionEpoch};
-use crate::image::MetadataImage;
+use crate::image::{MetadataImage, PartitionImage};
 use crate::records::{ConfigResource, MetadataRecord};
 
 /// The file name, under the data directory's `metadata/`.
@@ -89,15 +89,12 @@ impl LegacyRecord {
                 leader,
                 leader_epoch,
                 partition_epoch,
-            } => MetadataRecord::Partition {
-                topic_id,
-                partition,
-                replicas: ids(replicas),
-                in_sync_replicas: ids(in_sync_replicas),
-                leader: BrokerId(leader),
+            } => PartitionImage {
                 leader_epoch: LeaderEpoch(leader_epoch),
                 partition_epoch: PartitionEpoch(partition_epoch),
-            },
+                ..PartitionImage::new(ids(replicas), ids(in_sync_replicas), BrokerId(leader))
+            }
+            .to_record(topic_id, partition),
             LegacyRecord::RemoveTopic { topic_id } => MetadataRecord::RemoveTopic { topic_id },
             LegacyRecord::Config {
                 resource,

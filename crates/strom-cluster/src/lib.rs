@@ -18,7 +18,7 @@ pub mod records;
 pub use controller::ApiError;
 pub use ids::{BrokerEpoch, BrokerId, LeaderEpoch, MetadataOffset, PartitionEpoch};
 pub use image::{BrokerRegistration, MetadataImage, PartitionImage, TopicImage};
-pub use records::{BrokerEndpoint, ConfigResource, MetadataRecord};
+pub use records::{BrokerEndpoint, ConfigResource, LeaderRecoveryState, MetadataRecord};
 
 /// The internal topic that stores consumer group offsets and metadata.
 pub const CONSUMER_OFFSETS_TOPIC: &str = "__consumer_offsets";

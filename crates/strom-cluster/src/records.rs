@@ -6,6 +6,8 @@
 //! BrokerRegistrationChangeRecord, UnregisterBrokerRecord). One entry of the Raft log holds a
 //! batch of records that is applied atomically (a topic with all its partitions and configs).
 //! Serialized as JSON: metadata changes are rare and a readable log is worth the bytes.
+//! Fields added after the first release are `#[serde(default)]` and left out when empty, so
+//! logs and snapshots written before them still read, and read the same.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -28,6 +30,24 @@ pub struct BrokerEndpoint {
     pub name: String,
     pub host: String,
     pub port: u16,
+}
+
+/// Whether a partition's leader has finished recovering its log (Kafka's
+/// `LeaderRecoveryState`, KIP-704). An unclean election makes the new leader `Recovering`:
+/// its log is the partition's truth from then on, whatever it lost, and no follower may join
+/// the in-sync replicas until the leader says it is `Recovered` (with AlterPartition).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaderRecoveryState {
+    #[default]
+    Recovered,
+    Recovering,
+}
+
+impl LeaderRecoveryState {
+    pub fn is_recovered(&self) -> bool {
+        *self == LeaderRecoveryState::Recovered
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,7 +87,8 @@ pub enum MetadataRecord {
         topic_id: Uuid,
     },
     /// A partition's assignment and leadership; a later record for the same partition
-    /// replaces the earlier one whole.
+    /// replaces the earlier one whole. The fields are those of [`crate::PartitionImage`],
+    /// which documents them.
     Partition {
         topic_id: Uuid,
         partition: i32,
@@ -76,6 +97,16 @@ pub enum MetadataRecord {
         leader: BrokerId,
         leader_epoch: LeaderEpoch,
         partition_epoch: PartitionEpoch,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        eligible_leader_replicas: Vec<BrokerId>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        last_known_elr: Vec<BrokerId>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        adding_replicas: Vec<BrokerId>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        removing_replicas: Vec<BrokerId>,
+        #[serde(default, skip_serializing_if = "LeaderRecoveryState::is_recovered")]
+        leader_recovery_state: LeaderRecoveryState,
     },
     RemoveTopic {
         topic_id: Uuid,

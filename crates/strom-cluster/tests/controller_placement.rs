@@ -153,13 +153,21 @@ fn replication_beyond_the_configured_limit_is_refused() {
     c.start_brokers(0, &[(1, None), (2, None), (3, None)]);
     let err = place(&mut c, 1, 3).unwrap_err();
     assert_eq!(err.error, ResponseError::InvalidReplicationFactor);
-    assert!(err.message.contains("replication is not available yet"));
+    assert!(err.message.contains("at most 1"), "{}", err.message);
 
     let mut c = Cluster::new(config(3), 1);
     c.start_brokers(0, &[(1, None), (2, None)]);
     let err = place(&mut c, 1, 3).unwrap_err();
     assert_eq!(err.error, ResponseError::InvalidReplicationFactor);
     assert!(err.message.contains("only 2 broker(s) are registered"));
+}
+
+#[test]
+fn by_default_the_replication_factor_is_bounded_only_by_the_brokers() {
+    let mut c = Cluster::new(strom_cluster::controller::ControllerConfig::default(), 1);
+    c.start_brokers(0, &[(1, None), (2, None), (3, None)]);
+    let placed = place(&mut c, 3, 3).unwrap();
+    assert!(placed.values().all(|(_, replicas)| replicas.len() == 3));
 }
 
 #[test]

@@ -3,9 +3,14 @@
 //!
 //! Each run is decided by its seed, printed on stderr; `STROM_TEST_SEED=<seed>` replays one.
 //! Brokers 1 and 2 are steady: they heartbeat every timeout/3 and must never be fenced. The
-//! others register, fall silent, come back as new incarnations, lag behind the log and shut
-//! down in a controlled way, at random.
+//! others register, fall silent, come back as new incarnations, lag behind the log, shut
+//! down in a controlled way and are unregistered, at random. Partition leaders shrink and
+//! expand their in-sync replicas, an operator reassigns partitions, asks for elections and
+//! changes `min.insync.replicas` and `unclean.leader.election.enable`
+//! (`simulation/replication.rs`); the automatic leader rebalance runs on its timer. What is
+//! checked after every step is in `simulation/checks.rs`.
 
+mod simulation;
 mod support;
 
 use std::collections::BTreeMap;
@@ -13,13 +18,23 @@ use std::collections::BTreeMap;
 use kafka_protocol::error::ResponseError;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
-use strom_cluster::controller::{BrokerHeartbeatRequest, Controller};
+use strom_cluster::controller::{BrokerHeartbeatRequest, Controller, ControllerConfig};
 use strom_cluster::{BrokerEpoch, BrokerId, MetadataImage, MetadataRecord};
 use support::*;
+use uuid::Uuid;
 
 const BROKERS: i32 = 6;
 const STEADY: [i32; 2] = [1, 2];
 const STEPS: usize = 400;
+
+/// Rebalancing every 20 s of simulated time, so that a run sees a few dozen checks.
+fn sim_config() -> ControllerConfig {
+    ControllerConfig {
+        max_replication_factor: 3,
+        leader_imbalance_check_interval_ms: 20_000,
+        ..rebalancing_config()
+    }
+}
 
 #[derive(Default)]
 struct SimBroker {
@@ -48,7 +63,7 @@ impl Sim {
     fn new(seed: u64) -> Self {
         let mut sim = Sim {
             rng: ChaCha8Rng::seed_from_u64(seed),
-            cluster: Cluster::new(config(3), seed),
+            cluster: Cluster::new(sim_config(), seed),
             now_ms: 0,
             brokers: (1..=BROKERS).map(|id| (id, SimBroker::default())).collect(),
             topics: 0,
@@ -73,11 +88,23 @@ impl Sim {
 
     /// Applies a decision's records and checks what must hold after every step.
     fn commit(&mut self, records: &[MetadataRecord]) {
+        self.commit_allowing(records, &|_, _, _| false);
+    }
+
+    /// [`Sim::commit`], where `allowed(topic, partition, leader)` says which new leaders
+    /// outside the in-sync and eligible leader replicas the step may legitimately produce
+    /// (those an AlterPartition put in sync, or an operator's unclean election).
+    fn commit_allowing(
+        &mut self,
+        records: &[MetadataRecord],
+        allowed: &dyn Fn(Uuid, i32, BrokerId) -> bool,
+    ) {
         let before = self.cluster.image.clone();
         self.cluster.apply(records);
         let after = &self.cluster.image;
         check_invariants(after);
         check_epochs(&before, after);
+        simulation::checks::check_replication(&before, after, &sim_config(), allowed);
         for id in STEADY.into_iter().filter(|_| self.started) {
             assert!(
                 !after.brokers[&BrokerId(id)].fenced,
@@ -242,7 +269,7 @@ impl Sim {
 
     fn fail_over(&mut self) {
         let seed = self.rng.next_u64();
-        self.cluster.controller = Controller::new(config(3), seed);
+        self.cluster.controller = Controller::new(sim_config(), seed);
         self.cluster
             .controller
             .activate(&self.cluster.image, self.now_ms);
@@ -279,24 +306,29 @@ impl Sim {
         }
         let id = 3 + self.below((BROKERS - 2) as u64) as i32;
         match self.below(100) {
-            0..=34 => {
+            0..=24 => {
                 if self.brokers[&id].alive {
                     self.heartbeat(id);
                 }
             }
-            35..=44 => {
+            25..=31 => {
                 if !self.brokers[&id].alive || self.chance(30) {
                     self.restart(id);
                 }
             }
-            45..=49 => self.brokers.get_mut(&id).unwrap().alive = false,
-            50..=54 => {
+            32..=35 => self.brokers.get_mut(&id).unwrap().alive = false,
+            36..=38 => {
                 let b = self.brokers.get_mut(&id).unwrap();
                 b.shutting_down = b.alive;
             }
-            55..=69 => self.create_topic(),
-            70..=79 => self.grow_or_delete_a_topic(),
-            80..=97 => self.tick(),
+            39..=48 => self.create_topic(),
+            49..=54 => self.grow_or_delete_a_topic(),
+            55..=70 => self.alter_partition(),
+            71..=76 => self.reassign(),
+            77..=80 => self.elect(),
+            81..=84 => self.change_replication_configs(),
+            85..=86 => self.unregister(id),
+            87..=98 => self.tick(),
             _ => self.fail_over(),
         }
     }

@@ -81,7 +81,8 @@ const DELETE_HORIZON_BIT: i16 = 1 << 6;
 /// delta, key length, value length and header count.
 const RECORD_SIZE_MIN: usize = 7;
 
-/// Why bytes are not a valid record batch.
+/// Why bytes are not a valid record batch, or a run of stored batches is not a valid piece of
+/// a log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BatchError {
     /// Fewer bytes than a batch header or than the batch length announces.
@@ -114,6 +115,24 @@ pub enum BatchError {
     /// The compressed records do not decompress.
     #[error("cannot decompress records ({codec:?}): {reason}")]
     Decompression { codec: Compression, reason: String },
+    /// A stored batch's base offset is negative, or its last offset does not fit an i64.
+    #[error("invalid base offset {base_offset} (last offset delta {last_offset_delta})")]
+    InvalidBaseOffset {
+        base_offset: i64,
+        last_offset_delta: i32,
+    },
+    /// A stored batch starts at or below the last offset of the batch before it.
+    #[error(
+        "batch at offset {base_offset} does not follow the previous batch ending at {previous_last_offset}"
+    )]
+    OffsetsNotIncreasing {
+        base_offset: i64,
+        previous_last_offset: i64,
+    },
+    /// A stored batch carries a partition leader epoch older than the one before it: leader
+    /// epochs never decrease along a valid log.
+    #[error("partition leader epoch {epoch} after epoch {previous}")]
+    LeaderEpochDecreased { epoch: i32, previous: i32 },
 }
 
 /// The compression codec of a batch (attribute bits 0-2).

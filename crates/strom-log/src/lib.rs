@@ -10,7 +10,9 @@
 //! Data flow: the broker hands a produce request's raw record batches to
 //! [`Log::append_as_leader`], which validates them ([`batch`]), checks idempotent-producer
 //! sequences ([`producer_state`]), assigns offsets, stamps the leader epoch, and writes them with
-//! one positioned write to the active [`segment`], adding sparse [`index`] entries. A fetch calls
+//! one positioned write to the active [`segment`], adding sparse [`index`] entries. A follower
+//! hands the batches it fetched from its leader to [`Log::append_as_follower`], which stores
+//! them unchanged (same offsets, epochs and bytes) through the same write path. A fetch calls
 //! [`Log::read`], which finds the starting position through the offset index and returns whole
 //! batches, as they are on disk, below an upper bound (the high watermark for consumers). The
 //! [`LogManager`] opens logs (running [`recovery`] after an unclean stop), writes the
@@ -241,15 +243,19 @@ impl Default for OpenOptions {
 /// The outcome of a successful append.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendInfo {
-    /// Offset of the first record of the first batch.
+    /// Offset of the first record of the first batch (for a follower append, the first batch's
+    /// base offset).
     pub first_offset: i64,
-    /// Offset of the last record of the last batch.
+    /// Offset of the last record of the last batch. After a follower append, `last_offset + 1`
+    /// is the next fetch offset, also when a partial trailing batch was left out or nothing
+    /// was appended (then `first_offset` is the log end offset and `last_offset` one less).
     pub last_offset: i64,
     /// The timestamp stamped on the batches when the topic uses LogAppendTime, else -1.
     pub log_append_time_ms: i64,
     /// The log start offset after the append.
     pub log_start_offset: i64,
-    /// Number of records appended.
+    /// Number of records appended (for a follower append, the records the batches hold, which
+    /// compaction may have made fewer than their offsets).
     pub record_count: i64,
     /// The batches were an idempotent producer's retry of batches already in the log: nothing
     /// was written, and the offsets are those of the original append.
@@ -292,6 +298,13 @@ pub enum AppendError {
     /// the broker answers INVALID_RECORD until transactions exist).
     #[error("transactional batches are not supported")]
     Transactional,
+    /// A follower append that does not continue the log: its first batch does not start at
+    /// the log end offset (`expected`), or a batch leaves a gap after the previous one on a
+    /// topic that is not compacted. Appending would leave a gap or overlap, so nothing was
+    /// written; the replica fetcher's offset and the log disagree. Kafka's
+    /// `UnexpectedAppendOffsetException`; never caused by a producer.
+    #[error("follower append at offset {got} does not continue the log at {expected}")]
+    OffsetMismatch { expected: i64, got: i64 },
     /// The storage failed; the log is now offline (KAFKA_STORAGE_ERROR).
     #[error(transparent)]
     Storage(#[from] Error),

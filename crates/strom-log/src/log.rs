@@ -1,7 +1,9 @@
 //! [`Log`]: one partition's log. It owns the list of segments (the last one is active), the
 //! producer state, the leader-epoch cache and the offsets (log start, high watermark, log end,
 //! recovery point), and it is where appends, reads, flushes, retention, compaction swaps and
-//! truncation meet.
+//! truncation meet. A leader's append ([`Log::append_as_leader`]) and a follower's
+//! ([`Log::append_as_follower`], in `log/follower.rs`) share the write path: roll if needed, one
+//! positioned write, index entries, producer state, then the log end offset is published.
 //!
 //! Locks, in the order they are taken:
 //! - `maintenance` serializes the structural operations that are not appends (retention,
@@ -40,6 +42,8 @@ const SNAPSHOTS_KEPT: usize = 3;
 
 /// A write buffer grown beyond this by a large append is released afterwards.
 const WRITE_BUFFER_KEEP_BYTES: usize = 8 * 1024 * 1024;
+
+mod follower;
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // The state behind these locks is consistent between statements; a panic on another
@@ -353,27 +357,12 @@ impl Log {
         }
         let last_offset = next_offset - 1;
 
-        let mut active = self.active_segment();
-        let stats = active.stats();
-        let roll = segment::should_roll(&RollInput {
-            segment_size: active.size(),
-            segment_base_offset: active.base_offset(),
-            first_batch_max_timestamp: stats.first_batch_max_timestamp,
-            segment_created_ms: active.created_ms(),
-            rolling_jitter_ms: active.rolling_jitter_ms(),
-            offset_index_full: active.offset_index_is_full(),
-            time_index_full: active.time_index_is_full(),
-            append_bytes: records.len() as u64,
-            append_max_timestamp,
-            append_last_offset: last_offset,
-            now_ms,
-            segment_bytes: config.segment_bytes,
-            segment_ms: config.segment_ms,
-        });
-        if let Some(reason) = roll {
-            tracing::debug!(partition = %self.topic_partition, ?reason, "rolling segment");
-            active = self.roll(producers, &config, now_ms)?;
-        }
+        let append = AppendShape {
+            bytes: records.len() as u64,
+            max_timestamp: append_max_timestamp,
+            last_offset,
+        };
+        let active = self.roll_if_needed(producers, &config, &append, first_offset, now_ms)?;
 
         // Like Kafka, the epoch cache learns the new epoch before the data is written; a crash
         // in between leaves an entry past the log end, which opening the log trims.
@@ -390,10 +379,11 @@ impl Log {
                 batch::set_log_append_time(bytes, now_ms);
                 debug_assert!(batch::validate(bytes, Validation::Produce).is_ok());
             }
-            active.append(
+            self.write_batches(
+                &active,
                 &mut [std::io::IoSlice::new(buffer)],
                 &headers,
-                config.index_interval_bytes,
+                &config,
             )
         } else {
             // The base offset and partition leader epoch are outside the CRC: write patched
@@ -417,20 +407,83 @@ impl Log {
                     &records[*position + batch::UNCHECKED_PREFIX_BYTES..*position + header.size()],
                 ));
             }
-            active.append(&mut pieces, &headers, config.index_interval_bytes)
+            self.write_batches(&active, &mut pieces, &headers, &config)
         };
-        if let Err(error) = written {
-            return Err(self
-                .fail("append", &active.path(SegmentFile::Log), error)
-                .into());
-        }
         if buffer.capacity() > WRITE_BUFFER_KEEP_BYTES {
             *buffer = Vec::new();
         }
-        for (_, header) in &headers {
+        written?;
+        debug_assert!(next_offset > first_offset);
+        self.publish_append(producers, &headers, next_offset, record_count, now_ms);
+        drop(writer);
+
+        self.flush_if_messages_due(&config)?;
+        Ok(AppendInfo {
+            first_offset,
+            last_offset,
+            log_append_time_ms: if log_append_time { now_ms } else { -1 },
+            log_start_offset: self.log_start_offset(),
+            record_count,
+            duplicate: false,
+        })
+    }
+
+    /// Rolls the active segment if appending `append` to it would break a roll rule
+    /// (`segment.bytes`, `segment.ms`, full indexes, relative-offset overflow); the new
+    /// segment starts at `base_offset`, the first offset of the append. Returns the segment to
+    /// append to. Called with the append lock held.
+    fn roll_if_needed(
+        &self,
+        producers: &ProducerStateManager,
+        config: &LogConfig,
+        append: &AppendShape,
+        base_offset: i64,
+        now_ms: i64,
+    ) -> Result<Arc<LogSegment>> {
+        let active = self.active_segment();
+        match roll_reason(&active, &Planned::of(&active), append, config, now_ms) {
+            None => Ok(active),
+            Some(reason) => {
+                tracing::debug!(partition = %self.topic_partition, ?reason, "rolling segment");
+                self.roll(producers, config, now_ms, base_offset)
+            }
+        }
+    }
+
+    /// Writes whole batches at the end of `segment` (one `pwritev`) and adds their index
+    /// entries. An IO error takes the log offline: the segment may now hold part of the write
+    /// past its committed size, which only recovery may judge.
+    fn write_batches(
+        &self,
+        segment: &LogSegment,
+        pieces: &mut [std::io::IoSlice<'_>],
+        headers: &[(usize, BatchHeader)],
+        config: &LogConfig,
+    ) -> Result<(), AppendError> {
+        segment
+            .append(pieces, headers, config.index_interval_bytes)
+            .map_err(|e| {
+                self.fail("append", &segment.path(SegmentFile::Log), e)
+                    .into()
+            })
+    }
+
+    /// Makes written batches visible: records them in the producer state, then publishes the
+    /// new log end offset (release store, so a reader that sees it also sees the bytes and
+    /// index entries below it) and counts the records for `flush.messages` and `flush.ms`.
+    /// Called with the append lock held, after [`Log::write_batches`] succeeded.
+    fn publish_append(
+        &self,
+        producers: &mut ProducerStateManager,
+        headers: &[(usize, BatchHeader)],
+        next_offset: i64,
+        record_count: i64,
+        now_ms: i64,
+    ) {
+        for (_, header) in headers {
             producers.update(header);
         }
-        debug_assert!(next_offset > first_offset);
+        debug_assert!(next_offset > self.log_end_offset.load(Ordering::Acquire));
         self.log_end_offset.store(next_offset, Ordering::Release);
         self.appended_records
             .fetch_add(record_count, Ordering::AcqRel);
@@ -440,21 +493,17 @@ impl Log {
             Ordering::AcqRel,
             Ordering::Acquire,
         );
-        drop(writer);
+    }
 
+    /// `flush.messages`: fsyncs once that many records are unflushed. Called after the append
+    /// lock is released, so that other appends are not held up by the fsync.
+    fn flush_if_messages_due(&self, config: &LogConfig) -> Result<()> {
         let unflushed = self.appended_records.load(Ordering::Acquire)
             - self.flushed_records.load(Ordering::Acquire);
         if unflushed >= config.flush_messages {
             self.flush()?;
         }
-        Ok(AppendInfo {
-            first_offset,
-            last_offset,
-            log_append_time_ms: if log_append_time { now_ms } else { -1 },
-            log_start_offset: self.log_start_offset(),
-            record_count,
-            duplicate: false,
-        })
+        Ok(())
     }
 
     fn assign_epoch(&self, epoch: i32, start_offset: i64) -> Result<()> {
@@ -468,15 +517,18 @@ impl Log {
         Ok(())
     }
 
-    /// Makes a new active segment at the log end offset. Called with the append lock held.
+    /// Makes a new active segment starting at `base_offset`: the log end offset, or for a
+    /// follower the first offset of a batch after a gap that the leader's compaction left
+    /// (Kafka's `roll(expectedNextOffset)`). Called with the append lock held.
     fn roll(
         &self,
         producers: &ProducerStateManager,
         config: &LogConfig,
         now_ms: i64,
+        base_offset: i64,
     ) -> Result<Arc<LogSegment>> {
+        debug_assert!(base_offset >= self.log_end_offset.load(Ordering::Acquire));
         let old = self.active_segment();
-        let base_offset = self.log_end_offset.load(Ordering::Acquire);
         if old.size() == 0 && old.base_offset() == base_offset {
             return Ok(old);
         }
@@ -525,7 +577,7 @@ impl Log {
             return Ok(false);
         }
         let config = self.config();
-        self.roll(&writer.producers, &config, now_ms)?;
+        self.roll(&writer.producers, &config, now_ms, expected_log_end_offset)?;
         Ok(true)
     }
 
@@ -1123,16 +1175,37 @@ impl Log {
     /// entries, producer state and leader-epoch entries. Below the log start offset the log is
     /// emptied and restarts at `offset`. Returns the new log end offset.
     pub fn truncate_to(&self, offset: i64, now_ms: i64) -> Result<i64> {
+        self.truncate(offset, false, now_ms)
+    }
+
+    /// Empties the log and restarts it at `offset`, which may be past the log end (Kafka's
+    /// `truncateFullyAndStartAt`): a follower whose leader's log now starts beyond this log's
+    /// end (retention, DeleteRecords), or inside a batch this log cannot continue. The epoch
+    /// cache and producer state start empty.
+    pub fn truncate_fully_and_start_at(&self, offset: i64, now_ms: i64) -> Result<i64> {
+        self.truncate(offset, true, now_ms)
+    }
+
+    /// Epoch cache: `epoch` starts at `offset` (a new leader records its epoch at its log end
+    /// when it takes over, as Kafka does, so followers asking about older epochs learn where
+    /// they end). Persisted before it returns.
+    pub fn assign_epoch_start_offset(&self, epoch: i32, offset: i64) -> Result<()> {
+        self.check_online()?;
+        self.assign_epoch(epoch, offset)
+    }
+
+    fn truncate(&self, offset: i64, start_over: bool, now_ms: i64) -> Result<i64> {
         self.check_online()?;
         let _maintenance = lock(&self.maintenance);
         let mut writer = lock(&self.writer);
-        if offset >= self.log_end_offset() {
+        if offset >= self.log_end_offset() && !start_over {
             return Ok(self.log_end_offset());
         }
         let config = self.config();
         let segments = self.segments();
         let keep = segments.partition_point(|segment| segment.base_offset() < offset);
-        let (kept, removed): (Vec<_>, Vec<_>) = if keep == 0 || offset < self.log_start_offset() {
+        let start_over = start_over || keep == 0 || offset < self.log_start_offset();
+        let (kept, removed): (Vec<_>, Vec<_>) = if start_over {
             // Nothing below `offset` survives: start over with an empty segment at `offset`.
             let segment = LogSegment::create(
                 &self.dir,
@@ -1155,7 +1228,7 @@ impl Log {
         let Some(last) = kept.last().cloned() else {
             unreachable!("truncation keeps or creates a segment");
         };
-        if keep == 0 || offset < self.log_start_offset() {
+        if start_over {
             last.rename_files("")
                 .map_err(|e| self.fail("truncate", &last.path(SegmentFile::Log), e))?;
             self.log_start_offset
@@ -1183,7 +1256,9 @@ impl Log {
             .fetch_min(log_end_offset, Ordering::AcqRel);
         {
             let mut epochs = lock(&self.epochs);
-            let mut changed = epochs.cache.truncate_from_end(log_end_offset);
+            // Starting over keeps no epoch: the log holds nothing from any of them.
+            let end = if start_over { i64::MIN } else { log_end_offset };
+            let mut changed = epochs.cache.truncate_from_end(end);
             changed |= epochs.cache.truncate_from_start(log_start_offset);
             if changed && let Err(error) = epochs.persist() {
                 let path = epochs.path().to_path_buf();
@@ -1193,7 +1268,10 @@ impl Log {
         // Producer state: snapshots past the new end are stale; reload and replay.
         let snapshots = producer_state::list_snapshots(&self.dir)
             .map_err(|e| self.fail("list producer snapshots", &self.dir, e))?;
-        for snapshot in snapshots.into_iter().filter(|&s| s > log_end_offset) {
+        for snapshot in snapshots
+            .into_iter()
+            .filter(|&s| s > log_end_offset || start_over)
+        {
             let path = producer_state::snapshot_path(&self.dir, snapshot);
             crate::io::remove_file(&path).map_err(|e| self.fail("truncate", &path, e))?;
         }
@@ -1267,6 +1345,70 @@ impl Log {
     pub(crate) fn mark_dir_dirty(&self) {
         self.dir_needs_sync.store(true, Ordering::Release);
     }
+}
+
+/// An append as the roll decision sees it.
+struct AppendShape {
+    bytes: u64,
+    max_timestamp: i64,
+    last_offset: i64,
+}
+
+impl AppendShape {
+    fn of(header: &BatchHeader) -> AppendShape {
+        AppendShape {
+            bytes: header.size() as u64,
+            max_timestamp: header.max_timestamp,
+            last_offset: header.last_offset(),
+        }
+    }
+}
+
+/// The active segment as the roll decision sees it: as it is, or with batches that an append
+/// plans to write to it first.
+struct Planned {
+    size: u64,
+    first_batch_max_timestamp: Option<i64>,
+}
+
+impl Planned {
+    fn of(segment: &LogSegment) -> Planned {
+        Planned {
+            size: segment.size(),
+            first_batch_max_timestamp: segment.stats().first_batch_max_timestamp,
+        }
+    }
+
+    fn add(&mut self, header: &BatchHeader) {
+        self.size += header.size() as u64;
+        self.first_batch_max_timestamp
+            .get_or_insert(header.max_timestamp);
+    }
+}
+
+/// Why `segment`, holding `planned`, must roll before `append` is written to it, if it must.
+fn roll_reason(
+    segment: &LogSegment,
+    planned: &Planned,
+    append: &AppendShape,
+    config: &LogConfig,
+    now_ms: i64,
+) -> Option<segment::RollReason> {
+    segment::should_roll(&RollInput {
+        segment_size: planned.size,
+        segment_base_offset: segment.base_offset(),
+        first_batch_max_timestamp: planned.first_batch_max_timestamp,
+        segment_created_ms: segment.created_ms(),
+        rolling_jitter_ms: segment.rolling_jitter_ms(),
+        offset_index_full: segment.offset_index_is_full(),
+        time_index_full: segment.time_index_is_full(),
+        append_bytes: append.bytes,
+        append_max_timestamp: append.max_timestamp,
+        append_last_offset: append.last_offset,
+        now_ms,
+        segment_bytes: config.segment_bytes,
+        segment_ms: config.segment_ms,
+    })
 }
 
 /// CreateTime checks of `message.timestamp.before.max.ms` / `after.max.ms`, on the batch's base

@@ -188,8 +188,29 @@ impl ProducerStateManager {
     }
 
     /// Records an appended (or replayed) batch whose offsets are final.
+    ///
+    /// A control batch (a transaction marker, which a follower stores as its leader did) has no
+    /// sequence: as in Kafka's `appendEndTxnMarker` it only moves the producer to its epoch
+    /// and time, and is not remembered as a batch, so it neither takes one of the five
+    /// duplicate-detection slots nor hides the last sequence from the next check.
     pub fn update(&mut self, header: &BatchHeader) {
         if !header.has_producer_id() {
+            return;
+        }
+        if header.is_control() {
+            let entry = self
+                .producers
+                .entry(header.producer_id)
+                .or_insert_with(|| ProducerEntry {
+                    epoch: header.producer_epoch,
+                    batches: VecDeque::with_capacity(BATCHES_REMEMBERED),
+                    last_timestamp: header.max_timestamp,
+                });
+            if entry.epoch != header.producer_epoch {
+                entry.batches.clear();
+                entry.epoch = header.producer_epoch;
+            }
+            entry.last_timestamp = header.max_timestamp;
             return;
         }
         let batch = BatchMetadata {
@@ -542,6 +563,28 @@ mod tests {
         assert_eq!(
             ProducerStateManager::decode_snapshot(&bytes[..bytes.len() - 1]),
             None
+        );
+    }
+
+    #[test]
+    fn a_control_batch_moves_the_epoch_without_taking_a_batch_slot() {
+        let mut state = ProducerStateManager::new();
+        appended(&mut state, header(1, 0, 0, 2, 0));
+        let mut marker = header(1, 0, NO_SEQUENCE, 1, 2);
+        marker.attributes = 0b11_0000; // transactional + control
+        state.update(&marker);
+        assert_eq!(state.get(1).map(|e| e.batches.len()), Some(1));
+        assert_eq!(state.get(1).map(ProducerEntry::last_sequence), Some(1));
+        assert!(
+            state.check(&[header(1, 0, 5, 1, 3)]).is_err(),
+            "the marker does not hide the last sequence"
+        );
+        let mut bumped = header(1, 1, NO_SEQUENCE, 1, 3);
+        bumped.attributes = 0b11_0000;
+        state.update(&bumped);
+        assert_eq!(
+            state.get(1).map(|e| (e.epoch, e.batches.len())),
+            Some((1, 0))
         );
     }
 

@@ -97,3 +97,51 @@ fn append_errors_map_to_distinct_variants() {
             .duplicate
     );
 }
+
+#[test]
+fn a_follower_replicates_a_leader_through_the_public_api() {
+    let leader_dir = tempfile::tempdir().expect("tempdir");
+    let follower_dir = tempfile::tempdir().expect("tempdir");
+    let leader = LogManager::open(leader_dir.path(), ManagerConfig::default()).expect("open");
+    let follower = LogManager::open(follower_dir.path(), ManagerConfig::default()).expect("open");
+    let config = LogConfig {
+        message_timestamp_after_max_ms: i64::MAX,
+        ..LogConfig::default()
+    };
+    let leader = leader.load(&partition(0), config.clone()).expect("load");
+    let follower = follower.load(&partition(0), config).expect("load");
+    for epoch in [3, 3, 5] {
+        leader
+            .append_as_leader(&sized_batch(3, 40, NOW), epoch, NOW)
+            .expect("leader append");
+    }
+    while follower.log_end_offset() < leader.log_end_offset() {
+        let read = leader
+            .read(
+                follower.log_end_offset(),
+                200,
+                leader.log_end_offset(),
+                true,
+            )
+            .expect("replica read");
+        let info = follower
+            .append_as_follower(&read.records, NOW)
+            .expect("follower append");
+        assert_eq!(info.last_offset + 1, follower.log_end_offset());
+    }
+    let everything = |log: &strom_log::Log| {
+        log.read(0, 1 << 20, log.log_end_offset(), true)
+            .expect("read")
+            .records
+    };
+    assert_eq!(everything(&follower), everything(&leader));
+    assert_eq!(follower.end_offset_for_epoch(3), Some((3, 6)));
+    let again = leader.read(0, 1 << 20, 9, true).expect("read");
+    assert!(matches!(
+        follower.append_as_follower(&again.records, NOW),
+        Err(AppendError::OffsetMismatch {
+            expected: 9,
+            got: 0
+        })
+    ));
+}

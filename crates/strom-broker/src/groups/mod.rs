@@ -30,7 +30,6 @@ use strom_group::{Config, Coordinator, Output, RequestId, Response, WriteId};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::MAX_SUPPORTED_REPLICATION_FACTOR;
 use crate::config::BrokerConfig;
 use crate::state::BrokerState;
 
@@ -364,14 +363,24 @@ pub async fn ensure_offsets_topic(
     {
         return Ok(());
     }
-    // Kafka uses offsets.topic.replication.factor, or the broker count when smaller. Until
-    // partition replication exists, one replica is all a partition can have.
-    let brokers = state.image().available_brokers().count().max(1) as i16;
+    // offsets.topic.replication.factor, or the number of registered brokers when smaller (a
+    // single node gets one replica). Until that many brokers are available, Kafka refuses to
+    // create the topic: COORDINATOR_NOT_AVAILABLE, which clients retry.
+    let image = state.image();
+    let registered = image.brokers.len().max(1) as i16;
     let replication = state
         .config
         .offsets_topic_replication_factor
-        .min(brokers)
-        .min(MAX_SUPPORTED_REPLICATION_FACTOR);
+        .min(registered);
+    let available = image.available_brokers().count() as i16;
+    if available < replication {
+        return Err(crate::errors::KafkaError::new(
+            kafka_protocol::error::ResponseError::CoordinatorNotAvailable,
+            format!(
+                "__consumer_offsets needs {replication} available brokers for its replicas; {available} are available"
+            ),
+        ));
+    }
     let request = strom_cluster::controller::CreateTopic {
         name: strom_cluster::CONSUMER_OFFSETS_TOPIC.to_string(),
         num_partitions: state.groups().map_or(50, |g| g.offsets_partitions),

@@ -10,20 +10,20 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use strom_group::WriteId;
+use strom_log::TopicPartition;
 use strom_log::batch::{BatchFields, build_batch, encode_record};
-use strom_log::{Offset, TopicPartition};
 use tokio::sync::mpsc;
 
 use super::WriteDone;
-use crate::partition::Partition;
 use crate::state::BrokerState;
 
 /// Writes queued per partition before the coordinator waits.
 const WRITE_QUEUE: usize = 256;
 /// Writes appended together at most.
 const WRITES_PER_APPEND: usize = 64;
-/// How long a write may wait for its fsync before it is reported as failed.
-const DURABILITY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a group write may wait to be committed (replicated to the in-sync replicas and,
+/// with `strom.fsync.acks.all`, fsynced) before it fails.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct Write {
     id: WriteId,
@@ -87,40 +87,31 @@ async fn append(state: &Arc<BrokerState>, index: i32, writes: &[Write]) -> Resul
     let batches = batches.freeze();
     let appended_bytes = batches.len();
     let appending = Arc::clone(&partition);
-    let result = tokio::task::spawn_blocking(move || {
-        let result = appending
-            .log
-            .append_as_leader(&batches, appending.leader_epoch(), now);
-        if result.is_ok() {
-            appending.advance_high_watermark();
-        }
-        result
-    })
-    .await
-    .map_err(|_| ResponseError::UnknownServerError.code())?;
-    let info = result.map_err(|e| {
-        tracing::error!(partition = %tp, error = %e, "cannot append group records");
-        crate::errors::KafkaError::from(&e).code()
-    })?;
+    // Group records are acks=all writes, as Kafka's coordinator makes them: a commit is
+    // acknowledged once every in-sync replica has it.
+    let appended =
+        tokio::task::spawn_blocking(move || appending.append_as_leader(&batches, true, now))
+            .await
+            .map_err(|_| ResponseError::UnknownServerError.code())?
+            .map_err(|e| {
+                tracing::warn!(partition = %tp, error = %e.message, "cannot append group records");
+                e.code()
+            })?;
     let traffic = &partition.traffic;
     traffic
         .bytes_in
         .fetch_add(appended_bytes as u64, std::sync::atomic::Ordering::Relaxed);
     traffic.records_in.fetch_add(
-        info.record_count as u64,
+        appended.info.record_count as u64,
         std::sync::atomic::Ordering::Relaxed,
     );
-    if state.config.fsync_acks_all {
-        wait_durable(&partition, info.last_offset + 1).await?;
-    }
-    Ok(())
-}
-
-async fn wait_durable(partition: &Arc<Partition>, end: i64) -> Result<(), i16> {
-    partition.wait_durable(Offset(end), DURABILITY_TIMEOUT).await.map_err(|e| {
-        tracing::error!(partition = %partition.topic_partition, error = ?e, "group records were appended but not fsynced");
-        ResponseError::KafkaStorageError.code()
-    })
+    partition
+        .wait_committed(&appended, state.config.fsync_acks_all, COMMIT_TIMEOUT)
+        .await
+        .map_err(|e| {
+            tracing::warn!(partition = %tp, error = %e.message, "group records were appended but not committed");
+            e.code()
+        })
 }
 
 /// One uncompressed batch holding a write's records, timestamped `now_ms`.

@@ -97,7 +97,11 @@ pub async fn handle(
                     "This server does not host this topic ID.",
                 )),
                 Some(n) => led_partition(state, &image, n, p.partition).and_then(|partition| {
-                    check_leader_epoch(&partition, p.current_leader_epoch).map(|()| partition)
+                    check_leader_epoch(&partition, p.current_leader_epoch)?;
+                    if replica_id >= 0 {
+                        follower_fetched(state, &partition, BrokerId(replica_id), p.fetch_offset)?;
+                    }
+                    Ok(partition)
                 }),
             };
             match lookup {
@@ -146,6 +150,21 @@ pub async fn handle(
         count_bytes_out(&plan, &response);
         response
     }))
+}
+
+/// A follower's fetch offset is its log end offset: the leader learns its progress from it,
+/// which may move the high watermark or make the follower in sync again.
+fn follower_fetched(
+    state: &Arc<BrokerState>,
+    partition: &Arc<Partition>,
+    follower: BrokerId,
+    fetch_offset: i64,
+) -> Result<(), KafkaError> {
+    let follower = strom_cluster::BrokerId(follower.0);
+    if let Some(proposal) = partition.on_follower_fetch(follower, fetch_offset, crate::now_ms())? {
+        state.propose_isr_change(Arc::clone(partition), proposal);
+    }
+    Ok(())
 }
 
 /// Counts the record bytes a response carries against each partition's traffic.

@@ -1,10 +1,12 @@
-//! Produce: append record batches to partition logs.
+//! Produce: append record batches to partition logs, through each partition's one append path
+//! ([`Partition::append_as_leader`]).
 //!
 //! The batches stay the bytes the client sent; the log validates them (framing, CRC32C, size,
 //! timestamps, idempotent sequences), assigns offsets and writes them. Every partition of the
-//! request is appended in one blocking task, in request order. Then, by `acks`:
-//! 0: no response; 1: answer now; -1 (all): answer once the records are committed, which on a
-//! single node with `strom.fsync.acks.all` (the default) means fsynced, by group commit.
+//! request is appended in one blocking task (or inline when small), in request order. Then, by
+//! `acks`: 0: no response; 1: answer now; -1 (all): answer once the records are committed:
+//! every in-sync replica has them (`min.insync.replicas` of them at least) and, with
+//! `strom.fsync.acks.all` (the default), they are fsynced ([`Partition::wait_committed`]).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -15,12 +17,11 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::{StrBytes, VersionRange};
-use strom_log::{AppendError, AppendInfo, Offset};
 
 use super::{Reply, RequestContext};
 use crate::errors::{KafkaError, led_partition};
 use crate::metrics::GaugeGuard;
-use crate::partition::{DurabilityError, Partition};
+use crate::partition::{Appended, Partition};
 use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 3, max: 13 };
@@ -81,11 +82,7 @@ pub async fn handle(
             let response = response_placeholder(data.index);
             let target = match (&acks_error, &topic_error, &name) {
                 (Some(e), _, _) | (None, Some(e), _) => Err(e.clone()),
-                (None, None, Some(n)) => {
-                    led_partition(state, &image, n, data.index).and_then(|p| {
-                        check_in_sync_replicas(state, &image, n, data.index, acks).map(|()| p)
-                    })
-                }
+                (None, None, Some(n)) => led_partition(state, &image, n, data.index),
                 (None, None, None) => Err(KafkaError::new(
                     ResponseError::UnknownTopicId,
                     "unknown topic",
@@ -114,12 +111,13 @@ pub async fn handle(
         responses.push(topic_response);
     }
 
-    let outcomes = append_all(&appends).await;
-    let mut durable_waits = Vec::new();
+    let outcomes = append_all(&appends, acks == -1).await;
+    let mut commit_waits = Vec::new();
     for (append, outcome) in appends.iter().zip(outcomes) {
         let response = &mut responses[append.topic].partition_responses[append.slot];
         match outcome {
-            Ok(Some(info)) => {
+            Ok(Some(appended)) => {
+                let info = &appended.info;
                 if !info.duplicate {
                     let traffic = &append.partition.traffic;
                     traffic
@@ -132,34 +130,29 @@ pub async fn handle(
                 response.base_offset = info.first_offset;
                 response.log_append_time_ms = info.log_append_time_ms;
                 response.log_start_offset = info.log_start_offset;
-                durable_waits.push((
+                commit_waits.push((
                     append.topic,
                     append.slot,
                     Arc::clone(&append.partition),
-                    info.last_offset + 1,
+                    appended,
                 ));
             }
             // Nothing to append: Kafka answers an empty record set with success and no offset.
             Ok(None) => response.log_start_offset = append.partition.log.log_start_offset(),
-            Err(e) => {
-                let error = KafkaError::from(&e);
-                if error.error == ResponseError::KafkaStorageError {
-                    tracing::error!(partition = %append.partition.topic_partition, error = %e, "append failed");
-                }
-                *response = with_error(std::mem::take(response), &error);
-            }
+            Err(e) => *response = with_error(std::mem::take(response), &e),
         }
     }
 
     let response = ProduceResponse::default().with_responses(responses);
     match acks {
         0 => Reply::Nothing,
-        -1 if state.config.fsync_acks_all && !durable_waits.is_empty() => {
+        -1 if !commit_waits.is_empty() => {
             let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
             let state = Arc::clone(state);
             Reply::Later(Box::pin(async move {
                 let _waiting = GaugeGuard::new(&state.metrics.produce_waits);
-                wait_durable(response, durable_waits, timeout).await
+                let fsync = state.config.fsync_acks_all;
+                wait_committed(response, commit_waits, fsync, timeout).await
             }))
         }
         _ => Reply::Now(response),
@@ -173,14 +166,21 @@ pub async fn handle(
 const INLINE_APPEND_BYTES_MAX: usize = 64 * 1024;
 
 /// Appends every partition's records; `Ok(None)` for an empty record set.
-async fn append_all(appends: &[Append]) -> Vec<Result<Option<AppendInfo>, AppendError>> {
+async fn append_all(
+    appends: &[Append],
+    acks_all: bool,
+) -> Vec<Result<Option<Appended>, KafkaError>> {
     if appends.is_empty() {
         return Vec::new();
     }
     let now_ms = crate::now_ms();
     let bytes: usize = appends.iter().map(|a| a.records.len()).sum();
     if bytes <= INLINE_APPEND_BYTES_MAX {
-        return append_each(appends.iter().map(|a| (&a.partition, &a.records)), now_ms);
+        return append_each(
+            appends.iter().map(|a| (&a.partition, &a.records)),
+            acks_all,
+            now_ms,
+        );
     }
     // The blocking pool needs owned handles: the Arcs and Bytes are cheap to clone.
     let work: Vec<(Arc<Partition>, Bytes)> = appends
@@ -188,19 +188,19 @@ async fn append_all(appends: &[Append]) -> Vec<Result<Option<AppendInfo>, Append
         .map(|a| (Arc::clone(&a.partition), a.records.clone()))
         .collect();
     let count = work.len();
-    let task =
-        tokio::task::spawn_blocking(move || append_each(work.iter().map(|(p, r)| (p, r)), now_ms));
+    let task = tokio::task::spawn_blocking(move || {
+        append_each(work.iter().map(|(p, r)| (p, r)), acks_all, now_ms)
+    });
     match task.await {
         Ok(outcomes) => outcomes,
         Err(e) => {
             tracing::error!(error = %e, "append task failed");
             (0..count)
                 .map(|_| {
-                    Err(AppendError::Storage(strom_log::Error::Io {
-                        op: "append task",
-                        path: Default::default(),
-                        source: std::io::Error::other(e.to_string()),
-                    }))
+                    Err(KafkaError::new(
+                        ResponseError::KafkaStorageError,
+                        "append task failed",
+                    ))
                 })
                 .collect()
         }
@@ -209,78 +209,40 @@ async fn append_all(appends: &[Append]) -> Vec<Result<Option<AppendInfo>, Append
 
 fn append_each<'a>(
     work: impl Iterator<Item = (&'a Arc<Partition>, &'a Bytes)>,
+    acks_all: bool,
     now_ms: i64,
-) -> Vec<Result<Option<AppendInfo>, AppendError>> {
+) -> Vec<Result<Option<Appended>, KafkaError>> {
     work.map(|(partition, records)| {
         if records.is_empty() {
             return Ok(None);
         }
-        let result = partition
-            .log
-            .append_as_leader(records, partition.leader_epoch(), now_ms);
-        if result.is_ok() {
-            partition.advance_high_watermark();
-        }
-        result.map(Some)
+        partition
+            .append_as_leader(records, acks_all, now_ms)
+            .map(Some)
     })
     .collect()
 }
 
-async fn wait_durable(
+/// acks=all: answers once every partition's records are committed (or failed).
+async fn wait_committed(
     mut response: ProduceResponse,
-    waits: Vec<(usize, usize, Arc<Partition>, i64)>,
+    waits: Vec<(usize, usize, Arc<Partition>, Appended)>,
+    fsync: bool,
     timeout: Duration,
 ) -> ProduceResponse {
     let results = futures::future::join_all(
         waits
             .iter()
-            .map(|(_, _, partition, end)| partition.wait_durable(Offset(*end), timeout)),
+            .map(|(_, _, partition, appended)| partition.wait_committed(appended, fsync, timeout)),
     )
     .await;
     for ((topic, slot, _, _), result) in waits.iter().zip(results) {
-        let error = match result {
-            Ok(()) => continue,
-            Err(DurabilityError::TimedOut) => KafkaError::new(
-                ResponseError::RequestTimedOut,
-                "The records were appended but not fsynced within the request timeout.",
-            ),
-            Err(DurabilityError::StorageFailed) => KafkaError::new(
-                ResponseError::KafkaStorageError,
-                "The records could not be fsynced; the partition is offline.",
-            ),
-        };
-        let entry = &mut response.responses[*topic].partition_responses[*slot];
-        *entry = with_error(std::mem::take(entry), &error);
+        if let Err(error) = result {
+            let entry = &mut response.responses[*topic].partition_responses[*slot];
+            *entry = with_error(std::mem::take(entry), &error);
+        }
     }
     response
-}
-
-/// acks=all needs `min.insync.replicas` replicas in sync before accepting the write.
-fn check_in_sync_replicas(
-    state: &BrokerState,
-    image: &strom_cluster::MetadataImage,
-    topic: &str,
-    partition: i32,
-    acks: i16,
-) -> Result<(), KafkaError> {
-    if acks != -1 {
-        return Ok(());
-    }
-    let required: usize =
-        crate::config::resolve_topic_config(&state.config, image, topic, "min.insync.replicas")
-            .and_then(|(v, _)| v.parse().ok())
-            .unwrap_or(1);
-    let in_sync = image
-        .topic(topic)
-        .and_then(|t| t.partitions.get(&partition))
-        .map_or(0, |p| p.in_sync_replicas.len());
-    if in_sync < required {
-        return Err(KafkaError::new(
-            ResponseError::NotEnoughReplicas,
-            format!("{in_sync} in-sync replica(s), min.insync.replicas={required}"),
-        ));
-    }
-    Ok(())
 }
 
 fn response_placeholder(index: i32) -> PartitionProduceResponse {

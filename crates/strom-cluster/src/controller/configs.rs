@@ -4,16 +4,23 @@
 //! resulting value is validated against the definitions in [`crate::config`]; the records
 //! are the difference between the old and the new set of overrides (a `Config` record that
 //! sets or removes one name). Nothing is written when a single change is invalid.
+//!
+//! A change of `min.insync.replicas` (for a topic, or the cluster default) also clears the
+//! eligible leader replicas of the partitions it applies to, as Kafka does (KIP-966): they
+//! were eligible because the leader could not advance the high watermark below the old
+//! minimum, and a lower minimum lets it, so they may no longer have every committed record.
+//! Clearing is always safe; it only costs the chance to elect one of them.
 
 use std::collections::BTreeMap;
 
 use kafka_protocol::error::ResponseError;
 use serde::{Deserialize, Serialize};
 
+use super::replication_config::MIN_INSYNC_REPLICAS;
 use super::{ApiError, Decision};
 use crate::config::{self, InvalidConfig};
 use crate::ids::BrokerId;
-use crate::image::MetadataImage;
+use crate::image::{MetadataImage, PartitionImage};
 use crate::records::{ConfigResource, MetadataRecord};
 
 /// One change of an IncrementalAlterConfigs request (AlterConfigs is expressed as a `Set` of
@@ -143,7 +150,42 @@ pub fn alter_configs(
             value: None,
         });
     }
+    let min_insync_changed = records
+        .iter()
+        .any(|r| matches!(r, MetadataRecord::Config { name, .. } if name == MIN_INSYNC_REPLICAS));
+    if min_insync_changed {
+        records.extend(clear_eligible_leader_replicas(image, resource));
+    }
     Ok(records)
+}
+
+/// The records that clear the eligible leader replicas of the partitions whose
+/// `min.insync.replicas` comes from `resource` (see the module docs). A per-broker value is
+/// not one the controller reads, so it clears nothing.
+fn clear_eligible_leader_replicas(
+    image: &MetadataImage,
+    resource: &ConfigResource,
+) -> Vec<MetadataRecord> {
+    let applies = |topic: &str| match resource {
+        ConfigResource::Topic(name) => name == topic,
+        ConfigResource::Broker(id) => id.is_empty(),
+    };
+    image
+        .topic_partitions()
+        .filter(|(t, _, p)| {
+            applies(&t.name)
+                && !(p.eligible_leader_replicas.is_empty() && p.last_known_elr.is_empty())
+        })
+        .map(|(t, partition, p)| {
+            let cleared = PartitionImage {
+                eligible_leader_replicas: Vec::new(),
+                last_known_elr: Vec::new(),
+                partition_epoch: p.partition_epoch.next(),
+                ..p.clone()
+            };
+            cleared.to_record(t.topic_id, partition)
+        })
+        .collect()
 }
 
 fn effective_default(name: &str) -> String {
@@ -156,7 +198,7 @@ fn effective_default(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{BrokerEpoch, LeaderEpoch, PartitionEpoch};
+    use crate::ids::{BrokerEpoch, PartitionEpoch};
 
     fn image_with_topic() -> MetadataImage {
         let mut image = MetadataImage::default();
@@ -174,15 +216,8 @@ mod tests {
                 name: "t".into(),
                 topic_id,
             },
-            MetadataRecord::Partition {
-                topic_id,
-                partition: 0,
-                replicas: vec![BrokerId(1)],
-                in_sync_replicas: vec![BrokerId(1)],
-                leader: BrokerId(1),
-                leader_epoch: LeaderEpoch(0),
-                partition_epoch: PartitionEpoch(0),
-            },
+            PartitionImage::new(vec![BrokerId(1)], vec![BrokerId(1)], BrokerId(1))
+                .to_record(topic_id, 0),
         ] {
             image.replay(&record);
         }
@@ -255,6 +290,36 @@ mod tests {
             true,
         );
         assert_eq!(ok.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn changing_min_insync_replicas_clears_the_eligible_leader_replicas() {
+        let mut image = image_with_topic();
+        let topic_id = image.topic("t").unwrap().topic_id;
+        let mut p = image.partition("t", 0).unwrap().clone();
+        p.replicas = vec![BrokerId(1), BrokerId(2)];
+        p.eligible_leader_replicas = vec![BrokerId(2)];
+        image.replay(&p.to_record(topic_id, 0));
+        let set_min = |resource: ConfigResource| {
+            let changes = [("min.insync.replicas".to_string(), AlterOp::Set("1".into()))];
+            alter_configs(&image, &resource, &changes, true).unwrap()
+        };
+        // A per-broker value is not the controller's: nothing to clear.
+        assert_eq!(set_min(ConfigResource::Broker("1".into())).len(), 1);
+        for resource in [
+            ConfigResource::Topic("t".into()),
+            ConfigResource::Broker(String::new()),
+        ] {
+            let records = set_min(resource);
+            assert_eq!(records.len(), 2);
+            let mut after = image.clone();
+            for r in &records {
+                after.replay(r);
+            }
+            let cleared = after.partition("t", 0).unwrap();
+            assert!(cleared.eligible_leader_replicas.is_empty());
+            assert_eq!(cleared.partition_epoch, PartitionEpoch(1));
+        }
     }
 
     #[test]

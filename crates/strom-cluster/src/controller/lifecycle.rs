@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::pending::Pending;
-use super::{ApiError, Controller, Decision, election};
+use super::{ApiError, Controller, ControllerConfig, Decision, election};
 use crate::ids::{BrokerEpoch, BrokerId};
 use crate::image::{BrokerRegistration, MetadataImage};
 use crate::records::{BrokerEndpoint, MetadataRecord};
@@ -78,6 +78,7 @@ impl Controller {
     /// from `now_ms`.
     pub fn activate(&mut self, image: &MetadataImage, now_ms: i64) {
         self.sessions.activate(image, now_ms);
+        self.schedule_leadership_check(now_ms);
     }
 
     /// Decides a BrokerRegistration. A different incarnation is refused while the current
@@ -130,7 +131,7 @@ impl Controller {
             fenced: true,
         });
         // The previous incarnation is gone: its partitions lose it as if it had been fenced.
-        election::move_away_from(&mut pending, broker_id);
+        election::move_away_from(&mut pending, &self.config, broker_id);
         if let Some(registration) = pending.image().brokers.get(&broker_id) {
             self.sessions.register(registration, now_ms);
         }
@@ -159,10 +160,10 @@ impl Controller {
             // A fenced broker leads nothing, so it may stop at once (Kafka's SHUTDOWN_NOW).
             should_shut_down = request.want_shutdown;
             if !request.want_shutdown && !request.want_fence && is_caught_up {
-                unfence(&mut pending, registration);
+                unfence(&mut pending, &self.config, registration);
             }
         } else if request.want_fence {
-            fence(&mut pending, id, epoch);
+            fence(&mut pending, &self.config, id, epoch);
             should_shut_down = request.want_shutdown;
         } else if request.want_shutdown || registration.in_controlled_shutdown {
             if !registration.in_controlled_shutdown {
@@ -171,7 +172,7 @@ impl Controller {
             if !election::leads_any(pending.image(), id)
                 && self.sessions.others_have_seen_shutdown(pending.image(), id)
             {
-                fence(&mut pending, id, epoch);
+                fence(&mut pending, &self.config, id, epoch);
                 should_shut_down = true;
             }
         }
@@ -185,21 +186,27 @@ impl Controller {
         Ok((pending.into_records(), reply))
     }
 
-    /// Fences brokers whose session expired; returns the records (fence + leadership
-    /// changes).
+    /// Fences brokers whose session expired and, when the leadership check is due, elects
+    /// leaders (see [`Controller::elect_leaders`]); returns the records (fences and
+    /// leadership changes).
     pub fn tick(&mut self, image: &MetadataImage, now_ms: i64) -> Vec<MetadataRecord> {
         let mut pending = Pending::new(image);
         for (id, epoch) in self.sessions.expired_brokers(image, now_ms) {
             tracing::info!(broker = %id, %epoch, "broker session expired, fencing it");
-            fence(&mut pending, id, epoch);
+            fence(&mut pending, &self.config, id, epoch);
         }
+        self.check_leadership_if_due(&mut pending, now_ms);
         self.sessions.observe(pending.image());
         pending.into_records()
     }
 
-    /// When `tick` next has something to do (the earliest session expiry), if ever.
+    /// When `tick` next has something to do (the earliest session expiry or leadership
+    /// check), if ever.
     pub fn next_deadline(&self) -> Option<i64> {
-        self.sessions.next_deadline()
+        [self.sessions.next_deadline(), self.next_leader_check_ms]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Marks the broker as shutting down and moves its leaderships away. When anything
@@ -217,7 +224,7 @@ impl Controller {
             fenced: None,
             in_controlled_shutdown: Some(true),
         });
-        let moved = election::move_away_from(pending, broker_id);
+        let moved = election::move_away_from(pending, &self.config, broker_id);
         let offset = (moved > 0).then(|| pending.image().applied_index().saturating_add(1));
         self.sessions
             .set_controlled_shutdown_offset(broker_id, offset);
@@ -250,24 +257,33 @@ pub(super) fn registration_for(
 }
 
 /// Fences a broker: it leaves the in-sync replicas where others remain and leads nothing.
-fn fence(pending: &mut Pending<'_>, broker_id: BrokerId, broker_epoch: BrokerEpoch) {
+fn fence(
+    pending: &mut Pending<'_>,
+    config: &ControllerConfig,
+    broker_id: BrokerId,
+    broker_epoch: BrokerEpoch,
+) {
     pending.push(MetadataRecord::BrokerRegistrationChange {
         broker_id,
         broker_epoch,
         fenced: Some(true),
         in_controlled_shutdown: None,
     });
-    election::move_away_from(pending, broker_id);
+    election::move_away_from(pending, config, broker_id);
 }
 
 /// Unfences a caught-up broker (ending a controlled shutdown it no longer asks for) and
-/// gives it the leaderless partitions it is an in-sync replica of.
-fn unfence(pending: &mut Pending<'_>, registration: &BrokerRegistration) {
+/// elects leaders for the leaderless partitions it may lead now.
+fn unfence(
+    pending: &mut Pending<'_>,
+    config: &ControllerConfig,
+    registration: &BrokerRegistration,
+) {
     pending.push(MetadataRecord::BrokerRegistrationChange {
         broker_id: registration.broker_id,
         broker_epoch: registration.broker_epoch,
         fenced: Some(false),
         in_controlled_shutdown: registration.in_controlled_shutdown.then_some(false),
     });
-    election::elect_leaderless(pending);
+    election::elect_leaderless(pending, config);
 }

@@ -13,12 +13,21 @@
 //!   BrokerRegistration ─ register_broker(...) ──▶ (records, broker epoch) | error
 //!   BrokerHeartbeat ─ heartbeat(...) ───────────▶ (records, caught up / fenced / shut down)
 //!   at next_deadline() ─ tick(image, now) ──────▶ records: expired sessions fenced
+//!                                                  and, every leader imbalance check
+//!                                                  interval, leaderless partitions elected
+//!                                                  and preferred leaders restored
 //!   CreateTopics ─ create_topics(...) ──────────▶ (records, one result per topic)
 //!   DeleteTopics ─ delete_topics(...) ──────────▶ (records, one result per topic)
 //!   CreatePartitions ─ create_partitions(...) ──▶ records | error
+//!   AlterPartition ─ alter_partition(...) ──────▶ (records, partition state) | error
+//!   ElectLeaders ─ elect_leaders(...) ──────────▶ (records, one result per partition)
+//!   AlterPartitionReassignments ─ alter_partition_reassignments(...)
+//!                                              ▶ (records, one result per partition)
+//!   UnregisterBroker ─ unregister_broker(...) ──▶ records | error
 //!   AllocateProducerIds ─ allocate_producer_ids ▶ (first id, block size, record) | error
-//!   AlterConfigs ─ alter_configs(image, ...) ───▶ records | error   (a free function:
-//!                                                   it needs no memory or randomness)
+//!   AlterConfigs ─ alter_configs(image, ...) ───▶ records | error   (free functions, like
+//!   ListPartitionReassignments ─ list_partition_reassignments(image, ...)   this one: they
+//!                                                   need no memory or randomness)
 //!        │
 //!        ▼ append the records as one entry of the metadata log (one Raft write)
 //!   committed ─ replayed into the next MetadataImage ─ passed to the next call
@@ -35,18 +44,29 @@
 //! ChaCha8 generator seeded at construction, so a seed replays the same decisions.
 //!
 //! Submodules: `topics` (create, delete, create partitions), `configs` (alter configs),
-//! `placement` (where replicas go), `election` (leaders and in-sync replicas), `lifecycle`
-//! (registration, heartbeats, fencing, controlled shutdown) with `sessions` (the heartbeat
-//! memory), `producer_ids`, and `pending` (an image with the records decided so far).
+//! `placement` (where replicas go), `partition_change` (one partition's next state: leader,
+//! in-sync and eligible leader replicas, reassignment completion, epochs) with
+//! `replication_config` (the topic configs it depends on), `election` (what broker events
+//! do to partitions), `alter_partition` (the leader's in-sync replica changes),
+//! `leadership` (ElectLeaders and the automatic preferred leader rebalance), `reassignment`,
+//! `lifecycle` (registration, heartbeats, fencing, controlled shutdown) with `sessions` (the
+//! heartbeat memory) and `unregister`, `producer_ids`, and `pending` (an image with the
+//! records decided so far).
 
+mod alter_partition;
 mod configs;
 mod election;
+mod leadership;
 mod lifecycle;
+mod partition_change;
 mod pending;
 mod placement;
 mod producer_ids;
+mod reassignment;
+mod replication_config;
 mod sessions;
 mod topics;
+mod unregister;
 
 use kafka_protocol::error::ResponseError;
 use rand_chacha::ChaCha8Rng;
@@ -54,14 +74,20 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use alter_partition::{AlterPartitionReply, AlterPartitionRequest};
 pub use configs::{AlterOp, alter_configs};
 pub use election::{elect_leader, leads_any};
+pub use leadership::{ElectionResult, ElectionType};
 pub use lifecycle::{
     BrokerHeartbeatReply, BrokerHeartbeatRequest, BrokerRegistrationReply,
     BrokerRegistrationRequest,
 };
 pub use placement::{DEFAULT_MAX_REPLICATION_FACTOR, Placement};
 pub use producer_ids::{PRODUCER_ID_BLOCK_SIZE, allocate_producer_ids};
+pub use reassignment::{OngoingReassignment, PartitionReassignment, list_partition_reassignments};
+pub use replication_config::{
+    MIN_INSYNC_REPLICAS, ReplicationConfig, UNCLEAN_LEADER_ELECTION_ENABLE,
+};
 pub use topics::{
     CreateDefaults, CreateTopic, CreatedTopic, MAX_PARTITIONS_PER_REQUEST, MAX_TOPIC_NAME_LENGTH,
     create_partitions, create_topic, delete_topic, validate_topic_name,
@@ -133,21 +159,37 @@ impl From<ApiErrorWire> for ApiError {
 /// What a decision produces: records (or a reply) on success, a Kafka error otherwise.
 pub type Decision<T = Vec<MetadataRecord>> = Result<T, ApiError>;
 
+/// The active controller's settings: its static configuration, with Kafka's names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControllerConfig {
     /// `broker.session.timeout.ms`: a broker that has not heartbeated for longer is fenced.
     pub broker_session_timeout_ms: i64,
-    /// The largest replication factor that may be created. 1 until partition replication
-    /// exists: a larger one is refused with INVALID_REPLICATION_FACTOR rather than faked.
+    /// The largest replication factor that may be created or reassigned to; a larger one is
+    /// refused with INVALID_REPLICATION_FACTOR. No limit by default (beyond the available
+    /// brokers); a deployment can lower it.
     pub max_replication_factor: i16,
+    /// `min.insync.replicas` for topics that set none, when the cluster default (a dynamic
+    /// config) is not set either.
+    pub default_min_insync_replicas: i16,
+    /// `unclean.leader.election.enable` likewise.
+    pub default_unclean_leader_election: bool,
+    /// `auto.leader.rebalance.enable`: every `leader_imbalance_check_interval_ms`, move
+    /// leadership back to preferred replicas that are in sync and available.
+    pub auto_leader_rebalance_enable: bool,
+    /// Kafka's `leader.imbalance.check.interval.seconds`, in milliseconds.
+    pub leader_imbalance_check_interval_ms: i64,
 }
 
 impl Default for ControllerConfig {
-    /// Kafka's `broker.session.timeout.ms` default, and no replication.
+    /// Kafka's defaults.
     fn default() -> Self {
         ControllerConfig {
             broker_session_timeout_ms: 9000,
             max_replication_factor: DEFAULT_MAX_REPLICATION_FACTOR,
+            default_min_insync_replicas: 1,
+            default_unclean_leader_election: false,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_ms: 300_000,
         }
     }
 }
@@ -158,6 +200,9 @@ pub struct Controller {
     config: ControllerConfig,
     rng: ChaCha8Rng,
     sessions: Sessions,
+    /// When `tick` next runs the leadership check (the `leadership` module); `None` when
+    /// the automatic rebalance is off or the controller was never activated.
+    next_leader_check_ms: Option<i64>,
 }
 
 impl Controller {
@@ -166,6 +211,7 @@ impl Controller {
             sessions: Sessions::new(config.broker_session_timeout_ms),
             rng: ChaCha8Rng::seed_from_u64(seed),
             config,
+            next_leader_check_ms: None,
         }
     }
 

@@ -28,8 +28,10 @@ use super::{ApiError, Decision};
 use crate::ids::BrokerId;
 use crate::image::MetadataImage;
 
-/// The largest replication factor the controller creates until partition replication exists.
-pub const DEFAULT_MAX_REPLICATION_FACTOR: i16 = 1;
+/// The default limit on the replication factor: none beyond what the wire format carries.
+/// Placement still refuses more replicas than there are available brokers, as Kafka does;
+/// a deployment may set a lower limit in [`super::ControllerConfig`].
+pub const DEFAULT_MAX_REPLICATION_FACTOR: i16 = i16::MAX;
 
 /// The inputs to automatic placement that are not in the image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,14 +104,13 @@ pub fn assign_replicas(
     })
 }
 
-/// Refuses a replication factor above what this cluster can honour: a partition is never
-/// created with replicas that would not actually replicate.
+/// Refuses a replication factor above the configured limit.
 pub fn check_replication_factor(replication_factor: i16, max: i16) -> Decision<()> {
     if replication_factor > max {
         return Err(ApiError::new(
             ResponseError::InvalidReplicationFactor,
             format!(
-                "Unable to replicate the partition {replication_factor} time(s): partition replication is not available yet, so the replication factor can be at most {max}."
+                "Unable to replicate the partition {replication_factor} time(s): this cluster allows a replication factor of at most {max}."
             ),
         ));
     }
@@ -331,7 +332,7 @@ mod tests {
         let image = image(&[(1, None), (2, None), (3, None)]);
         let err = assign_replicas(&image, 0, 1, 3, &placement(0, 1)).unwrap_err();
         assert_eq!(err.error, ResponseError::InvalidReplicationFactor);
-        assert!(err.message.contains("not available yet"), "{}", err.message);
+        assert!(err.message.contains("at most 1"), "{}", err.message);
     }
 
     #[test]

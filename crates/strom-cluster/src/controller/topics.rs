@@ -248,7 +248,7 @@ fn new_partition_records(
                         ),
                     )
                 })?;
-            Ok(election::partition_record(topic_id, partition, &state))
+            Ok(state.to_record(topic_id, partition))
         })
         .collect()
 }

@@ -7,12 +7,14 @@
 use std::collections::BTreeMap;
 
 use strom_cluster::controller::{
-    BrokerHeartbeatReply, BrokerHeartbeatRequest, BrokerRegistrationRequest, Controller,
-    ControllerConfig, CreateDefaults, CreateTopic, CreatedTopic, Decision,
+    AlterOp, AlterPartitionReply, AlterPartitionRequest, BrokerHeartbeatReply,
+    BrokerHeartbeatRequest, BrokerRegistrationRequest, Controller, ControllerConfig,
+    CreateDefaults, CreateTopic, CreatedTopic, Decision, ElectionResult, ElectionType,
+    PartitionReassignment, alter_configs,
 };
 use strom_cluster::{
-    BrokerEndpoint, BrokerEpoch, BrokerId, LeaderEpoch, MetadataImage, MetadataOffset,
-    MetadataRecord, PartitionEpoch, PartitionImage,
+    BrokerEndpoint, BrokerEpoch, BrokerId, ConfigResource, LeaderEpoch, LeaderRecoveryState,
+    MetadataImage, MetadataOffset, MetadataRecord, PartitionEpoch, PartitionImage,
 };
 use uuid::Uuid;
 
@@ -23,10 +25,24 @@ pub const DEFAULTS: CreateDefaults = CreateDefaults {
     replication_factor: 1,
 };
 
+/// The controller's settings for most tests: the automatic leader rebalance is off so that
+/// timelines about sessions see only sessions ([`rebalancing_config`] turns it on).
 pub fn config(max_replication_factor: i16) -> ControllerConfig {
     ControllerConfig {
         broker_session_timeout_ms: TIMEOUT_MS,
         max_replication_factor,
+        auto_leader_rebalance_enable: false,
+        ..ControllerConfig::default()
+    }
+}
+
+pub const REBALANCE_INTERVAL_MS: i64 = 60_000;
+
+pub fn rebalancing_config() -> ControllerConfig {
+    ControllerConfig {
+        auto_leader_rebalance_enable: true,
+        leader_imbalance_check_interval_ms: REBALANCE_INTERVAL_MS,
+        ..config(i16::MAX)
     }
 }
 
@@ -146,12 +162,126 @@ impl Cluster {
         results.remove(0)
     }
 
+    /// Creates `name` with the given replicas for partitions 0, 1, ...
+    pub fn create_assigned(&mut self, name: &str, assignment: &[&[i32]]) -> Decision<CreatedTopic> {
+        let topic = CreateTopic {
+            name: name.into(),
+            num_partitions: -1,
+            replication_factor: -1,
+            assignments: assignment
+                .iter()
+                .enumerate()
+                .map(|(p, replicas)| (p as i32, ids(replicas)))
+                .collect(),
+            ..Default::default()
+        };
+        let (records, mut results) =
+            self.controller
+                .create_topics(&self.image, &[topic], DEFAULTS, false);
+        self.apply(&records);
+        results.remove(0)
+    }
+
     pub fn partition(&self, topic: &str, partition: i32) -> &PartitionImage {
         self.image.partition(topic, partition).unwrap()
     }
 
     pub fn is_fenced(&self, id: i32) -> bool {
         self.image.brokers[&BrokerId(id)].fenced
+    }
+
+    pub fn topic_id(&self, topic: &str) -> Uuid {
+        self.image.topic(topic).unwrap().topic_id
+    }
+
+    /// The AlterPartition the current leader of `topic`-`partition` would send to change its
+    /// in-sync replicas to `new_isr`, computed against the current state.
+    pub fn alter_request(
+        &self,
+        topic: &str,
+        partition: i32,
+        new_isr: &[i32],
+    ) -> AlterPartitionRequest {
+        let p = self.partition(topic, partition);
+        AlterPartitionRequest {
+            broker_id: p.leader,
+            broker_epoch: self.image.brokers[&p.leader].broker_epoch,
+            topic_id: self.topic_id(topic),
+            partition,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            new_in_sync_replicas: ids(new_isr),
+            leader_recovery_state: LeaderRecoveryState::Recovered,
+        }
+    }
+
+    pub fn alter_partition_with(
+        &mut self,
+        now_ms: i64,
+        request: AlterPartitionRequest,
+    ) -> Decision<AlterPartitionReply> {
+        let (records, reply) = self
+            .controller
+            .alter_partition(&self.image, now_ms, request)?;
+        self.apply(&records);
+        Ok(reply)
+    }
+
+    /// The leader of `topic`-`partition` changes its in-sync replicas to `new_isr`.
+    pub fn alter_partition(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        new_isr: &[i32],
+    ) -> Decision<AlterPartitionReply> {
+        let request = self.alter_request(topic, partition, new_isr);
+        self.alter_partition_with(0, request)
+    }
+
+    /// Broker `id` asks to be fenced (as a stopped process would be after its session).
+    pub fn fence(&mut self, now_ms: i64, id: i32) {
+        let request = BrokerHeartbeatRequest {
+            want_fence: true,
+            ..self.request(id)
+        };
+        assert!(self.heartbeat_with(now_ms, request).unwrap().is_fenced);
+    }
+
+    pub fn set_topic_config(&mut self, topic: &str, name: &str, value: &str) {
+        let resource = ConfigResource::Topic(topic.into());
+        let changes = [(name.to_string(), AlterOp::Set(value.into()))];
+        let records = alter_configs(&self.image, &resource, &changes, true).unwrap();
+        self.apply(&records);
+    }
+
+    pub fn reassign(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        target: Option<&[i32]>,
+    ) -> Decision<()> {
+        let request = PartitionReassignment {
+            topic: topic.into(),
+            partition,
+            replicas: target.map(ids),
+        };
+        let (records, mut results) = self
+            .controller
+            .alter_partition_reassignments(&self.image, &[request]);
+        self.apply(&records);
+        results.remove(0)
+    }
+
+    pub fn elect(
+        &mut self,
+        election_type: ElectionType,
+        partitions: Option<Vec<(Uuid, i32)>>,
+    ) -> Vec<ElectionResult> {
+        let (records, results) =
+            self.controller
+                .elect_leaders(&self.image, election_type, partitions);
+        self.apply(&records);
+        results
     }
 }
 
@@ -165,27 +295,72 @@ pub fn leader_counts(image: &MetadataImage, topic: &str) -> BTreeMap<BrokerId, u
 }
 
 /// The invariants every image the controller produces must keep: the leader is an available
-/// in-sync replica or NONE (and NONE only when no in-sync replica is available), the in-sync
-/// replicas are a non-empty subset of the distinct replicas.
+/// in-sync replica or NONE (and NONE only when no in-sync or eligible leader replica is
+/// available); the in-sync replicas are a non-empty subset of the distinct replicas; the
+/// eligible leader replicas are replicas outside the in-sync set; the reassignment's adding
+/// and removing replicas are disjoint replicas; a recovering leader is alone in sync.
 pub fn check_invariants(image: &MetadataImage) {
     for (topic_id, partition, p) in image.partitions() {
         let at = format!("{topic_id}-{partition}: {p:?}");
+        let subset = |list: &[BrokerId]| list.iter().all(|b| p.replicas.contains(b));
         assert!(
             !p.in_sync_replicas.is_empty(),
             "empty in-sync replicas {at}"
         );
         assert!(
-            p.in_sync_replicas.iter().all(|b| p.replicas.contains(b)),
+            subset(&p.in_sync_replicas),
             "in-sync replicas outside the replicas {at}"
         );
-        let mut distinct = p.replicas.clone();
-        distinct.sort_unstable();
-        distinct.dedup();
-        assert_eq!(distinct.len(), p.replicas.len(), "repeated replica {at}");
+        assert!(distinct(&p.replicas), "repeated replica {at}");
+        assert!(
+            distinct(&p.in_sync_replicas),
+            "repeated in-sync replica {at}"
+        );
+        assert!(
+            subset(&p.eligible_leader_replicas),
+            "eligible non-replica {at}"
+        );
+        assert!(
+            distinct(&p.eligible_leader_replicas),
+            "repeated eligible replica {at}"
+        );
+        assert!(
+            !p.eligible_leader_replicas
+                .iter()
+                .any(|b| p.in_sync_replicas.contains(b)),
+            "eligible and in sync {at}"
+        );
+        assert!(
+            subset(&p.last_known_elr),
+            "last known eligible non-replica {at}"
+        );
+        assert!(
+            subset(&p.adding_replicas) && subset(&p.removing_replicas),
+            "reassignment outside the replicas {at}"
+        );
+        assert!(
+            !p.adding_replicas
+                .iter()
+                .any(|b| p.removing_replicas.contains(b)),
+            "adding and removing {at}"
+        );
+        if p.leader_recovery_state == LeaderRecoveryState::Recovering {
+            assert_eq!(
+                p.in_sync_replicas.len(),
+                1,
+                "recovering with followers {at}"
+            );
+        }
         if p.leader.is_none() {
             assert!(
                 !p.in_sync_replicas.iter().any(|&b| image.is_available(b)),
                 "offline although an in-sync replica is available {at}"
+            );
+            assert!(
+                !p.eligible_leader_replicas
+                    .iter()
+                    .any(|&b| image.is_available(b)),
+                "offline although an eligible leader replica is available {at}"
             );
         } else {
             assert!(
@@ -202,6 +377,13 @@ pub fn check_invariants(image: &MetadataImage) {
             b.broker_id
         );
     }
+}
+
+fn distinct(list: &[BrokerId]) -> bool {
+    let mut sorted = list.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    sorted.len() == list.len()
 }
 
 /// Epochs never decrease, and a leader change always bumps the leader epoch.

@@ -4,6 +4,7 @@
 mod append_read;
 mod compaction;
 mod faults;
+mod follower;
 mod manager;
 mod model;
 mod recovery;

@@ -3,8 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 use strom_cluster::controller::{
-    AlterOp, BrokerHeartbeatReply, BrokerHeartbeatRequest, BrokerRegistrationReply,
-    BrokerRegistrationRequest, CreateDefaults, CreateTopic, CreatedTopic,
+    AlterOp, AlterPartitionReply, AlterPartitionRequest, BrokerHeartbeatReply,
+    BrokerHeartbeatRequest, BrokerRegistrationReply, BrokerRegistrationRequest, CreateDefaults,
+    CreateTopic, CreatedTopic,
 };
 use strom_cluster::{ApiError, BrokerEpoch, BrokerId, ConfigResource, MetadataOffset};
 use uuid::Uuid;
@@ -47,6 +48,8 @@ pub enum ControllerRequest {
         broker_epoch: BrokerEpoch,
     },
     DescribeQuorum,
+    /// A leader's in-sync replica change (Kafka's AlterPartition).
+    AlterPartition(AlterPartitionRequest),
 }
 
 impl ControllerRequest {
@@ -61,6 +64,7 @@ impl ControllerRequest {
             ControllerRequest::AlterConfigs { .. } => "AlterConfigs",
             ControllerRequest::AllocateProducerIds { .. } => "AllocateProducerIds",
             ControllerRequest::DescribeQuorum => "DescribeQuorum",
+            ControllerRequest::AlterPartition(_) => "AlterPartition",
         }
     }
 }
@@ -78,6 +82,7 @@ pub enum ControllerReply {
     /// The first id of the block and its size.
     ProducerIds(Result<(i64, i64), ApiError>),
     Quorum(QuorumDescription),
+    AlterPartition(Result<AlterPartitionReply, ApiError>),
 }
 
 /// A reply and, when the request wrote records, where they landed in the metadata log: a

@@ -413,6 +413,12 @@ fn decide(
             Ok((first, count, record)) => (vec![record], R::ProducerIds(Ok((first, count)))),
             Err(e) => (vec![], R::ProducerIds(Err(e))),
         },
+        ControllerRequest::AlterPartition(r) => {
+            match controller.alter_partition(image, now_ms, r) {
+                Ok((records, reply)) => (records, R::AlterPartition(Ok(reply))),
+                Err(e) => (vec![], R::AlterPartition(Err(e))),
+            }
+        }
         ControllerRequest::DescribeQuorum => unreachable!("answered before deciding"),
     }
 }

@@ -3,7 +3,7 @@ use std::collections::BTreeSet;
 use openraft::entry::RaftEntry;
 use openraft::testing::log_id;
 use openraft::{Membership, RaftSnapshotBuilder};
-use strom_cluster::{BrokerId, ConfigResource, LeaderEpoch, MetadataRecord, PartitionEpoch};
+use strom_cluster::{BrokerId, ConfigResource, MetadataRecord, PartitionImage};
 use uuid::Uuid;
 
 use super::*;
@@ -16,15 +16,8 @@ fn topic_records(name: &str, id: u128) -> Vec<MetadataRecord> {
             name: name.into(),
             topic_id,
         },
-        MetadataRecord::Partition {
-            topic_id,
-            partition: 0,
-            replicas: vec![BrokerId(1)],
-            in_sync_replicas: vec![BrokerId(1)],
-            leader: BrokerId(1),
-            leader_epoch: LeaderEpoch(0),
-            partition_epoch: PartitionEpoch(0),
-        },
+        PartitionImage::new(vec![BrokerId(1)], vec![BrokerId(1)], BrokerId(1))
+            .to_record(topic_id, 0),
         MetadataRecord::Config {
             resource: ConfigResource::Topic(name.into()),
             name: "retention.ms".into(),

@@ -1,0 +1,561 @@
+//! Replica fetchers: one task per source broker fetches every partition this broker follows on
+//! it, in one Fetch request per round (Kafka's `ReplicaFetcherThread`).
+//!
+//! ```text
+//!  replica manager ─follow(tp, leader, epoch)─▶ FetcherManager ─▶ fetcher for `leader`
+//!                                                                    │
+//!   new epoch ─▶ OffsetForLeaderEpoch ─▶ truncate (replication::truncation) ─▶ fetching
+//!   fetching  ─▶ Fetch (replica id, long poll) ─▶ append_as_follower ─▶ fsync? ─▶ next round
+//! ```
+//!
+//! A partition starts every leadership (a new leader or leader epoch) by truncating: whatever
+//! it has beyond where the leader's log diverges goes (KIP-101/279), never by high watermark
+//! alone. Then each round appends the records the leader returned, records the leader's high
+//! watermark, and, with `strom.fsync.acks.all`, fsyncs before the next fetch: the next fetch's
+//! offset is what tells the leader this replica has the records, so an acknowledged acks=all
+//! write is on the disk of every in-sync replica. File IO runs on the blocking pool.
+//!
+//! Errors a partition gets from the leader pause it (a fenced or unknown epoch waits for the
+//! metadata that changes it; the replica manager then follows anew); a lost connection is
+//! retried with a short backoff.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use kafka_protocol::messages::{
+    BrokerId as WireBrokerId, FetchRequest, OffsetForLeaderEpochRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use strom_client::{Connection, ConnectionConfig};
+use strom_cluster::BrokerId;
+use strom_log::TopicPartition;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::truncation::{self, LeaderEpochEnd, Truncation};
+use crate::partition::Partition;
+use crate::state::BrokerState;
+
+/// The Fetch version followers use: replica id in the request body (v4-14) and topics by
+/// name; every Strom broker serves it.
+const FETCH_VERSION: i16 = 12;
+const OFFSET_FOR_LEADER_EPOCH_VERSION: i16 = 4;
+/// Kafka's `replica.fetch.wait.max.ms`, `replica.fetch.min.bytes`, `replica.fetch.max.bytes`,
+/// `replica.fetch.response.max.bytes`.
+const FETCH_WAIT_MS: i32 = 500;
+const FETCH_MIN_BYTES: i32 = 1;
+const PARTITION_MAX_BYTES: i32 = 1024 * 1024;
+const RESPONSE_MAX_BYTES: i32 = 10 * 1024 * 1024;
+/// Pause after a connection failure, and for a partition the leader refused.
+const BACKOFF: Duration = Duration::from_millis(200);
+
+/// Where one followed partition stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Must ask the leader where its log diverges before fetching.
+    Truncating,
+    Fetching,
+    /// The leader refused it; wait (for new metadata, or a moment).
+    Paused(tokio::time::Instant),
+}
+
+struct Followed {
+    partition: Arc<Partition>,
+    leader_epoch: i32,
+    phase: Phase,
+}
+
+type Partitions = Arc<Mutex<HashMap<TopicPartition, Followed>>>;
+
+struct Fetcher {
+    partitions: Partitions,
+    wake: Arc<Notify>,
+    task: JoinHandle<()>,
+}
+
+/// Every fetcher of this broker, by source broker.
+#[derive(Default)]
+pub struct FetcherManager {
+    fetchers: Mutex<HashMap<BrokerId, Fetcher>>,
+}
+
+impl FetcherManager {
+    /// Follows `partition` on `leader` at `leader_epoch`, starting with truncation. Removes it
+    /// from any other fetcher.
+    pub fn follow(
+        &self,
+        state: &Arc<BrokerState>,
+        partition: Arc<Partition>,
+        leader: BrokerId,
+        leader_epoch: i32,
+    ) {
+        let tp = partition.topic_partition.clone();
+        let mut fetchers = lock(&self.fetchers);
+        for (source, fetcher) in fetchers.iter() {
+            if *source != leader {
+                lock(&fetcher.partitions).remove(&tp);
+            }
+        }
+        let fetcher = fetchers
+            .entry(leader)
+            .or_insert_with(|| spawn(Arc::downgrade(state), leader));
+        lock(&fetcher.partitions).insert(
+            tp,
+            Followed {
+                partition,
+                leader_epoch,
+                phase: Phase::Truncating,
+            },
+        );
+        fetcher.wake.notify_one();
+    }
+
+    /// Stops fetching `tp` (the broker leads it now, or no longer hosts it).
+    pub fn unfollow(&self, tp: &TopicPartition) {
+        for fetcher in lock(&self.fetchers).values() {
+            lock(&fetcher.partitions).remove(tp);
+        }
+    }
+
+    /// Stops every fetcher.
+    pub fn shutdown(&self) {
+        for (_, fetcher) in lock(&self.fetchers).drain() {
+            fetcher.task.abort();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn spawn(state: Weak<BrokerState>, source: BrokerId) -> Fetcher {
+    let partitions: Partitions = Arc::default();
+    let wake = Arc::new(Notify::new());
+    let task = tokio::spawn(run(
+        state,
+        source,
+        Arc::clone(&partitions),
+        Arc::clone(&wake),
+    ));
+    Fetcher {
+        partitions,
+        wake,
+        task,
+    }
+}
+
+async fn run(
+    state: Weak<BrokerState>,
+    source: BrokerId,
+    partitions: Partitions,
+    wake: Arc<Notify>,
+) {
+    let mut connection: Option<Connection> = None;
+    loop {
+        if lock(&partitions).is_empty() {
+            wake.notified().await;
+            continue;
+        }
+        let Some(state) = state.upgrade() else { return };
+        let conn = match &connection {
+            Some(c) if !c.is_closed() => c.clone(),
+            _ => match connect(&state, source).await {
+                Some(c) => {
+                    connection = Some(c.clone());
+                    c
+                }
+                None => {
+                    tokio::time::sleep(BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        let ok = round(&state, &conn, &partitions).await;
+        if !ok {
+            connection = None;
+            tokio::time::sleep(BACKOFF).await;
+        }
+    }
+}
+
+/// Connects to the source broker's client listener, as the metadata image names it.
+async fn connect(state: &BrokerState, source: BrokerId) -> Option<Connection> {
+    let image = state.image();
+    let broker = image.brokers.get(&source)?;
+    let address = format!("{}:{}", broker.host(), broker.port());
+    let config = ConnectionConfig {
+        client_id: Some(format!("strom-replica-fetcher-{}", state.node_id)),
+        ..ConnectionConfig::default()
+    };
+    match Connection::connect(&address, &config).await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::debug!(leader = %source, %address, error = %e, "replica fetcher cannot connect");
+            None
+        }
+    }
+}
+
+/// One round: truncation for partitions that need it, then one fetch. `false` when the
+/// connection failed.
+async fn round(state: &Arc<BrokerState>, conn: &Connection, partitions: &Partitions) -> bool {
+    let truncating: Vec<(TopicPartition, Arc<Partition>, i32)> = lock(partitions)
+        .iter()
+        .filter(|(_, f)| f.phase == Phase::Truncating)
+        .map(|(tp, f)| (tp.clone(), Arc::clone(&f.partition), f.leader_epoch))
+        .collect();
+    if !truncating.is_empty() && !truncate(state, conn, partitions, truncating).await {
+        return false;
+    }
+    fetch(state, conn, partitions).await
+}
+
+/// Asks the leader where each partition's latest local epoch ends and truncates there.
+async fn truncate(
+    state: &Arc<BrokerState>,
+    conn: &Connection,
+    partitions: &Partitions,
+    work: Vec<(TopicPartition, Arc<Partition>, i32)>,
+) -> bool {
+    // Each round asks about one epoch per partition; KIP-279 may need another round.
+    let mut asked: HashMap<TopicPartition, i32> = HashMap::new();
+    let mut topics: HashMap<String, Vec<OffsetForLeaderPartition>> = HashMap::new();
+    for (tp, partition, leader_epoch) in &work {
+        let Some(latest) = partition.log.latest_epoch() else {
+            // No epochs: an empty log, or one from before epochs; nothing can diverge that the
+            // high watermark does not bound.
+            let hw = partition.high_watermark().0;
+            set_truncation_done(state, partitions, tp, partition, hw).await;
+            continue;
+        };
+        asked.insert(tp.clone(), latest);
+        topics.entry(tp.topic.clone()).or_default().push(
+            OffsetForLeaderPartition::default()
+                .with_partition(tp.partition)
+                .with_current_leader_epoch(*leader_epoch)
+                .with_leader_epoch(latest),
+        );
+    }
+    if topics.is_empty() {
+        return true;
+    }
+    let request = OffsetForLeaderEpochRequest::default()
+        .with_replica_id(WireBrokerId(state.node_id.0))
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(name, partitions)| {
+                    OffsetForLeaderTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(name)))
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        );
+    let response = match conn
+        .send_with_timeout(
+            request,
+            OFFSET_FOR_LEADER_EPOCH_VERSION,
+            Duration::from_secs(30),
+        )
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(error = %e, "OffsetForLeaderEpoch to the leader failed");
+            return false;
+        }
+    };
+    for topic in response.topics {
+        for p in topic.partitions {
+            let tp = TopicPartition {
+                topic: topic.topic.to_string(),
+                partition: p.partition,
+            };
+            let Some(&asked_epoch) = asked.get(&tp) else {
+                continue;
+            };
+            let Some((partition, _)) = work
+                .iter()
+                .find(|(t, _, _)| *t == tp)
+                .map(|(_, p, e)| (Arc::clone(p), *e))
+            else {
+                continue;
+            };
+            if p.error_code != 0 {
+                pause(partitions, &tp, p.error_code);
+                continue;
+            }
+            let answer = LeaderEpochEnd {
+                epoch: p.leader_epoch,
+                end_offset: p.end_offset,
+            };
+            let log = Arc::clone(&partition.log);
+            let decision = truncation::decide(
+                asked_epoch,
+                answer,
+                log.log_end_offset(),
+                partition.high_watermark().0,
+                |e| log.end_offset_for_epoch(e),
+            );
+            match decision {
+                Truncation::To(offset) => {
+                    set_truncation_done(state, partitions, &tp, &partition, offset).await
+                }
+                // Stays in Truncating: the next round asks about the older epoch, which the
+                // log's latest epoch will be once the truncation below it happens. KIP-279's
+                // extra round: truncate to where the local older epoch ends first.
+                Truncation::AskAbout(epoch) => {
+                    let end = log.end_offset_for_epoch(epoch).map_or(0, |(_, end)| end);
+                    truncate_log(&partition, end).await;
+                }
+            }
+        }
+    }
+    true
+}
+
+async fn set_truncation_done(
+    state: &Arc<BrokerState>,
+    partitions: &Partitions,
+    tp: &TopicPartition,
+    partition: &Arc<Partition>,
+    offset: i64,
+) {
+    if offset < partition.log.log_end_offset() {
+        tracing::info!(partition = %tp, from = partition.log.log_end_offset(), to = offset, "truncating to the leader's log");
+        if !truncate_log(partition, offset).await {
+            return;
+        }
+    }
+    let _ = state;
+    if let Some(f) = lock(partitions).get_mut(tp) {
+        f.phase = Phase::Fetching;
+    }
+}
+
+/// Empties the follower's log and restarts it at the leader's log start.
+async fn start_over(partition: &Arc<Partition>, offset: i64) {
+    tracing::info!(partition = %partition.topic_partition, offset, "the leader's log starts past this replica's end; starting over there");
+    let log = Arc::clone(&partition.log);
+    match tokio::task::spawn_blocking(move || {
+        log.truncate_fully_and_start_at(offset, crate::now_ms())
+    })
+    .await
+    {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::error!(partition = %partition.topic_partition, error = %e, "cannot restart the log")
+        }
+        Err(e) => {
+            tracing::error!(partition = %partition.topic_partition, error = %e, "restart task failed")
+        }
+    }
+}
+
+async fn truncate_log(partition: &Arc<Partition>, offset: i64) -> bool {
+    let log = Arc::clone(&partition.log);
+    match tokio::task::spawn_blocking(move || log.truncate_to(offset, crate::now_ms())).await {
+        Ok(Ok(_)) => true,
+        Ok(Err(e)) => {
+            tracing::error!(partition = %partition.topic_partition, error = %e, "cannot truncate the log");
+            false
+        }
+        Err(e) => {
+            tracing::error!(partition = %partition.topic_partition, error = %e, "truncate task failed");
+            false
+        }
+    }
+}
+
+fn pause(partitions: &Partitions, tp: &TopicPartition, error_code: i16) {
+    let error = ResponseError::try_from_code(error_code);
+    tracing::debug!(partition = %tp, ?error, "the leader refused a replica request; pausing");
+    if let Some(f) = lock(partitions).get_mut(tp) {
+        f.phase = Phase::Paused(tokio::time::Instant::now() + BACKOFF * 5);
+    }
+}
+
+/// One Fetch for every partition in the fetching phase.
+async fn fetch(state: &Arc<BrokerState>, conn: &Connection, partitions: &Partitions) -> bool {
+    let now = tokio::time::Instant::now();
+    let mut targets: Vec<(TopicPartition, Arc<Partition>, i32)> = Vec::new();
+    {
+        let mut followed = lock(partitions);
+        for (tp, f) in followed.iter_mut() {
+            if let Phase::Paused(until) = f.phase
+                && until <= now
+            {
+                f.phase = Phase::Fetching;
+            }
+            if f.phase == Phase::Fetching {
+                targets.push((tp.clone(), Arc::clone(&f.partition), f.leader_epoch));
+            }
+        }
+    }
+    if targets.is_empty() {
+        // Everything paused or truncating: come back shortly.
+        tokio::time::sleep(BACKOFF).await;
+        return true;
+    }
+    let request = fetch_request(state, &targets);
+    let timeout = Duration::from_millis(FETCH_WAIT_MS as u64) + Duration::from_secs(30);
+    let response = match conn
+        .send_with_timeout(request, FETCH_VERSION, timeout)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(error = %e, "replica fetch failed");
+            return false;
+        }
+    };
+    if response.error_code != 0 {
+        tracing::debug!(code = response.error_code, "replica fetch refused");
+        tokio::time::sleep(BACKOFF).await;
+        return true;
+    }
+    let mut appends: Vec<(Arc<Partition>, Bytes, i64)> = Vec::new();
+    for topic in response.responses {
+        for p in topic.partitions {
+            let tp = TopicPartition {
+                topic: topic.topic.to_string(),
+                partition: p.partition_index,
+            };
+            let Some((_, partition, _)) = targets.iter().find(|(t, _, _)| *t == tp) else {
+                continue;
+            };
+            match ResponseError::try_from_code(p.error_code) {
+                None if p.error_code == 0 => {
+                    if p.diverging_epoch.epoch >= 0 {
+                        set_phase(partitions, &tp, Phase::Truncating);
+                        continue;
+                    }
+                    let records = p.records.unwrap_or_default();
+                    appends.push((Arc::clone(partition), records, p.high_watermark));
+                }
+                Some(ResponseError::OffsetOutOfRange) => {
+                    // Behind the leader's log start (retention, DeleteRecords): start over
+                    // there. Otherwise ahead of its end: truncate by epoch.
+                    if p.log_start_offset > partition.log.log_end_offset() {
+                        start_over(partition, p.log_start_offset).await;
+                    } else {
+                        set_phase(partitions, &tp, Phase::Truncating);
+                    }
+                }
+                _ => pause(partitions, &tp, p.error_code),
+            }
+        }
+    }
+    append(state, appends).await;
+    true
+}
+
+fn set_phase(partitions: &Partitions, tp: &TopicPartition, phase: Phase) {
+    if let Some(f) = lock(partitions).get_mut(tp) {
+        f.phase = phase;
+    }
+}
+
+fn fetch_request(
+    state: &BrokerState,
+    targets: &[(TopicPartition, Arc<Partition>, i32)],
+) -> FetchRequest {
+    let mut topics: HashMap<&str, Vec<FetchPartition>> = HashMap::new();
+    for (tp, partition, leader_epoch) in targets {
+        let log = &partition.log;
+        topics.entry(tp.topic.as_str()).or_default().push(
+            FetchPartition::default()
+                .with_partition(tp.partition)
+                .with_current_leader_epoch(*leader_epoch)
+                .with_fetch_offset(log.log_end_offset())
+                .with_last_fetched_epoch(log.latest_epoch().unwrap_or(-1))
+                .with_log_start_offset(log.log_start_offset())
+                .with_partition_max_bytes(PARTITION_MAX_BYTES),
+        );
+    }
+    FetchRequest::default()
+        .with_replica_id(WireBrokerId(state.node_id.0))
+        .with_max_wait_ms(FETCH_WAIT_MS)
+        .with_min_bytes(FETCH_MIN_BYTES)
+        .with_max_bytes(RESPONSE_MAX_BYTES)
+        .with_isolation_level(0)
+        .with_session_id(0)
+        .with_session_epoch(-1)
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(name, partitions)| {
+                    FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(name.to_string())))
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        )
+}
+
+/// Appends what the leader returned, on the blocking pool, fsyncing when acks=all promises
+/// disk; then records the leader's high watermark on each partition.
+async fn append(state: &Arc<BrokerState>, appends: Vec<(Arc<Partition>, Bytes, i64)>) {
+    if appends.is_empty() {
+        return;
+    }
+    let fsync = state.config.fsync_acks_all;
+    let work = appends.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let now = crate::now_ms();
+        work.iter()
+            .map(|(partition, records, _)| {
+                if records.is_empty() {
+                    return Ok(0);
+                }
+                let info = match partition.log.append_as_follower(records, now) {
+                    // The leader's log starts inside a batch this empty log cannot continue
+                    // (its start moved into the batch): restart at the batch.
+                    Err(strom_log::AppendError::OffsetMismatch { expected, got })
+                        if got < expected && partition.log.log_start_offset() == expected =>
+                    {
+                        partition.log.truncate_fully_and_start_at(got, now)?;
+                        partition.log.append_as_follower(records, now)?
+                    }
+                    other => other?,
+                };
+                if fsync {
+                    partition
+                        .log
+                        .flush()
+                        .map_err(strom_log::AppendError::Storage)?;
+                }
+                Ok(info.record_count)
+            })
+            .collect::<Vec<Result<i64, strom_log::AppendError>>>()
+    })
+    .await;
+    let Ok(results) = result else {
+        tracing::error!("replica append task failed");
+        return;
+    };
+    for ((partition, records, leader_high_watermark), result) in appends.into_iter().zip(results) {
+        match result {
+            Ok(count) => {
+                if count > 0 {
+                    partition
+                        .traffic
+                        .replicated_bytes_in
+                        .fetch_add(records.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+                partition.on_follower_append(leader_high_watermark);
+            }
+            Err(e) => {
+                tracing::warn!(partition = %partition.topic_partition, error = %e, "cannot append fetched records");
+            }
+        }
+    }
+}
