@@ -120,6 +120,8 @@ pub struct BrokerSettings {
     pub controlled_shutdown_enable: bool,
     /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
     pub replica_lag_time_max_ms: i64,
+    /// `replica.selector.class` names Kafka's rack-aware selector (KIP-392 follower fetching).
+    pub rack_aware_replica_selection: bool,
     /// `auto.leader.rebalance.enable` and `leader.imbalance.check.interval.seconds` (in ms).
     pub auto_leader_rebalance_enable: bool,
     pub leader_imbalance_check_interval_ms: i64,
@@ -289,6 +291,9 @@ impl Resolver<'_> {
             broker_session_timeout_ms: self.long("broker.session.timeout.ms")?,
             controlled_shutdown_enable: self.bool("controlled.shutdown.enable"),
             replica_lag_time_max_ms: self.long("replica.lag.time.max.ms")?,
+            rack_aware_replica_selection: self
+                .get("replica.selector.class")
+                .is_some_and(|c| c.ends_with("RackAwareReplicaSelector")),
             auto_leader_rebalance_enable: self.bool("auto.leader.rebalance.enable"),
             leader_imbalance_check_interval_ms: self
                 .long("leader.imbalance.check.interval.seconds")?

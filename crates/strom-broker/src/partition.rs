@@ -249,13 +249,44 @@ impl Partition {
     /// The one append path of a leader: checks this broker leads (NOT_LEADER_OR_FOLLOWER) and,
     /// for acks=all, that the in-sync replicas number at least `min.insync.replicas`
     /// (NOT_ENOUGH_REPLICAS); appends; moves the high watermark if it can; wakes fetches.
-    /// Blocking file IO: run on the blocking pool unless the caller knows it is small.
+    /// Blocking file IO: runs on the blocking pool (see [`Partition::try_append_inline`]).
     pub fn append_as_leader(
         &self,
         records: &[u8],
         acks_all: bool,
         now_ms: i64,
     ) -> Result<Appended, KafkaError> {
+        let attempt = self.append_with(acks_all, |epoch| {
+            self.log.append_as_leader(records, epoch, now_ms).map(Some)
+        });
+        attempt.and_then(|appended| appended.ok_or_else(not_leader))
+    }
+
+    /// [`Partition::append_as_leader`] for a caller on an async worker: `None` when the append
+    /// would block on more than a page-cache write (a contended lock, a segment roll, a new
+    /// epoch to persist, a `flush.messages` fsync), and nothing changed; the caller then uses
+    /// the blocking pool.
+    pub fn try_append_inline(
+        &self,
+        records: &[u8],
+        acks_all: bool,
+        now_ms: i64,
+    ) -> Option<Result<Appended, KafkaError>> {
+        let attempt = self.append_with(acks_all, |epoch| {
+            self.log.try_append_as_leader_inline(records, epoch, now_ms)
+        });
+        match attempt {
+            Ok(None) => None,
+            Ok(Some(appended)) => Some(Ok(appended)),
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    fn append_with(
+        &self,
+        acks_all: bool,
+        append: impl FnOnce(i32) -> Result<Option<AppendInfo>, strom_log::AppendError>,
+    ) -> Result<Option<Appended>, KafkaError> {
         let (epoch, generation) = {
             let role = self.role();
             let Role::Leader(replicas) = &*role else {
@@ -272,18 +303,18 @@ impl Partition {
             }
             (replicas.leader_epoch(), self.commit.borrow().generation)
         };
-        let info = self
-            .log
-            .append_as_leader(records, epoch.0, now_ms)
-            .map_err(|e| {
-                let error = KafkaError::from(&e);
-                if error.error == ResponseError::KafkaStorageError {
-                    tracing::error!(partition = %self.topic_partition, error = %e, "append failed");
-                }
-                error
-            })?;
+        let info = append(epoch.0).map_err(|e| {
+            let error = KafkaError::from(&e);
+            if error.error == ResponseError::KafkaStorageError {
+                tracing::error!(partition = %self.topic_partition, error = %e, "append failed");
+            }
+            error
+        })?;
+        let Some(info) = info else {
+            return Ok(None);
+        };
         self.after_local_append();
-        Ok(Appended { info, generation })
+        Ok(Some(Appended { info, generation }))
     }
 
     fn after_local_append(&self) {

@@ -299,3 +299,103 @@ async fn committed_offsets_survive_the_loss_of_the_coordinators_broker() {
         node.stop().await;
     }
 }
+
+/// KIP-392: a consumer in a rack is sent to the in-sync replica in its rack, which serves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_consumer_reads_from_the_replica_in_its_rack() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{BrokerId as WireId, FetchRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = cluster(&dir, &["broker,controller"; 3], &[]).await;
+    // Each node in its own rack: restart them with broker.rack set.
+    for node in &mut nodes {
+        node.properties
+            .insert("broker.rack".into(), format!("rack-{}", node.id));
+    }
+    for node in &mut nodes {
+        node.stop().await;
+    }
+    let starts = nodes.iter_mut().map(|n| n.start());
+    futures::future::join_all(starts).await;
+    wait_for(&nodes[0], "three brokers with racks", |i| {
+        i.unfenced_brokers().count() == 3 && i.brokers.values().all(|b| b.rack.is_some())
+    })
+    .await;
+    let admin = client(&nodes[0]).await;
+    admin.create_topic("racked", 1, 3).await.expect("create");
+    let image = wait_for(&nodes[0], "the topic", |i| i.topic("racked").is_some()).await;
+    let p = image.partition("racked", 0).unwrap().clone();
+    let leader = node_of(&nodes, p.leader);
+    produce(leader, "racked", 0, 5, "r").await;
+    converged(&nodes, "racked", 0).await;
+    let follower_id = p.replicas.iter().copied().find(|r| *r != p.leader).unwrap();
+    let follower = node_of(&nodes, follower_id);
+    // Wait until the follower knows the high watermark (from its next fetch round).
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while follower.partition("racked", 0).unwrap().high_watermark().0 < 5 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let fetch = |rack: String| {
+        FetchRequest::default()
+            .with_replica_id(WireId(-1))
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_rack_id(StrBytes::from_string(rack))
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_static_str("racked")))
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_partition(0)
+                            .with_fetch_offset(0)
+                            .with_partition_max_bytes(1 << 20),
+                    ]),
+            ])
+    };
+    let config = strom_client::ConnectionConfig::default();
+    let to_leader = strom_client::Connection::connect(&leader.bootstrap(), &config)
+        .await
+        .unwrap();
+    let answer = to_leader
+        .send_version(fetch(format!("rack-{}", follower_id.0)), 12)
+        .await
+        .unwrap();
+    let data = &answer.responses[0].partitions[0];
+    assert_eq!(data.error_code, 0);
+    assert_eq!(
+        data.preferred_read_replica.0, follower_id.0,
+        "sent to its rack's replica"
+    );
+    assert!(data.records.as_ref().is_none_or(|r| r.is_empty()));
+
+    let to_follower = strom_client::Connection::connect(&follower.bootstrap(), &config)
+        .await
+        .unwrap();
+    let answer = to_follower
+        .send_version(fetch(format!("rack-{}", follower_id.0)), 12)
+        .await
+        .unwrap();
+    let data = &answer.responses[0].partitions[0];
+    assert_eq!(data.error_code, 0);
+    assert_eq!(data.high_watermark, 5);
+    assert!(
+        data.records.as_ref().is_some_and(|r| !r.is_empty()),
+        "the follower serves it"
+    );
+    // A consumer without a rack reads from the leader.
+    let answer = to_leader
+        .send_version(fetch(String::new()), 12)
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.responses[0].partitions[0].preferred_read_replica.0,
+        -1
+    );
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}

@@ -938,6 +938,17 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "A follower that has not caught up with the leader for this long leaves the in-sync replicas."
     ),
     broker_config!(
+        "replica.selector.class",
+        String,
+        Some("org.apache.kafka.common.replica.RackAwareReplicaSelector"),
+        Check::OneOf(&[
+            "",
+            "org.apache.kafka.common.replica.RackAwareReplicaSelector"
+        ]),
+        false,
+        "KIP-392: with Kafka's RackAwareReplicaSelector (the default here; empty turns it off), a consumer whose client.rack matches an in-sync replica's broker.rack reads from that replica."
+    ),
+    broker_config!(
         "socket.request.max.bytes",
         Int,
         Some("104857600"),

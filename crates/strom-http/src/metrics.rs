@@ -46,7 +46,10 @@ pub struct Snapshot {
     isr_expands: u64,
     partitions: Vec<PartitionSnapshot>,
     under_replicated: i64,
+    under_min_isr: i64,
+    reassigning: i64,
     offline: i64,
+    replicated_bytes_in: u64,
     lag: Vec<(String, String, i32, i64)>,
     group_members: Vec<(String, i64)>,
     quorum: QuorumSnapshot,
@@ -88,7 +91,12 @@ impl Snapshot {
     pub async fn take(state: &Arc<BrokerState>) -> Snapshot {
         let metrics = &state.metrics;
         let image = state.image();
-        let (under_replicated, offline) = led_partition_health(state, &image);
+        let health = led_partition_health(state, &image);
+        let replicated_bytes_in = state
+            .partitions()
+            .iter()
+            .map(|p| p.traffic.replicated_bytes_in.load(Ordering::Relaxed))
+            .sum();
         let (lag, group_members) = group_snapshots(state).await;
         Snapshot {
             apis: metrics
@@ -102,8 +110,11 @@ impl Snapshot {
             isr_shrinks: metrics.isr_shrinks.load(Ordering::Relaxed),
             isr_expands: metrics.isr_expands.load(Ordering::Relaxed),
             partitions: partition_snapshots(state),
-            under_replicated,
-            offline,
+            under_replicated: health.under_replicated,
+            under_min_isr: health.under_min_isr,
+            reassigning: health.reassigning,
+            offline: health.offline,
+            replicated_bytes_in,
             lag,
             group_members,
             quorum: QuorumSnapshot::take(state, &image),
@@ -162,19 +173,37 @@ fn partition_snapshots(state: &BrokerState) -> Vec<PartitionSnapshot> {
     partitions
 }
 
-/// Of the partitions the image says this broker leads: how many are under-replicated, and how
-/// many are offline (no local log, or a log stopped by a storage error).
-fn led_partition_health(state: &BrokerState, image: &MetadataImage) -> (i64, i64) {
-    let mut under_replicated = 0;
-    let mut offline = 0;
+/// Counts over the partitions the image says this broker leads.
+#[derive(Default)]
+struct LedHealth {
+    /// In-sync replicas fewer than replicas.
+    under_replicated: i64,
+    /// In-sync replicas fewer than the topic's `min.insync.replicas`: acks=all is refused.
+    under_min_isr: i64,
+    /// A reassignment is moving replicas.
+    reassigning: i64,
+    /// No local log, or a log stopped by a storage error.
+    offline: i64,
+}
+
+fn led_partition_health(state: &BrokerState, image: &MetadataImage) -> LedHealth {
+    let mut health = LedHealth::default();
     for topic in image.topics.values() {
+        let min_isr: usize = strom_broker::config::resolve_topic_config(
+            &state.config,
+            image,
+            &topic.name,
+            "min.insync.replicas",
+        )
+        .and_then(|(v, _)| v.parse().ok())
+        .unwrap_or(1);
         for (index, p) in &topic.partitions {
             if p.leader != state.node_id {
                 continue;
             }
-            if p.in_sync_replicas.len() < p.replicas.len() {
-                under_replicated += 1;
-            }
+            health.under_replicated += i64::from(p.in_sync_replicas.len() < p.replicas.len());
+            health.under_min_isr += i64::from(p.in_sync_replicas.len() < min_isr);
+            health.reassigning += i64::from(p.is_reassigning());
             let tp = strom_log::TopicPartition {
                 topic: topic.name.clone(),
                 partition: *index,
@@ -183,11 +212,11 @@ fn led_partition_health(state: &BrokerState, image: &MetadataImage) -> (i64, i64
                 .partition(&tp)
                 .is_none_or(|local| local.log.is_offline())
             {
-                offline += 1;
+                health.offline += 1;
             }
         }
     }
-    (under_replicated, offline)
+    health
 }
 
 /// Lag per (group, topic, partition) for committed offsets of local partitions, and members per
@@ -345,7 +374,7 @@ impl Snapshot {
         gauge(
             e,
             "strom_partitions",
-            "Partitions this broker leads.",
+            "Partition replicas this broker hosts (leader or follower).",
             self.partitions.len() as i64,
         )?;
         gauge(
@@ -356,9 +385,27 @@ impl Snapshot {
         )?;
         gauge(
             e,
+            "strom_under_min_isr_partitions",
+            "Led partitions whose in-sync replicas are fewer than min.insync.replicas (acks=all is refused).",
+            self.under_min_isr,
+        )?;
+        gauge(
+            e,
+            "strom_reassigning_partitions",
+            "Led partitions with a replica reassignment in progress.",
+            self.reassigning,
+        )?;
+        gauge(
+            e,
             "strom_offline_partitions",
             "Led partitions whose log is offline.",
             self.offline,
+        )?;
+        counter(
+            e,
+            "strom_replication_bytes_in",
+            "Bytes this broker's followers appended from their leaders (replication and reassignment traffic).",
+            self.replicated_bytes_in,
         )?;
         counter(
             e,

@@ -294,6 +294,32 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
+        let appended = self.append_as_leader_with(records, leader_epoch, now_ms, false)?;
+        // A blocking append always completes.
+        appended.ok_or_else(|| AppendError::Storage(Error::Offline(self.topic_partition.clone())))
+    }
+
+    /// [`Log::append_as_leader`] for a caller on an async worker thread: appends only if it
+    /// can do so without blocking on anything but a write into the page cache, and returns
+    /// `Ok(None)` without changing anything when it would have to wait for the append lock,
+    /// roll a segment (creating files), persist a new leader epoch, or fsync because
+    /// `flush.messages` is due. The caller then appends on the blocking pool.
+    pub fn try_append_as_leader_inline(
+        &self,
+        records: &[u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<Option<AppendInfo>, AppendError> {
+        self.append_as_leader_with(records, leader_epoch, now_ms, true)
+    }
+
+    fn append_as_leader_with(
+        &self,
+        records: &[u8],
+        leader_epoch: i32,
+        now_ms: i64,
+        inline: bool,
+    ) -> Result<Option<AppendInfo>, AppendError> {
         self.check_online()?;
         let config = self.config();
         let log_append_time = config.message_timestamp_type == TimestampType::LogAppendTime;
@@ -326,20 +352,28 @@ impl Log {
             return Err(batch::BatchError::Empty.into());
         }
 
-        let mut writer = lock(&self.writer);
+        let mut writer = if inline {
+            match self.writer.try_lock() {
+                Ok(guard) => guard,
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
+            }
+        } else {
+            lock(&self.writer)
+        };
         self.check_online()?;
         let Writer { producers, buffer } = &mut *writer;
         if let Check::Duplicate { original, .. } =
             producers.check(headers.iter().map(|(_, header)| header))?
         {
-            return Ok(AppendInfo {
+            return Ok(Some(AppendInfo {
                 first_offset: original.first_offset,
                 last_offset: original.last_offset,
                 log_append_time_ms: -1,
                 log_start_offset: self.log_start_offset(),
                 record_count: original.last_offset - original.first_offset + 1,
                 duplicate: true,
-            });
+            }));
         }
 
         let first_offset = self.log_end_offset.load(Ordering::Acquire);
@@ -362,6 +396,9 @@ impl Log {
             max_timestamp: append_max_timestamp,
             last_offset,
         };
+        if inline && self.would_block(&config, &append, leader_epoch, record_count, now_ms) {
+            return Ok(None);
+        }
         let active = self.roll_if_needed(producers, &config, &append, first_offset, now_ms)?;
 
         // Like Kafka, the epoch cache learns the new epoch before the data is written; a crash
@@ -418,14 +455,37 @@ impl Log {
         drop(writer);
 
         self.flush_if_messages_due(&config)?;
-        Ok(AppendInfo {
+        Ok(Some(AppendInfo {
             first_offset,
             last_offset,
             log_append_time_ms: if log_append_time { now_ms } else { -1 },
             log_start_offset: self.log_start_offset(),
             record_count,
             duplicate: false,
-        })
+        }))
+    }
+
+    /// Whether appending `append` would do more than write into the page cache: roll a
+    /// segment, persist a new leader epoch, or fsync for `flush.messages`. Called with the
+    /// append lock held.
+    fn would_block(
+        &self,
+        config: &LogConfig,
+        append: &AppendShape,
+        leader_epoch: i32,
+        record_count: i64,
+        now_ms: i64,
+    ) -> bool {
+        let active = self.active_segment();
+        if roll_reason(&active, &Planned::of(&active), append, config, now_ms).is_some() {
+            return true;
+        }
+        if lock(&self.epochs).cache.latest_epoch() != Some(leader_epoch) {
+            return true;
+        }
+        let unflushed = self.appended_records.load(Ordering::Acquire)
+            - self.flushed_records.load(Ordering::Acquire);
+        unflushed + record_count >= config.flush_messages
     }
 
     /// Rolls the active segment if appending `append` to it would break a roll rule

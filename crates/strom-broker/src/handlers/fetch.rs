@@ -96,14 +96,30 @@ pub async fn handle(
                     ResponseError::UnknownTopicId,
                     "This server does not host this topic ID.",
                 )),
-                Some(n) => led_partition(state, &image, n, p.partition).and_then(|partition| {
-                    check_leader_epoch(&partition, p.current_leader_epoch)?;
-                    if replica_id >= 0 {
+                Some(n) if replica_id >= 0 => led_partition(state, &image, n, p.partition)
+                    .and_then(|partition| {
+                        check_leader_epoch(&partition, p.current_leader_epoch)?;
                         follower_fetched(state, &partition, BrokerId(replica_id), p.fetch_offset)?;
-                    }
-                    Ok(partition)
-                }),
+                        Ok(partition)
+                    }),
+                Some(n) => readable_partition(state, &image, n, p.partition, ctx.api_version)
+                    .and_then(|partition| {
+                        check_leader_epoch(&partition, p.current_leader_epoch).map(|()| partition)
+                    }),
             };
+            let preferred = match (&lookup, &name) {
+                (Ok(partition), Some(n))
+                    if replica_id < 0 && ctx.api_version >= 11 && partition.is_leader() =>
+                {
+                    preferred_read_replica(state, &image, n, p.partition, request.rack_id.as_str())
+                }
+                _ => None,
+            };
+            if let Some(preferred) = preferred {
+                // KIP-392: no data from here; the consumer fetches from the named replica.
+                partitions.push(data.with_preferred_read_replica(BrokerId(preferred.0)));
+                continue;
+            }
             match lookup {
                 Ok(partition) => {
                     targets.push(Target {
@@ -150,6 +166,66 @@ pub async fn handle(
         count_bytes_out(&plan, &response);
         response
     }))
+}
+
+/// The partition a consumer may read here: on its leader, or (KIP-392, Fetch v11+, where
+/// clients handle a follower's answers) on an in-sync follower, up to the high watermark the
+/// follower learned from its leader.
+fn readable_partition(
+    state: &BrokerState,
+    image: &strom_cluster::MetadataImage,
+    topic: &str,
+    index: i32,
+    version: i16,
+) -> Result<Arc<Partition>, KafkaError> {
+    let led = led_partition(state, image, topic, index);
+    if led.is_ok() || version < 11 {
+        return led;
+    }
+    let in_sync = image
+        .partition(topic, index)
+        .is_some_and(|p| p.in_sync_replicas.contains(&state.node_id));
+    let tp = strom_log::TopicPartition {
+        topic: topic.to_string(),
+        partition: index,
+    };
+    match state.partition(&tp) {
+        Some(partition)
+            if in_sync && partition.followed_leader().is_some() && !partition.log.is_offline() =>
+        {
+            Ok(partition)
+        }
+        _ => led,
+    }
+}
+
+/// KIP-392 with Kafka's `RackAwareReplicaSelector`: a consumer in rack `rack` is sent to an
+/// in-sync replica in its rack when the leader is elsewhere. `None`: read from the leader.
+fn preferred_read_replica(
+    state: &BrokerState,
+    image: &strom_cluster::MetadataImage,
+    topic: &str,
+    index: i32,
+    rack: &str,
+) -> Option<strom_cluster::BrokerId> {
+    if rack.is_empty() || !state.config.rack_aware_replica_selection {
+        return None;
+    }
+    let rack_of = |b: &strom_cluster::BrokerId| {
+        image
+            .brokers
+            .get(b)
+            .filter(|r| !r.fenced)
+            .and_then(|r| r.rack.as_deref())
+    };
+    if rack_of(&state.node_id) == Some(rack) {
+        return None;
+    }
+    let p = image.partition(topic, index)?;
+    p.in_sync_replicas
+        .iter()
+        .copied()
+        .find(|b| rack_of(b) == Some(rack))
 }
 
 /// A follower's fetch offset is its log end offset: the leader learns its progress from it,

@@ -160,67 +160,82 @@ pub async fn handle(
 }
 
 /// Requests up to this size (all partitions together) are appended on the connection's own
-/// task: writing a few kilobytes into the page cache takes microseconds, while a trip through
-/// the blocking pool wakes two threads, which on a busy 2-core machine cost milliseconds of
-/// scheduling delay at the tail of the produce latency. Larger requests go to the pool.
+/// task when the log can take them without blocking (a page-cache write: no roll, no fsync, no
+/// wait for the append lock; see [`Partition::try_append_inline`]): the trip through the
+/// blocking pool wakes two threads, which on a busy 2-core machine cost milliseconds of
+/// scheduling delay at the tail of the produce latency. Larger requests, and partitions whose
+/// append would block, go to the pool.
 const INLINE_APPEND_BYTES_MAX: usize = 64 * 1024;
 
+type Outcome = Result<Option<Appended>, KafkaError>;
+
 /// Appends every partition's records; `Ok(None)` for an empty record set.
-async fn append_all(
-    appends: &[Append],
-    acks_all: bool,
-) -> Vec<Result<Option<Appended>, KafkaError>> {
-    if appends.is_empty() {
-        return Vec::new();
-    }
+async fn append_all(appends: &[Append], acks_all: bool) -> Vec<Outcome> {
     let now_ms = crate::now_ms();
     let bytes: usize = appends.iter().map(|a| a.records.len()).sum();
-    if bytes <= INLINE_APPEND_BYTES_MAX {
-        return append_each(
-            appends.iter().map(|a| (&a.partition, &a.records)),
-            acks_all,
-            now_ms,
-        );
-    }
-    // The blocking pool needs owned handles: the Arcs and Bytes are cheap to clone.
-    let work: Vec<(Arc<Partition>, Bytes)> = appends
+    let mut outcomes: Vec<Option<Outcome>> = appends
         .iter()
-        .map(|a| (Arc::clone(&a.partition), a.records.clone()))
+        .map(|a| {
+            if a.records.is_empty() {
+                return Some(Ok(None));
+            }
+            if bytes > INLINE_APPEND_BYTES_MAX {
+                return None;
+            }
+            a.partition
+                .try_append_inline(&a.records, acks_all, now_ms)
+                .map(|r| r.map(Some))
+        })
         .collect();
-    let count = work.len();
-    let task = tokio::task::spawn_blocking(move || {
-        append_each(work.iter().map(|(p, r)| (p, r)), acks_all, now_ms)
-    });
-    match task.await {
-        Ok(outcomes) => outcomes,
-        Err(e) => {
-            tracing::error!(error = %e, "append task failed");
-            (0..count)
-                .map(|_| {
-                    Err(KafkaError::new(
-                        ResponseError::KafkaStorageError,
-                        "append task failed",
-                    ))
+    // The blocking pool needs owned handles: the Arcs and Bytes are cheap to clone.
+    let work: Vec<(usize, Arc<Partition>, Bytes)> = outcomes
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.is_none())
+        .map(|(i, _)| {
+            (
+                i,
+                Arc::clone(&appends[i].partition),
+                appends[i].records.clone(),
+            )
+        })
+        .collect();
+    if !work.is_empty() {
+        let count = work.len();
+        let task = tokio::task::spawn_blocking(move || {
+            work.into_iter()
+                .map(|(i, partition, records)| {
+                    (
+                        i,
+                        partition
+                            .append_as_leader(&records, acks_all, now_ms)
+                            .map(Some),
+                    )
                 })
-                .collect()
+                .collect::<Vec<_>>()
+        });
+        match task.await {
+            Ok(done) => {
+                for (i, outcome) in done {
+                    outcomes[i] = Some(outcome);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, count, "append task failed");
+            }
         }
     }
-}
-
-fn append_each<'a>(
-    work: impl Iterator<Item = (&'a Arc<Partition>, &'a Bytes)>,
-    acks_all: bool,
-    now_ms: i64,
-) -> Vec<Result<Option<Appended>, KafkaError>> {
-    work.map(|(partition, records)| {
-        if records.is_empty() {
-            return Ok(None);
-        }
-        partition
-            .append_as_leader(records, acks_all, now_ms)
-            .map(Some)
-    })
-    .collect()
+    outcomes
+        .into_iter()
+        .map(|o| {
+            o.unwrap_or_else(|| {
+                Err(KafkaError::new(
+                    ResponseError::KafkaStorageError,
+                    "append task failed",
+                ))
+            })
+        })
+        .collect()
 }
 
 /// acks=all: answers once every partition's records are committed (or failed).

@@ -673,3 +673,39 @@ fn sealed_segments_search_their_index_files_and_reads_stay_exact() {
         .expect("append after truncation");
     assert_eq!(read_all(&log).len() as i64, target + 1);
 }
+
+#[test]
+fn an_inline_append_declines_whatever_would_block() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = small_config();
+    config.segment_bytes = 4096;
+    let log = open(dir.path(), config);
+    // A new epoch must be persisted first: declined, nothing written.
+    assert!(
+        log.try_append_as_leader_inline(&records(2, 10, NOW), 1, NOW)
+            .expect("try")
+            .is_none()
+    );
+    assert_eq!(log.log_end_offset(), 0);
+    log.append_as_leader(&records(2, 10, NOW), 1, NOW)
+        .expect("append");
+    let inline = log
+        .try_append_as_leader_inline(&records(2, 10, NOW), 1, NOW)
+        .expect("try");
+    assert_eq!(
+        inline.map(|i| i.first_offset),
+        Some(2),
+        "a page-cache write goes inline"
+    );
+    // A write that needs a roll is declined.
+    let big = records(1, 5000, NOW);
+    assert!(
+        log.try_append_as_leader_inline(&big, 1, NOW)
+            .expect("try")
+            .is_none()
+    );
+    assert_eq!(log.log_end_offset(), 4);
+    log.append_as_leader(&big, 1, NOW)
+        .expect("the blocking path rolls");
+    assert_eq!(log.log_end_offset(), 5);
+}
