@@ -422,7 +422,7 @@ async fn fetch(state: &Arc<BrokerState>, conn: &Connection, partitions: &Partiti
         tokio::time::sleep(BACKOFF).await;
         return true;
     }
-    let mut appends: Vec<(Arc<Partition>, Bytes, i64)> = Vec::new();
+    let mut appends: Vec<(Arc<Partition>, Bytes, i64, i64)> = Vec::new();
     for topic in response.responses {
         for p in topic.partitions {
             let tp = TopicPartition {
@@ -439,7 +439,7 @@ async fn fetch(state: &Arc<BrokerState>, conn: &Connection, partitions: &Partiti
                         continue;
                     }
                     let records = p.records.unwrap_or_default();
-                    appends.push((Arc::clone(partition), records, p.high_watermark));
+                    appends.push((Arc::clone(partition), records, p.high_watermark, p.log_start_offset));
                 }
                 Some(ResponseError::OffsetOutOfRange) => {
                     // Behind the leader's log start (retention, DeleteRecords): start over
@@ -456,6 +456,17 @@ async fn fetch(state: &Arc<BrokerState>, conn: &Connection, partitions: &Partiti
     }
     append(state, appends).await;
     true
+}
+
+/// Moves this replica's log start offset up to the leader's, never past its own high
+/// watermark (what it knows to be committed).
+fn follow_log_start(partition: &Partition, leader_log_start: i64) -> Result<(), strom_log::AppendError> {
+    let log = &partition.log;
+    let target = leader_log_start.min(log.high_watermark());
+    if target > log.log_start_offset() {
+        log.delete_records_before(target).map_err(strom_log::AppendError::Storage)?;
+    }
+    Ok(())
 }
 
 fn set_phase(partitions: &Partitions, tp: &TopicPartition, phase: Phase) {
@@ -502,8 +513,9 @@ fn fetch_request(
 }
 
 /// Appends what the leader returned, on the blocking pool, fsyncing when acks=all promises
-/// disk; then records the leader's high watermark on each partition.
-async fn append(state: &Arc<BrokerState>, appends: Vec<(Arc<Partition>, Bytes, i64)>) {
+/// disk, and follows the leader's log start offset (retention, DeleteRecords) as far as this
+/// replica's high watermark; then records the leader's high watermark on each partition.
+async fn append(state: &Arc<BrokerState>, appends: Vec<(Arc<Partition>, Bytes, i64, i64)>) {
     if appends.is_empty() {
         return;
     }
@@ -512,7 +524,8 @@ async fn append(state: &Arc<BrokerState>, appends: Vec<(Arc<Partition>, Bytes, i
     let result = tokio::task::spawn_blocking(move || {
         let now = crate::now_ms();
         work.iter()
-            .map(|(partition, records, _)| {
+            .map(|(partition, records, _, leader_log_start)| {
+                follow_log_start(partition, *leader_log_start)?;
                 if records.is_empty() {
                     return Ok(0);
                 }
@@ -542,7 +555,7 @@ async fn append(state: &Arc<BrokerState>, appends: Vec<(Arc<Partition>, Bytes, i
         tracing::error!("replica append task failed");
         return;
     };
-    for ((partition, records, leader_high_watermark), result) in appends.into_iter().zip(results) {
+    for ((partition, records, leader_high_watermark, _), result) in appends.into_iter().zip(results) {
         match result {
             Ok(count) => {
                 if count > 0 {
