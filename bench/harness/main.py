@@ -66,6 +66,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     sizes.add_argument("--run-timeout", type=float, help="time limit of one produce run, s")
     sizes.add_argument("--memory-brokers", default="strom",
                        help="brokers that get the long memory-growth run")
+    sizes.add_argument("--cluster-partitions", default=None,
+                       help="comma-separated partition counts of the cluster group's produce "
+                            "workloads (default 1,100)")
+    sizes.add_argument("--cluster-latency-rate", type=int,
+                       help="records/s of the cluster group's latency workload "
+                            "(default 20000)")
     return p.parse_args(argv)
 
 
@@ -83,6 +89,11 @@ def sizes_from(args: argparse.Namespace) -> workloads.Sizes:
         s.latency_linger_ms = args.latency_linger_ms
     if args.run_timeout:
         s.run_timeout_s = args.run_timeout
+    if args.cluster_partitions:
+        s.cluster_partitions = tuple(int(p) for p in args.cluster_partitions.split(",")
+                                     if p.strip())
+    if args.cluster_latency_rate:
+        s.cluster_latency_rate = args.cluster_latency_rate
     return s
 
 
@@ -100,13 +111,22 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"unknown group or broker: {', '.join(unknown)}", file=sys.stderr)
         return 2
-    if args.skip_tansu:
-        broker_names = [b for b in broker_names if not b.startswith("tansu")]
+    broker_names = effective_brokers(groups, broker_names, args.skip_tansu)
 
     store = Store(CACHE / "results" / "results.json", fresh=args.fresh and not args.report_only)
     if not args.report_only:
         run(args, groups, broker_names, store)
     return write_report(store, None if args.no_report else Path(args.benchmarks_md).resolve())
+
+
+def effective_brokers(groups: list[str], broker_names: list[str], skip_tansu: bool) -> list[str]:
+    """The brokers a run starts. The cluster group runs Strom only, so with no single-node
+    group (limits and cluster alone) Tansu is neither installed nor named in the run."""
+    if skip_tansu:
+        broker_names = [b for b in broker_names if not b.startswith("tansu")]
+    if not any(g in workloads.SINGLE_NODE_GROUPS for g in groups):
+        broker_names = [b for b in broker_names if b == "strom"]
+    return broker_names
 
 
 def run(args: argparse.Namespace, groups: list[str], broker_names: list[str],
@@ -161,6 +181,13 @@ def run(args: argparse.Namespace, groups: list[str], broker_names: list[str],
             store.update_run(run_id, limits=tools.measure_limits(work_dir, args.quick, log_dir))
         if "produce" in groups:
             workloads.run_produce(ctx)
+        if "cluster" in groups:
+            # Right after the produce group: the cluster's ratios are to its single-node
+            # acks=1 figures from the same run, so the two are measured close together.
+            if "strom" in broker_names:
+                workloads.run_cluster(ctx)
+            else:
+                tools.say("cluster: skipped (a Strom-only group; strom is not in --brokers)")
         if "consume" in groups:
             workloads.run_consume(ctx)
         if "latency" in groups:

@@ -1,5 +1,6 @@
 """From stored results to what people read: the console table, the scaling plot, the targets
-with met/missed and their ratios, and the harness section of BENCHMARKS.md.
+with met/missed and their ratios, and the harness section of BENCHMARKS.md (with its Cluster
+section: the 3-node runs and their ratios to single-node figures of the same run).
 
 BENCHMARKS.md is edited only between the BEGIN and END markers below; everything else in the
 file (the storage engine's criterion section) is left as it is.
@@ -10,11 +11,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from harness.workloads import CLUSTER_BASELINE, CLUSTER_REPLICATED, cluster_produce_name
+
 BEGIN = "<!-- bench/run: begin (generated; edit bench/harness, not this section) -->"
 END = "<!-- bench/run: end -->"
 BROKER_ORDER = ["strom", "tansu-null", "tansu-memory", "tansu-sqlite"]
 GROUP_ORDER = ["produce", "consume", "latency", "scaling", "memory"]
 RSS_GROWTH_LIMIT_MB = 32.0
+# The issue's cluster target: RF=3 acks=all at least this fraction of single-node acks=1.
+CLUSTER_TARGET_RATIO = 0.5
+CLUSTER_TARGET_PARTITIONS = (1, 100)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -50,9 +56,23 @@ def normalize_command(command: str | None) -> str:
     command = re.sub(r"\S*/tansu-[\d.]+/bin/tansu", "tansu", command)
     command = re.sub(r"\S*/release/strom", "target/release/strom", command)
     command = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:$PORT", command)
-    command = re.sub(r"--data-dir \S+", "--data-dir $DATA", command)
+    command = re.sub(r"--data-dir (?!\$)\S+", "--data-dir $DATA", command)
     command = re.sub(r"-A \S+", "-A $FILE", command)
     return command
+
+
+def substitute(command: str | None, placeholders: dict[str, str] | None) -> str:
+    """A cluster workload's command with its nodes' addresses and directories named ($PORT1,
+    $CPORT1, $DATA1, ...; see RunningCluster.placeholders), then normalized."""
+    if not command:
+        return ""
+    placeholders = placeholders or {}
+    command = re.sub(r"127\.0\.0\.1:\d+", lambda m: placeholders.get(m[0], m[0]), command)
+    paths = sorted((k for k in placeholders if not k.startswith("127.0.0.1:")), key=len,
+                   reverse=True)
+    for path in paths:
+        command = command.replace(path, placeholders[path])
+    return normalize_command(command)
 
 
 def md_table(headers: list[str], rows: list[list[str]], align: str | None = None) -> str:
@@ -119,6 +139,10 @@ def workload_order(group: str, name: str, results: dict[str, dict]) -> tuple:
             p = r.get("params", {})
             if group == "scaling":
                 return (0 if p.get("axis") == "partitions" else 1, p.get("value", 0))
+            if group == "cluster":
+                return (0 if p.get("kind") == "produce" else 1, p.get("size", 0),
+                        p.get("partitions", 0), p.get("replication_factor", 0),
+                        p.get("rate", 0), name)
             return (p.get("size", 0), str(p.get("acks", "")), p.get("partitions", 0),
                     p.get("rate", 0), name)
     return (name,)
@@ -150,13 +174,59 @@ def ratio(a, b):
     return a / b
 
 
+def partitions_label(partitions: int) -> str:
+    return f"{partitions} partition" + ("s" if partitions != 1 else "")
+
+
+def same_run_value(view: View, group: str, name: str, run_id: str,
+                   field: str = "records_per_s") -> tuple[float | None, str | None]:
+    """Strom's figure of a workload if it was measured in run `run_id` without errors, else
+    None and why not (ratios across runs would compare different moments of a shared VM)."""
+    r = view.get(group, name, "strom")
+    if r is None:
+        return None, "not measured"
+    if r.get("errors"):
+        return None, "had errors"
+    if r.get("run_id") != run_id:
+        return None, f"measured in run {r.get('run_id')}, not in this one"
+    return r.get(field), None
+
+
+def cluster_references(view: View, r: dict) -> dict:
+    """For a cluster produce result: the same run's single-node Strom acks=1 figure (same
+    record size and partition count), the in-cluster RF=1 acks=1 figure, and the ratios."""
+    p = r.get("params", {})
+    if p.get("kind") != "produce":
+        return {}
+    size, partitions = p.get("size"), p.get("partitions")
+    mine = None if r.get("errors") else r.get("records_per_s")
+    single, single_why = same_run_value(view, "produce", produce_name(size, "1", partitions),
+                                        r["run_id"])
+    out = {"single": single, "single_why": single_why, "vs_single": ratio(mine, single),
+           "rf1": None, "rf1_why": None, "vs_rf1": None}
+    if p.get("replication_factor", 1) > 1:
+        rf1, rf1_why = same_run_value(
+            view, "cluster", cluster_produce_name(size, CLUSTER_BASELINE, partitions),
+            r["run_id"])
+        out.update(rf1=rf1, rf1_why=rf1_why, vs_rf1=ratio(mine, rf1))
+    return out
+
+
+def cluster_target_name(size: int, partitions: int) -> str:
+    return (f"Cluster, produce {size_label(size)}, {partitions_label(partitions)}: "
+            f"RF=3 acks=all ≥ {CLUSTER_TARGET_RATIO:g} x single-node acks=1")
+
+
 def evaluate_targets(view: View) -> list[dict]:
     """Each target of the issue, with the measured figure, the ratio and met/missed."""
     targets = []
 
-    def add(target, measured, value, threshold, higher_is_better, keys, why_na=None):
+    def add(target, measured, value, threshold, higher_is_better, keys, why_na=None,
+            missing=False):
         if why_na:
             status = "n/a"
+        elif missing:
+            status = "missing"
         elif value is None:
             status = "not run"
         else:
@@ -236,6 +306,28 @@ def evaluate_targets(view: View) -> list[dict]:
         f"{fmt(value)} MB over {fmt((written or 0) / 1e9, 1)} GB"
         if value is not None else "–",
         value, RSS_GROWTH_LIMIT_MB, False, [growth["key"]] if growth else [])
+
+    for size in (100, 1024):
+        for partitions in CLUSTER_TARGET_PARTITIONS:
+            name = cluster_produce_name(size, CLUSTER_REPLICATED, partitions)
+            r = view.get("cluster", name, "strom")
+            if r is None or r.get("errors"):
+                add(cluster_target_name(size, partitions), "–", None, CLUSTER_TARGET_RATIO,
+                    True, [f"cluster|{name}|strom"])
+                continue
+            refs = cluster_references(view, r)
+            mine = fmt_int(r.get("records_per_s"))
+            if refs["single"] is not None:
+                measured = (f"RF=3 acks=all {mine} vs single-node acks=1 "
+                            f"{fmt_int(refs['single'])} records/s")
+            else:
+                measured = (f"RF=3 acks=all {mine} records/s; single-node acks=1 missing "
+                            f"({refs['single_why']})")
+            if refs["rf1"] is not None:
+                measured += (f"; {fmt_ratio(refs['vs_rf1'])} x in-cluster RF=1 acks=1 "
+                             f"({fmt_int(refs['rf1'])})")
+            add(cluster_target_name(size, partitions), measured, refs["vs_single"],
+                CLUSTER_TARGET_RATIO, True, [r["key"]], missing=refs["single"] is None)
     return targets
 
 
@@ -261,12 +353,156 @@ def console(view: View, limits: list[dict] | None) -> str:
         if rows:
             out.append(f"\n{group}")
             out.append(text_table(headers, rows))
+        if group == "produce":
+            cluster = cluster_rows(view, console=True)
+            if cluster:
+                out.append("\ncluster (3 Strom brokers on this machine)")
+                out.append(text_table(CLUSTER_CONSOLE_HEADERS, cluster))
     targets = evaluate_targets(view)
     out.append("\ntargets")
     out.append(text_table(["target", "status", "ratio/value", "measured"],
                           [[t["target"], t["status"], fmt_ratio(t["value"]), t["measured"]]
                            for t in targets]))
     return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# cluster
+
+
+CLUSTER_CONSOLE_HEADERS = ["workload", "brokers", "records/s", "MB/s", "vs 1-node acks=1",
+                           "vs RF=1", "e2e p50 ms", "e2e p99 ms", "e2e p99.9 ms", "CPU s/GB",
+                           "notes"]
+CLUSTER_HEADERS = ["workload", "records/s", "MB/s", "vs single-node acks=1",
+                   "vs cluster RF=1 acks=1", "e2e p50 ms", "e2e p99 ms", "e2e p99.9 ms",
+                   "ack p99 ms", "broker CPU s/GB (3 brokers)", "CPU s, node 1/2/3",
+                   "leaders, node 1/2/3", "notes"]
+
+
+def cluster_ratio_cells(view: View, r: dict) -> tuple[str, str]:
+    """The two ratio cells of a cluster row: "–" where the ratio does not apply (latency rows;
+    RF=1 against itself), "missing" where its reference is not from the same run."""
+    refs = cluster_references(view, r)
+    if not refs:
+        return "–", "–"
+    single = "missing" if refs["single"] is None else fmt_ratio(refs["vs_single"])
+    if r.get("params", {}).get("replication_factor", 1) <= 1:
+        return single, "–"
+    rf1 = "missing" if refs["rf1"] is None else fmt_ratio(refs["vs_rf1"])
+    return single, rf1
+
+
+def by_node(values, digits: int | None = None) -> str:
+    if not values:
+        return "–"
+    if isinstance(values, dict):
+        values = [values[k] for k in sorted(values, key=int)]
+    return "/".join(str(v) if digits is None else fmt(v, digits) for v in values)
+
+
+def cluster_rows(view: View, console: bool = False) -> list[list[str]]:
+    rows = []
+    for r in view.rows("cluster"):
+        vs_single, vs_rf1 = cluster_ratio_cells(view, r)
+        if console:
+            rows.append([r["name"], "strom x3", fmt_int(r.get("records_per_s")),
+                         fmt(r.get("mb_per_s")), vs_single, vs_rf1, fmt(r.get("p50_ms"), 2),
+                         fmt(r.get("p99_ms"), 2), fmt(r.get("p999_ms"), 2),
+                         fmt(r.get("cpu_s_per_gb"), 2), notes(r)[:80]])
+        else:
+            rows.append([r["name"], fmt_int(r.get("records_per_s")), fmt(r.get("mb_per_s")),
+                         vs_single, vs_rf1, fmt(r.get("p50_ms"), 2), fmt(r.get("p99_ms"), 2),
+                         fmt(r.get("p999_ms"), 2), fmt(r.get("ack_p99_ms"), 2),
+                         fmt(r.get("cpu_s_per_gb"), 2), by_node(r.get("broker_cpu_s_by_node"), 2),
+                         by_node(r.get("leaders_by_node")), notes(r)])
+    return rows
+
+
+def topic_description(r: dict) -> str:
+    t = r.get("topic") or {}
+    config = ", ".join(f"{k}={v}" for k, v in (t.get("config") or {}).items())
+    return (f"topic `{t.get('name', 'bench')}` created with "
+            f"{partitions_label(t.get('partitions', 1))}, replication factor "
+            f"{t.get('replication_factor', 1)}" + (f", {config}" if config else ""))
+
+
+def cluster_section(view: View, targets: list[dict]) -> tuple[list[str], set[str]]:
+    """The Cluster section and the keys whose profiles it shows (the missed-targets section
+    then points here instead of repeating them)."""
+    results = view.rows("cluster")
+    if not results:
+        return [], set()
+    out = ["", "### Cluster (3 brokers on this machine)", "",
+           "Each row is a fresh 3-node Strom cluster on loopback: three `strom broker` "
+           "processes, each a broker and a voter of the metadata quorum with its own data "
+           "directory (on the same disk), client and controller port, started together and "
+           "ready once each has logged \"broker started\" and Metadata lists all three. The "
+           "topic is created with CreateTopics and the harness waits until every partition "
+           "has a leader and all its replicas in sync. The clients are the produce and latency "
+           "groups' own `rdkafka_performance` command lines (`linger.ms=5` for throughput, the "
+           "same record counts and time limits), bootstrapping to all three brokers. "
+           f"{CLUSTER_BASELINE.label} is the single-node equivalent inside the cluster (the "
+           "one replica of each partition on the broker the controller chose); "
+           f"{CLUSTER_REPLICATED.label} is a replicated topic whose acks=all waits for every "
+           "in-sync replica (with Strom's default `strom.fsync.acks.all=true`, fsynced on "
+           "each). **The 2 cores are shared by the three brokers and the client.**", "",
+           "\"vs single-node acks=1\" divides by Strom's single-node `produce` row of the same "
+           "record size, partition count and acks=1 (Produce above) **from the same run**; "
+           "\"missing\" means that figure is not from the run that measured the cluster row "
+           "(run `bench/run --only produce,cluster`). \"vs cluster RF=1 acks=1\" divides by "
+           "the RF=1 row of the same size and partition count from the same run. Broker CPU "
+           "s/GB is the utime + stime of the three brokers together per GB of payload "
+           "delivered (with RF=3 each byte is written three times, so the same work per "
+           "copy shows as three times the CPU); \"CPU s, node 1/2/3\" splits it per broker "
+           "and \"leaders\" counts the partitions each broker led. The latency row uses the "
+           "latency group's method (1 KiB records at a fixed rate, acks=all, `linger.ms` 1, "
+           "the first second dropped as warm-up): e2e is producer to consumer, which sees a "
+           "record once the high watermark passes it, i.e. once the followers have it.",
+           "", md_table(CLUSTER_HEADERS, cluster_rows(view), "l" + "r" * 11 + "l")]
+
+    cluster_targets = [t for t in targets if t["target"].startswith("Cluster")]
+    if cluster_targets:
+        out += ["", "Target (the issue's): RF=3 acks=all (min.insync.replicas=2) at least "
+                f"{CLUSTER_TARGET_RATIO:g} x single-node acks=1 records/s on this 2-core "
+                "machine, with three brokers and the client sharing it.", ""]
+        for t in cluster_targets:
+            status = f"**{t['status']}**" if t["status"] in ("MISSED", "missing") else t["status"]
+            line = f"- {t['target']}: {status}"
+            if t["value"] is not None:
+                line += f", ratio {fmt_ratio(t['value'])}"
+            if t["measured"] != "–":
+                line += f" ({t['measured']})"
+            out.append(line + ".")
+
+    shown = set()
+    profiled = [r for r in results if r.get("profile")
+                and r.get("params", {}).get("replication_factor", 1) > 1]
+    for r in profiled:
+        shown.add(r["key"])
+        separate = (f"; recorded in a separate run (`--profile-only`, run "
+                    f"{r['profile_run_id']}, which reached "
+                    f"{fmt(r.get('profile_run_records_per_s'))} records/s under perf)"
+                    if r.get("profile_run_id") else "")
+        out += ["", f"Profile during `{r['name']}` (perf, the three brokers' samples together, "
+                    f"by self time; symbols over 1.5%{separate}):", "", "```"]
+        out += r["profile"].splitlines()
+        out.append("```")
+
+    out += ["", "Exact commands (`$PORTn`, `$CPORTn`, `$DATAn`: node n's client port, "
+                "controller port and fresh data directory; `$FILE` a latency output file). "
+                "The brokers, started fresh for each row:", "", "```"]
+    first = next((r for r in results if r.get("broker_commands")), None)
+    if first:
+        out += [substitute(c, first.get("placeholders")) for c in first["broker_commands"]]
+    out += ["```", "", "The clients, one block per row:", "", "```"]
+    for r in results:
+        lines = [substitute(r[field], r.get("placeholders"))
+                 for field in ("consumer_command", "command") if r.get(field)]
+        if lines:
+            out.append(f"# {r['name']} ({topic_description(r)})")
+            out += lines
+    out.append("```")
+    return out, shown
 
 
 # ---------------------------------------------------------------------------------------------
@@ -397,11 +633,13 @@ def markdown(view: View, runs: dict[str, dict], used_runs: list[str], limits: li
     disk = limit_value(limits, "sequential write + fdatasync")
     loopback = limit_value(limits, "loopback")
     out += produce_section(view, disk)
+    cluster, shown = cluster_section(view, targets)
+    out += cluster
     out += consume_section(view, loopback)
     out += latency_section(view)
     out += scaling_section(view, plot_path)
     out += memory_section(view)
-    out += profiles_section(view, targets)
+    out += profiles_section(view, targets, shown)
     out += commands_section(view)
     out += method_section()
     out.append(END)
@@ -547,7 +785,8 @@ def memory_section(view: View) -> list[str]:
     return out
 
 
-def profiles_section(view: View, targets: list[dict]) -> list[str]:
+def profiles_section(view: View, targets: list[dict],
+                     in_cluster_section: set[str] = frozenset()) -> list[str]:
     missed = [t for t in targets if t["status"] == "MISSED"]
     if not missed:
         return []
@@ -562,6 +801,9 @@ def profiles_section(view: View, targets: list[dict]) -> list[str]:
                        "records Strom with `perf record -a -F 997` and puts its hottest "
                        "symbols here.")
         for r in profiled:
+            if r["key"] in in_cluster_section:
+                out.append(f"  Profile: see `{r['name']}` in the Cluster section.")
+                continue
             if r["key"] in shown:
                 out.append(f"  Profile: see `{r['name']}` above.")
                 continue
@@ -570,8 +812,10 @@ def profiles_section(view: View, targets: list[dict]) -> list[str]:
                         f"{r['profile_run_id']}, which reached "
                         f"{fmt(r.get('profile_run_records_per_s'))} records/s under perf)"
                         if r.get("profile_run_id") else "")
-            out += ["", f"  Strom's profile during `{r['name']}` (perf, share of the broker's "
-                        f"own samples by self time; symbols over 1.5%{separate}):", "", "  ```"]
+            whose = ("the three brokers' samples together" if r["group"] == "cluster"
+                     else "share of the broker's own samples")
+            out += ["", f"  Strom's profile during `{r['name']}` (perf, {whose} by self time; "
+                        f"symbols over 1.5%{separate}):", "", "  ```"]
             out += ["  " + line for line in r["profile"].splitlines()]
             out.append("  ```")
     return out
@@ -613,14 +857,18 @@ def method_section() -> list[str]:
             "(producer: delivered records over the time from its first produce call to the last "
             "delivery report; consumer: from the first record received).",
             "- broker CPU s/GB: utime + stime of the broker process from `/proc/PID/stat`, "
-            "read before and after the workload, divided by the payload GB moved.",
+            "read before and after the workload, divided by the payload GB moved (the "
+            "cluster group: the three brokers' CPU added up, over the payload delivered).",
             "- broker peak RSS: the largest VmRSS sampled from `/proc/PID/status` during the "
             "workload (every 100 ms; 500 ms in the long memory run).",
             "- client CPU s: user + system time of `rdkafka_performance` itself (`wait4`).",
             "- Runs are bounded in time; one that hits its limit is stopped with SIGINT and its "
             "rate is over the time it ran (noted in the table).",
             "- Topics are created explicitly with CreateTopics (confluent-kafka's AdminClient), "
-            "replication factor 1, before the client starts."]
+            "replication factor 1, before the client starts (the cluster group: as its "
+            "commands say, and every replica is in sync before the client starts).",
+            "- Profiles (`--profile`): `perf record -a -F 997` during the workload, reported "
+            "for the broker's process id (the cluster group: the three brokers' ids together)."]
 
 
 def write_benchmarks(path: Path, section: str) -> None:

@@ -7,6 +7,12 @@ be stored as JSON and merged with results of other runs.
 
 Groups:
 - produce: 100 B and 1 KiB records x acks=1 and acks=all x 1 and 100 partitions.
+- cluster: Strom only, a fresh 3-node cluster on loopback per workload (three `strom broker`
+  processes, each a broker and a quorum voter): produce 100 B and 1 KiB records x 1 and 100
+  partitions with RF=1 acks=1 (the single-node equivalent inside the cluster) and with RF=3
+  acks=all min.insync.replicas=2, the same record counts and time limits as the produce group;
+  and end-to-end latency of 1 KiB records at a fixed rate with RF=3 acks=all. CPU is that of
+  the three brokers together.
 - consume: a preloaded single-partition topic read from the beginning, with the client's
   defaults (fetch.wait.max.ms=500) and with fetch.wait.max.ms=10; 100 B and 1 KiB records.
 - latency: end to end at a fixed rate of 1 KiB records, acks=all (two rdkafka_performance
@@ -26,7 +32,7 @@ from typing import Callable
 
 from harness import client
 from harness.brokers import (BROKERS, BrokerSpec, Measurement, ProcessMonitor, Profiler,
-                             RunningBroker, Tools)
+                             RunningBroker, RunningCluster, Tools, combine_measurements)
 from harness.tools import say
 
 TOPIC = "bench"
@@ -35,7 +41,10 @@ TOPIC = "bench"
 # waits the full second while the 100,000-record local queue is full, which caps the client
 # far below any broker. Throughput runs use the library's default instead.
 THROUGHPUT_CONF = {"linger.ms": "5"}
-GROUPS = ["limits", "produce", "consume", "latency", "scaling", "memory"]
+GROUPS = ["limits", "produce", "cluster", "consume", "latency", "scaling", "memory"]
+# The groups that run every selected broker, one process each (cluster runs Strom only).
+SINGLE_NODE_GROUPS = ["produce", "consume", "latency", "scaling", "memory"]
+CLUSTER_NODES = 3
 
 
 @dataclasses.dataclass
@@ -63,6 +72,10 @@ class Sizes:
     # pipelined request, which collapses on 2 cores even against Tansu's null engine (ack p99
     # of ~850 ms at 20,000 records/s); librdkafka's default of 5 puts a 5 ms floor under p50.
     latency_linger_ms: int = 1
+    # The cluster group: partition counts of its produce workloads (each with RF=1 acks=1 and
+    # RF=3 acks=all) and the fixed rate of its latency workload.
+    cluster_partitions: tuple[int, ...] = (1, 100)
+    cluster_latency_rate: int = 20_000
 
     @classmethod
     def quick(cls) -> "Sizes":
@@ -266,6 +279,202 @@ def size_label(size: int) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# cluster
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterSetup:
+    """A topic's replication and the producer's acks in the cluster group."""
+
+    replication_factor: int
+    acks: str
+    min_insync_replicas: int | None = None
+
+    @property
+    def label(self) -> str:
+        text = f"RF={self.replication_factor} acks={self.acks}"
+        if self.min_insync_replicas is not None:
+            text += f" min.insync.replicas={self.min_insync_replicas}"
+        return text
+
+    @property
+    def topic_config(self) -> dict[str, str]:
+        if self.min_insync_replicas is None:
+            return {}
+        return {"min.insync.replicas": str(self.min_insync_replicas)}
+
+
+# The single-node equivalent inside the cluster: one replica on one of the three brokers.
+CLUSTER_BASELINE = ClusterSetup(replication_factor=1, acks="1")
+CLUSTER_REPLICATED = ClusterSetup(replication_factor=3, acks="all", min_insync_replicas=2)
+
+
+def partitions_label(partitions: int) -> str:
+    return f"{partitions} partition" + ("s" if partitions != 1 else "")
+
+
+def cluster_produce_name(size: int, setup: ClusterSetup, partitions: int) -> str:
+    return f"cluster produce {size_label(size)}, {setup.label}, {partitions_label(partitions)}"
+
+
+def cluster_latency_name(size: int, setup: ClusterSetup, rate: int) -> str:
+    return f"cluster latency {size_label(size)}, {setup.label}, at {rate:,} records/s"
+
+
+def run_cluster(ctx: Context) -> None:
+    s = ctx.sizes
+    for size in (100, 1024):
+        for partitions in s.cluster_partitions:
+            for setup in (CLUSTER_BASELINE, CLUSTER_REPLICATED):
+                name = cluster_produce_name(size, setup, partitions)
+                count = record_count(s.produce_bytes, size, s.produce_records_max)
+                params = cluster_params(setup, size=size, partitions=partitions, count=count,
+                                        kind="produce")
+                tag = slug("cluster-produce", size, f"rf{setup.replication_factor}",
+                           setup.acks, partitions)
+                guarded(ctx, "cluster", name, BROKERS["strom"], params,
+                        lambda r, setup=setup, tag=tag, size=size, partitions=partitions,
+                        count=count: cluster_produce_once(
+                            ctx, r, tag, setup, size=size, partitions=partitions, count=count,
+                            timeout_s=s.run_timeout_s))
+    size, rate, setup = 1024, s.cluster_latency_rate, CLUSTER_REPLICATED
+    count = int(rate * s.latency_seconds)
+    params = cluster_params(setup, size=size, partitions=1, count=count, kind="latency",
+                            rate=rate, linger_ms=s.latency_linger_ms)
+    tag = slug("cluster-latency", rate, f"rf{setup.replication_factor}", setup.acks)
+    guarded(ctx, "cluster", cluster_latency_name(size, setup, rate), BROKERS["strom"], params,
+            lambda r: cluster_latency_once(ctx, r, tag, setup, size=size, rate=rate,
+                                           count=count))
+
+
+def cluster_params(setup: ClusterSetup, **fields) -> dict:
+    return {"nodes": CLUSTER_NODES, "replication_factor": setup.replication_factor,
+            "acks": setup.acks, "min_insync_replicas": setup.min_insync_replicas, **fields}
+
+
+def start_cluster(ctx: Context, tag: str) -> RunningCluster:
+    cluster = RunningCluster(ctx.tools, ctx.work_dir, ctx.log_dir, tag, nodes=CLUSTER_NODES)
+    try:
+        cluster.wait_ready()
+    except Exception:
+        cluster.stop()
+        raise
+    return cluster
+
+
+@contextlib.contextmanager
+def watched_cluster(ctx: Context, cluster: RunningCluster, tag: str, result: dict):
+    """`watched` for the three brokers of a cluster: their CPU added up, their profile as one."""
+    monitors = [ProcessMonitor(pid).start() for pid in cluster.pids]
+    profiler = Profiler(cluster.pids, ctx.log_dir, tag) if ctx.profile else None
+    box: dict = {}
+    try:
+        yield box
+    finally:
+        box["measurements"] = [m.stop() for m in monitors]
+        box["measurement"] = combine_measurements(box["measurements"])
+        if profiler:
+            result["profile"] = profiler.stop()
+
+
+def describe_cluster(result: dict, cluster: RunningCluster, placement: dict[int, dict],
+                     setup: ClusterSetup, partitions: int) -> None:
+    """What the report needs to print the exact commands and where the partitions were."""
+    result["broker_commands"] = [client.show(n.argv) for n in cluster.nodes.values()]
+    result["placeholders"] = cluster.placeholders()
+    result["topic"] = {"name": TOPIC, "partitions": partitions,
+                       "replication_factor": setup.replication_factor,
+                       "config": setup.topic_config}
+    result["leaders_by_node"] = leaders_by_node(placement, list(cluster.nodes))
+    if partitions == 1:
+        result["placement"] = placement[0]
+
+
+def leaders_by_node(placement: dict[int, dict], node_ids: list[int]) -> dict[str, int]:
+    counts = {str(i): 0 for i in node_ids}
+    for p in placement.values():
+        key = str(p["leader"])
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def check_cluster(result: dict, cluster: RunningCluster, replication_factor: int) -> list[str]:
+    """Nodes that exited or panicked are errors; ERROR log lines and in-sync replicas lost
+    during the workload are returned as notes (an ISR that shrank changes what acks=all waited
+    for), to be added with `add_notes` once the figures are in."""
+    result["errors"].extend(cluster.problems())
+    logged = cluster.error_lines()
+    notes = []
+    if logged:
+        notes.append("ERROR lines logged: " + ", ".join(
+            f"node {i}: {n}" for i, n in sorted(logged.items())))
+    if replication_factor > 1:
+        try:
+            placement = cluster.placement(TOPIC)
+        except Exception as e:  # the figures stand; only the check is lost
+            placement = None
+            notes.append(f"could not read the ISR after the run ({type(e).__name__}: {e})")
+        if placement:
+            smallest = min(len(p["isr"]) for p in placement.values())
+            result["min_isr_after"] = smallest
+            if smallest < replication_factor:
+                shrunk = sum(1 for p in placement.values()
+                             if len(p["isr"]) < replication_factor)
+                notes.append(f"ISR below {replication_factor} after the run in {shrunk} "
+                             f"partition{'s' if shrunk != 1 else ''} (smallest {smallest})")
+    return notes
+
+
+def add_notes(result: dict, notes: list[str]) -> None:
+    if notes:
+        result["note"] = "; ".join(filter(None, [result.get("note"), *notes]))
+
+
+def add_cluster_measurement(result: dict, measurements: list[Measurement],
+                            data_bytes: int) -> None:
+    """The three brokers together (CPU added up, the largest RSS), plus each node's CPU."""
+    add_measurement(result, combine_measurements(measurements), data_bytes)
+    result["broker_cpu_s_by_node"] = [round(m.cpu_s, 3) for m in measurements]
+
+
+def cluster_produce_once(ctx: Context, result: dict, tag: str, setup: ClusterSetup, *,
+                         size: int, partitions: int, count: int, timeout_s: float) -> None:
+    """One producer run against a fresh 3-node cluster, bootstrapping to all three."""
+    with start_cluster(ctx, tag) as cluster:
+        placement = cluster.create_topic(TOPIC, partitions, setup.replication_factor,
+                                         setup.topic_config)
+        describe_cluster(result, cluster, placement, setup, partitions)
+        argv = client.producer_argv(ctx.tools.rdkafka_performance, cluster.bootstrap, TOPIC,
+                                    size=size, count=count, acks=acks_flag(setup.acks),
+                                    conf=THROUGHPUT_CONF)
+        result["command"] = client.show(argv)
+        with watched_cluster(ctx, cluster, tag, result) as watch:
+            outcome = client.run(argv, ctx.log_dir / f"{tag}.client.log", timeout_s)
+        notes = check_cluster(result, cluster, setup.replication_factor)
+    fill_producer(result, outcome, size, count)
+    add_cluster_measurement(result, watch["measurements"], result.get("bytes") or 0)
+    add_notes(result, notes)
+
+
+def cluster_latency_once(ctx: Context, result: dict, tag: str, setup: ClusterSetup, *,
+                         size: int, rate: int, count: int) -> None:
+    """The latency workload's two clients against a fresh 3-node cluster (one partition)."""
+    with start_cluster(ctx, tag) as cluster:
+        placement = cluster.create_topic(TOPIC, 1, setup.replication_factor,
+                                         setup.topic_config)
+        describe_cluster(result, cluster, placement, setup, 1)
+        produced, consumed, watch = latency_clients(
+            ctx, result, tag, cluster.bootstrap,
+            lambda: watched_cluster(ctx, cluster, tag, result),
+            size=size, rate=rate, count=count, consume=True)
+        notes = check_cluster(result, cluster, setup.replication_factor)
+    fill_producer(result, produced, size, count)
+    add_cluster_measurement(result, watch["measurements"], result.get("bytes") or 0)
+    latency_figures(ctx, result, tag, consumed, rate)
+    add_notes(result, notes)
+
+
+# ---------------------------------------------------------------------------------------------
 # consume
 
 
@@ -380,42 +589,66 @@ def run_latency(ctx: Context) -> None:
 
 def latency_once(ctx: Context, result: dict, spec: BrokerSpec, tag: str, *, size: int,
                  rate: int, count: int) -> None:
-    s = ctx.sizes
-    e2e_file = ctx.log_dir / f"{tag}.e2e-us.txt"
-    ack_file = ctx.log_dir / f"{tag}.ack-us.txt"
-    warmup = rate  # the first second
     with start_broker(ctx, spec, tag) as broker:
         result["broker_command"] = client.show(broker.argv)
         broker.create_topic(TOPIC, 1)
-        consumer = None
-        if spec.serves_fetch:
-            # From the beginning of an empty topic: the consumer may start fetching after the
-            # producer's first records without missing any.
-            cargv = client.consumer_argv(
-                ctx.tools.rdkafka_performance, broker.bootstrap, TOPIC, partitions=1,
-                count=count, start="beginning", exit_at_end=False, latency_file=e2e_file)
-            result["consumer_command"] = client.show(cargv)
-            consumer = client.Job(cargv, ctx.log_dir / f"{tag}.consumer.log")
-        pargv = client.producer_argv(
-            ctx.tools.rdkafka_performance, broker.bootstrap, TOPIC, size=size, count=count,
-            acks="-1", partition=0, rate=rate, latency_file=ack_file,
-            conf={"linger.ms": str(s.latency_linger_ms)})
-        result["command"] = client.show(pargv)
-        consumed = None
-        try:
-            with watched(ctx, spec, broker, tag, result) as watch:
-                produced = client.run(pargv, ctx.log_dir / f"{tag}.producer.log",
-                                      s.latency_seconds * 2 + 30)
-                if consumer is not None:
-                    # Normally the consumer has every record moments after the last ack; give
-                    # it a few seconds, then stop it (it prints its summary on SIGINT).
-                    consumed = consumer.finish(timeout_s=consumer.elapsed_s() + 10)
-        finally:
-            if consumer is not None and consumed is None:
-                consumer.finish(timeout_s=0, grace_s=5)
+        produced, consumed, watch = latency_clients(
+            ctx, result, tag, broker.bootstrap,
+            lambda: watched(ctx, spec, broker, tag, result),
+            size=size, rate=rate, count=count, consume=spec.serves_fetch)
         check_broker(result, broker)
     fill_producer(result, produced, size, count)
     add_measurement(result, watch["measurement"], result.get("bytes") or 0)
+    latency_figures(ctx, result, tag, consumed, rate)
+
+
+def latency_files(ctx: Context, tag: str) -> tuple[Path, Path]:
+    """Where the consumer writes end-to-end latencies and the producer its ack latencies."""
+    return ctx.log_dir / f"{tag}.e2e-us.txt", ctx.log_dir / f"{tag}.ack-us.txt"
+
+
+def latency_clients(ctx: Context, result: dict, tag: str, bootstrap: str,
+                    watch: Callable[[], contextlib.AbstractContextManager], *, size: int,
+                    rate: int, count: int, consume: bool):
+    """The latency mode's two clients on a single-partition topic `TOPIC` that exists: the
+    consumer (when the broker serves fetches) and the producer at `rate`, measured by `watch`.
+    Returns the producer's and the consumer's outcome and the watch's dictionary."""
+    s = ctx.sizes
+    e2e_file, ack_file = latency_files(ctx, tag)
+    consumer = None
+    if consume:
+        # From the beginning of an empty topic: the consumer may start fetching after the
+        # producer's first records without missing any.
+        cargv = client.consumer_argv(
+            ctx.tools.rdkafka_performance, bootstrap, TOPIC, partitions=1,
+            count=count, start="beginning", exit_at_end=False, latency_file=e2e_file)
+        result["consumer_command"] = client.show(cargv)
+        consumer = client.Job(cargv, ctx.log_dir / f"{tag}.consumer.log")
+    pargv = client.producer_argv(
+        ctx.tools.rdkafka_performance, bootstrap, TOPIC, size=size, count=count,
+        acks="-1", partition=0, rate=rate, latency_file=ack_file,
+        conf={"linger.ms": str(s.latency_linger_ms)})
+    result["command"] = client.show(pargv)
+    consumed = None
+    try:
+        with watch() as box:
+            produced = client.run(pargv, ctx.log_dir / f"{tag}.producer.log",
+                                  s.latency_seconds * 2 + 30)
+            if consumer is not None:
+                # Normally the consumer has every record moments after the last ack; give
+                # it a few seconds, then stop it (it prints its summary on SIGINT).
+                consumed = consumer.finish(timeout_s=consumer.elapsed_s() + 10)
+    finally:
+        if consumer is not None and consumed is None:
+            consumer.finish(timeout_s=0, grace_s=5)
+    return produced, consumed, box
+
+
+def latency_figures(ctx: Context, result: dict, tag: str, consumed: client.Outcome | None,
+                    rate: int) -> None:
+    """Ack and end-to-end percentiles from the clients' latency files, after fill_producer."""
+    e2e_file, ack_file = latency_files(ctx, tag)
+    warmup = rate  # the first second
     achieved = result.get("records_per_s")
     if achieved is not None and achieved < 0.7 * rate:
         result["note"] = (f"the producer reached only {achieved:,} of {rate:,} records/s "

@@ -221,8 +221,14 @@ pub async fn controlled_shutdown(state: &BrokerState) {
     if !state.config.controlled_shutdown_enable || state.broker_epoch().0 < 0 {
         return;
     }
-    let deadline = tokio::time::Instant::now()
-        + Duration::from_millis(state.config.broker_session_timeout_ms.max(0) as u64);
+    let started = tokio::time::Instant::now();
+    let deadline =
+        started + Duration::from_millis(state.config.broker_session_timeout_ms.max(0) as u64);
+    // Without a quorum leader no controller can move leadership: waiting out the whole
+    // session timeout (as the last node of a cluster being stopped would) helps nobody.
+    let leaderless_limit =
+        Duration::from_millis(2 * state.config.election_timeout_ms).max(Duration::from_secs(2));
+    let mut leaderless_since: Option<tokio::time::Instant> = None;
     while tokio::time::Instant::now() < deadline {
         if heartbeat(state, true)
             .await
@@ -230,6 +236,19 @@ pub async fn controlled_shutdown(state: &BrokerState) {
         {
             tracing::info!("controlled shutdown: leadership moved away");
             return;
+        }
+        let now = tokio::time::Instant::now();
+        match state.quorum.leader() {
+            Some(_) => leaderless_since = None,
+            None => {
+                let since = *leaderless_since.get_or_insert(now);
+                if now - since >= leaderless_limit {
+                    tracing::warn!(
+                        "controlled shutdown: the metadata quorum has no leader; stopping without it"
+                    );
+                    return;
+                }
+            }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -229,6 +229,58 @@ async fn every_version_of_every_api_answers() {
         ])
     })
     .await;
+    every_version(&mut conn, &mut checked, |v| {
+        // v1+ carries the election type; PREFERRED on a partition its first replica leads.
+        ElectLeadersRequest::default()
+            .with_election_type(0)
+            .with_timeout_ms(5000)
+            .with_topic_partitions(if v == 2 {
+                None
+            } else {
+                Some(vec![
+                    elect_leaders_request::TopicPartitions::default()
+                        .with_topic(topic_name("t"))
+                        .with_partitions(vec![0]),
+                    elect_leaders_request::TopicPartitions::default()
+                        .with_topic(topic_name("missing"))
+                        .with_partitions(vec![0]),
+                ])
+            })
+    })
+    .await;
+    every_version(&mut conn, &mut checked, |_| {
+        AlterPartitionReassignmentsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![
+                alter_partition_reassignments_request::ReassignableTopic::default()
+                    .with_name(topic_name("t"))
+                    .with_partitions(vec![
+                        // The current replicas: accepted, nothing to move.
+                        alter_partition_reassignments_request::ReassignablePartition::default()
+                            .with_partition_index(0)
+                            .with_replicas(Some(vec![BrokerId(1)])),
+                        // A cancel with nothing in progress: NO_REASSIGNMENT_IN_PROGRESS.
+                        alter_partition_reassignments_request::ReassignablePartition::default()
+                            .with_partition_index(0)
+                            .with_replicas(None),
+                    ]),
+            ])
+    })
+    .await;
+    every_version(&mut conn, &mut checked, |_| {
+        ListPartitionReassignmentsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(Some(vec![
+                list_partition_reassignments_request::ListPartitionReassignmentsTopics::default()
+                    .with_name(topic_name("t"))
+                    .with_partition_indexes(vec![0]),
+            ]))
+    })
+    .await;
+    every_version(&mut conn, &mut checked, |_| {
+        UnregisterBrokerRequest::default().with_broker_id(BrokerId(99))
+    })
+    .await;
 
     // Group APIs.
     let group = |v: i16| GroupId(s(&format!("g{v}")));

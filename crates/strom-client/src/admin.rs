@@ -1,5 +1,5 @@
-//! Admin operations: topics, partitions, configs, cluster (and its KRaft quorum), offsets and
-//! records.
+//! Admin operations: topics, partitions, configs, cluster (and its KRaft quorum), offsets,
+//! records, leader elections, partition reassignments and broker removal.
 //!
 //! Each operation builds its request with kafka-protocol for the version negotiated with the
 //! broker it goes to, routes it (controller, partition leaders, a given broker, any broker),
@@ -21,10 +21,13 @@ use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
-    AlterConfigsRequest, ApiKey, BrokerId, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
-    DescribeQuorumRequest, IncrementalAlterConfigsRequest, ListOffsetsRequest, TopicName,
-    alter_configs_request, incremental_alter_configs_request,
+    AlterConfigsRequest, AlterPartitionReassignmentsRequest, ApiKey, BrokerId,
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest, DeleteTopicsRequest,
+    DescribeClusterRequest, DescribeConfigsRequest, DescribeQuorumRequest, ElectLeadersRequest,
+    IncrementalAlterConfigsRequest, ListOffsetsRequest, ListPartitionReassignmentsRequest,
+    TopicName, UnregisterBrokerRequest, alter_configs_request,
+    alter_partition_reassignments_request, elect_leaders_request,
+    incremental_alter_configs_request, list_partition_reassignments_request,
 };
 use kafka_protocol::messages::{describe_quorum_request, describe_quorum_response};
 use kafka_protocol::protocol::StrBytes;
@@ -108,7 +111,10 @@ pub struct TopicDescription {
     pub partitions: Vec<PartitionDescription>,
 }
 
-/// One partition of a [`TopicDescription`].
+/// One partition of a [`TopicDescription`], from Metadata (v5+ reports offline replicas).
+///
+/// Eligible leader replicas (KIP-966) are not here: only DescribeTopicPartitions (API 75)
+/// reports them, and Strom does not serve it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionDescription {
     /// Partition index.
@@ -389,6 +395,62 @@ pub struct QuorumReplica {
     /// Its controller listeners as `NAME://host:port` (DescribeQuorum v2 reports them for
     /// voters); empty when not reported.
     pub endpoints: Vec<String>,
+}
+
+/// Which replica [`Client::elect_leaders`] makes leader (Kafka's `ElectionType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElectionType {
+    /// The partition's first replica, when it is in sync and available.
+    Preferred,
+    /// For a partition without a leader: any available replica, in sync or not (records the
+    /// new leader lacks are lost).
+    Unclean,
+}
+
+impl ElectionType {
+    /// Kafka's wire value.
+    pub fn code(self) -> i8 {
+        match self {
+            ElectionType::Preferred => 0,
+            ElectionType::Unclean => 1,
+        }
+    }
+
+    /// Kafka's name, as `kafka-leader-election.sh` prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ElectionType::Preferred => "PREFERRED",
+            ElectionType::Unclean => "UNCLEAN",
+        }
+    }
+}
+
+/// A partition reassignment in progress, as [`Client::list_partition_reassignments`] reports
+/// it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OngoingReassignment {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// Every replica the partition has now: the target replicas, then those being removed.
+    pub replicas: Vec<i32>,
+    /// Replicas being added (copying the log), not yet all in sync.
+    pub adding_replicas: Vec<i32>,
+    /// Replicas that leave once every added one is in sync.
+    pub removing_replicas: Vec<i32>,
+}
+
+impl OngoingReassignment {
+    /// The replicas the partition will have when the reassignment completes, preferred
+    /// leader first.
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|b| !self.removing_replicas.contains(b))
+            .collect()
+    }
 }
 
 /// The topic that holds the KRaft metadata log.
@@ -1066,6 +1128,252 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Runs a leader election (ElectLeaders) for `partitions`, or for every partition with
+    /// `None`. One result per partition: every requested one, in order; for `None`, as in
+    /// Kafka, only the partitions that needed an election. A partition whose wanted leader
+    /// already leads fails with `ELECTION_NOT_NEEDED`, which callers usually treat as success.
+    pub async fn elect_leaders(
+        &self,
+        election_type: ElectionType,
+        partitions: Option<&[(String, i32)]>,
+    ) -> Result<Vec<(TopicPartition, Result<()>)>> {
+        if let Some(partitions) = partitions {
+            ensure_unique(
+                &partitions
+                    .iter()
+                    .map(|(t, p)| TopicPartition::new(t, *p))
+                    .collect::<Vec<_>>(),
+            )?;
+        }
+        let response = self
+            .retry(|_| async {
+                let (_, connection) = self.controller_connection().await?;
+                let version = connection.negotiated_version::<ElectLeadersRequest>()?;
+                if version == 0 && election_type != ElectionType::Preferred {
+                    return Err(Error::InvalidArgument(
+                        "the broker knows only preferred leader elections (ElectLeaders v0)".into(),
+                    ));
+                }
+                let mut request = ElectLeadersRequest::default();
+                request.election_type = election_type.code();
+                request.timeout_ms = timeout_ms(self);
+                request.topic_partitions = partitions.map(|partitions| {
+                    let mut topics: Vec<elect_leaders_request::TopicPartitions> = Vec::new();
+                    for (topic, partition) in partitions {
+                        match topics.iter_mut().find(|t| t.topic.0.as_str() == topic) {
+                            Some(t) => t.partitions.push(*partition),
+                            None => {
+                                let mut t = elect_leaders_request::TopicPartitions::default();
+                                t.topic = topic_name(topic);
+                                t.partitions = vec![*partition];
+                                topics.push(t);
+                            }
+                        }
+                    }
+                    topics
+                });
+                let response = connection
+                    .send_with_timeout(request, version, self.config().request_timeout * 2)
+                    .await?;
+                Error::check(response.error_code, None)?;
+                // v0 has no top-level error: a moved controller shows on every partition.
+                let not_controller = response
+                    .replica_election_results
+                    .iter()
+                    .flat_map(|t| &t.partition_result)
+                    .any(|p| p.error_code == ResponseError::NotController.code());
+                if not_controller {
+                    return Err(Error::kafka(ResponseError::NotController.code(), None));
+                }
+                Ok(response)
+            })
+            .await?;
+        let mut found: Vec<(TopicPartition, Result<()>)> = response
+            .replica_election_results
+            .into_iter()
+            .flat_map(|t| {
+                let topic = t.topic.0.to_string();
+                t.partition_result.into_iter().map(move |p| {
+                    let result = Error::check(p.error_code, p.error_message.as_deref());
+                    (TopicPartition::new(topic.clone(), p.partition_id), result)
+                })
+            })
+            .collect();
+        self.invalidate_metadata();
+        let Some(partitions) = partitions else {
+            found.sort_by(|a, b| a.0.cmp(&b.0));
+            return Ok(found);
+        };
+        let mut by_partition: HashMap<TopicPartition, Result<()>> = found.into_iter().collect();
+        Ok(partitions
+            .iter()
+            .map(|(topic, partition)| {
+                let tp = TopicPartition::new(topic, *partition);
+                let result = by_partition
+                    .remove(&tp)
+                    .unwrap_or_else(|| Err(missing("ElectLeaders", &tp.to_string())));
+                (tp, result)
+            })
+            .collect())
+    }
+
+    /// Starts partition reassignments (AlterPartitionReassignments): each partition moves to
+    /// its target replicas, preferred leader first; `None` cancels the partition's ongoing
+    /// reassignment. One result per partition, in order. The call returns once the
+    /// reassignments have started; [`Client::list_partition_reassignments`] shows them until
+    /// every new replica is in sync.
+    pub async fn alter_partition_reassignments(
+        &self,
+        reassignments: &[(String, i32, Option<Vec<i32>>)],
+    ) -> Result<Vec<(TopicPartition, Result<()>)>> {
+        let partitions: Vec<TopicPartition> = reassignments
+            .iter()
+            .map(|(t, p, _)| TopicPartition::new(t, *p))
+            .collect();
+        ensure_unique(&partitions)?;
+        let response = self
+            .retry(|_| async {
+                let (_, connection) = self.controller_connection().await?;
+                let version =
+                    connection.negotiated_version::<AlterPartitionReassignmentsRequest>()?;
+                let mut request = AlterPartitionReassignmentsRequest::default();
+                request.timeout_ms = timeout_ms(self);
+                if version >= 1 {
+                    // v0's meaning: a reassignment may change the replication factor.
+                    request.allow_replication_factor_change = true;
+                }
+                let mut topics: Vec<alter_partition_reassignments_request::ReassignableTopic> =
+                    Vec::new();
+                for (topic, partition, replicas) in reassignments {
+                    let mut p =
+                        alter_partition_reassignments_request::ReassignablePartition::default();
+                    p.partition_index = *partition;
+                    p.replicas = replicas
+                        .as_ref()
+                        .map(|r| r.iter().map(|b| BrokerId(*b)).collect());
+                    match topics.iter_mut().find(|t| t.name.0.as_str() == topic) {
+                        Some(t) => t.partitions.push(p),
+                        None => {
+                            let mut t =
+                                alter_partition_reassignments_request::ReassignableTopic::default();
+                            t.name = topic_name(topic);
+                            t.partitions = vec![p];
+                            topics.push(t);
+                        }
+                    }
+                }
+                request.topics = topics;
+                let response = connection
+                    .send_with_timeout(request, version, self.config().request_timeout * 2)
+                    .await?;
+                Error::check(response.error_code, response.error_message.as_deref())?;
+                Ok(response)
+            })
+            .await?;
+        let mut by_partition: HashMap<TopicPartition, Result<()>> = response
+            .responses
+            .into_iter()
+            .flat_map(|t| {
+                let topic = t.name.0.to_string();
+                t.partitions.into_iter().map(move |p| {
+                    let result = Error::check(p.error_code, p.error_message.as_deref());
+                    (
+                        TopicPartition::new(topic.clone(), p.partition_index),
+                        result,
+                    )
+                })
+            })
+            .collect();
+        self.invalidate_metadata();
+        Ok(partitions
+            .into_iter()
+            .map(|tp| {
+                let result = by_partition.remove(&tp).unwrap_or_else(|| {
+                    Err(missing("AlterPartitionReassignments", &tp.to_string()))
+                });
+                (tp, result)
+            })
+            .collect())
+    }
+
+    /// The partition reassignments in progress (ListPartitionReassignments) among `topics`
+    /// (each with the partitions asked about), or all of them with `None`, sorted by topic
+    /// and partition. Partitions that do not exist or are not being reassigned are left out.
+    pub async fn list_partition_reassignments(
+        &self,
+        topics: Option<&[(String, Vec<i32>)]>,
+    ) -> Result<Vec<OngoingReassignment>> {
+        let response = self
+            .retry(|_| async {
+                let (_, connection) = self.controller_connection().await?;
+                let version =
+                    connection.negotiated_version::<ListPartitionReassignmentsRequest>()?;
+                let mut request = ListPartitionReassignmentsRequest::default();
+                request.timeout_ms = timeout_ms(self);
+                request.topics = topics.map(|topics| {
+                    topics
+                        .iter()
+                        .map(|(name, partitions)| {
+                            let mut t = list_partition_reassignments_request::ListPartitionReassignmentsTopics::default();
+                            t.name = topic_name(name);
+                            t.partition_indexes = partitions.clone();
+                            t
+                        })
+                        .collect()
+                });
+                let response = connection
+                    .send_with_timeout(request, version, self.config().request_timeout)
+                    .await?;
+                Error::check(response.error_code, response.error_message.as_deref())?;
+                Ok(response)
+            })
+            .await?;
+        let ids = |list: Vec<BrokerId>| list.into_iter().map(|b| b.0).collect::<Vec<i32>>();
+        let mut ongoing: Vec<OngoingReassignment> = response
+            .topics
+            .into_iter()
+            .flat_map(|t| {
+                let topic = t.name.0.to_string();
+                t.partitions.into_iter().map(move |p| OngoingReassignment {
+                    topic: topic.clone(),
+                    partition: p.partition_index,
+                    replicas: ids(p.replicas),
+                    adding_replicas: ids(p.adding_replicas),
+                    removing_replicas: ids(p.removing_replicas),
+                })
+            })
+            .collect();
+        ongoing.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        Ok(ongoing)
+    }
+
+    /// Removes a broker's registration for good (UnregisterBroker). Strom refuses while the
+    /// broker still holds replicas (`INVALID_REQUEST`); a broker still running registers
+    /// again, so stop it first. `BROKER_ID_NOT_REGISTERED` for an unknown id.
+    pub async fn unregister_broker(&self, broker_id: i32) -> Result<()> {
+        let response = self
+            .retry(|_| async {
+                let (_, connection) = self.controller_connection().await?;
+                let version = connection.negotiated_version::<UnregisterBrokerRequest>()?;
+                let mut request = UnregisterBrokerRequest::default();
+                request.broker_id = BrokerId(broker_id);
+                let response = connection
+                    .send_with_timeout(request, version, self.config().request_timeout * 2)
+                    .await?;
+                // Retry only a moved controller; any other error is the answer.
+                if response.error_code == ResponseError::NotController.code() {
+                    return Err(Error::kafka(response.error_code, None));
+                }
+                Ok(response)
+            })
+            .await?;
+        self.invalidate_metadata();
+        Error::check(response.error_code, response.error_message.as_deref())
+            .map_err(|e| e.with_context(format!("broker {broker_id}")))
+    }
+}
+
 /// Each quorum node's listeners as `NAME://host:port`, by node id (DescribeQuorum v2).
 fn quorum_endpoints(nodes: &[describe_quorum_response::Node]) -> HashMap<i32, Vec<String>> {
     nodes
@@ -1580,6 +1888,197 @@ mod tests {
         let cluster = FakeCluster::start_with_versions(versions).await;
         let client = test_client(&cluster).await;
         assert_eq!(client.describe_quorum().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn elections_are_grouped_by_topic_and_answered_in_request_order() {
+        use kafka_protocol::messages::ElectLeadersResponse;
+        use kafka_protocol::messages::elect_leaders_response::{
+            PartitionResult, ReplicaElectionResult,
+        };
+        let broker = scripted(|request| {
+            assert_eq!(request.api_key, ApiKey::ElectLeaders);
+            let body: ElectLeadersRequest = request.decode();
+            assert_eq!(body.election_type, 1, "unclean");
+            let asked: Vec<(String, Vec<i32>)> = body
+                .topic_partitions
+                .as_ref()
+                .unwrap()
+                .iter()
+                .map(|t| (t.topic.to_string(), t.partitions.clone()))
+                .collect();
+            assert_eq!(asked, [("a".into(), vec![0, 2]), ("b".into(), vec![1])]);
+            let result = |partition, code: i16| {
+                let mut r = PartitionResult::default();
+                r.partition_id = partition;
+                r.error_code = code;
+                r
+            };
+            let mut b = ReplicaElectionResult::default();
+            b.topic = topic_name("b");
+            b.partition_result = vec![result(1, 0)];
+            let mut a = ReplicaElectionResult::default();
+            a.topic = topic_name("a");
+            a.partition_result = vec![
+                result(2, ResponseError::ElectionNotNeeded.code()),
+                result(0, 0),
+            ];
+            let mut response = ElectLeadersResponse::default();
+            response.replica_election_results = vec![b, a];
+            Some(Box::new(response))
+        })
+        .await;
+        let client = crate::Client::connect(crate::ClientConfig::new(broker.addr.clone()))
+            .await
+            .unwrap();
+        let asked = [
+            ("a".to_owned(), 0),
+            ("b".to_owned(), 1),
+            ("a".to_owned(), 2),
+        ];
+        let results = client
+            .elect_leaders(ElectionType::Unclean, Some(&asked))
+            .await
+            .unwrap();
+        let order: Vec<String> = results.iter().map(|(tp, _)| tp.to_string()).collect();
+        assert_eq!(order, ["a-0", "b-1", "a-2"]);
+        assert!(results[0].1.is_ok() && results[1].1.is_ok());
+        assert!(
+            results[2]
+                .1
+                .as_ref()
+                .unwrap_err()
+                .is(ResponseError::ElectionNotNeeded)
+        );
+        let twice = [("a".to_owned(), 0), ("a".to_owned(), 0)];
+        let err = client
+            .elect_leaders(ElectionType::Preferred, Some(&twice))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn reassignments_are_sent_per_topic_and_a_cancel_has_null_replicas() {
+        use kafka_protocol::messages::AlterPartitionReassignmentsResponse;
+        use kafka_protocol::messages::alter_partition_reassignments_response::{
+            ReassignablePartitionResponse, ReassignableTopicResponse,
+        };
+        let broker = scripted(|request| {
+            assert_eq!(request.api_key, ApiKey::AlterPartitionReassignments);
+            let body: AlterPartitionReassignmentsRequest = request.decode();
+            let sent: Vec<(String, i32, Option<Vec<i32>>)> = body
+                .topics
+                .iter()
+                .flat_map(|t| {
+                    t.partitions.iter().map(|p| {
+                        (
+                            t.name.to_string(),
+                            p.partition_index,
+                            p.replicas.as_ref().map(|r| r.iter().map(|b| b.0).collect()),
+                        )
+                    })
+                })
+                .collect();
+            assert_eq!(
+                sent,
+                [("t".into(), 0, Some(vec![3, 1])), ("t".into(), 1, None),]
+            );
+            let mut cancelled = ReassignablePartitionResponse::default();
+            cancelled.partition_index = 1;
+            cancelled.error_code = ResponseError::NoReassignmentInProgress.code();
+            let mut started = ReassignablePartitionResponse::default();
+            started.partition_index = 0;
+            let mut topic = ReassignableTopicResponse::default();
+            topic.name = topic_name("t");
+            topic.partitions = vec![cancelled, started];
+            let mut response = AlterPartitionReassignmentsResponse::default();
+            response.responses = vec![topic];
+            Some(Box::new(response))
+        })
+        .await;
+        let client = crate::Client::connect(crate::ClientConfig::new(broker.addr.clone()))
+            .await
+            .unwrap();
+        let results = client
+            .alter_partition_reassignments(&[
+                ("t".into(), 0, Some(vec![3, 1])),
+                ("t".into(), 1, None),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(results[0].0, TopicPartition::new("t", 0));
+        assert!(results[0].1.is_ok());
+        assert!(
+            results[1]
+                .1
+                .as_ref()
+                .unwrap_err()
+                .is(ResponseError::NoReassignmentInProgress)
+        );
+    }
+
+    #[tokio::test]
+    async fn ongoing_reassignments_are_listed_sorted_with_their_targets() {
+        use kafka_protocol::messages::ListPartitionReassignmentsResponse;
+        use kafka_protocol::messages::list_partition_reassignments_response::{
+            OngoingPartitionReassignment, OngoingTopicReassignment,
+        };
+        let broker = scripted(|request| {
+            assert_eq!(request.api_key, ApiKey::ListPartitionReassignments);
+            let body: ListPartitionReassignmentsRequest = request.decode();
+            assert_eq!(body.topics, None, "every reassignment");
+            let ids = |v: &[i32]| v.iter().copied().map(BrokerId).collect::<Vec<_>>();
+            let partition = |index, replicas: &[i32], adding: &[i32], removing: &[i32]| {
+                let mut p = OngoingPartitionReassignment::default();
+                p.partition_index = index;
+                p.replicas = ids(replicas);
+                p.adding_replicas = ids(adding);
+                p.removing_replicas = ids(removing);
+                p
+            };
+            let mut topic = OngoingTopicReassignment::default();
+            topic.name = topic_name("t");
+            topic.partitions = vec![
+                partition(3, &[4, 2, 1], &[4], &[1]),
+                partition(1, &[2, 4, 3], &[4], &[3]),
+            ];
+            let mut response = ListPartitionReassignmentsResponse::default();
+            response.topics = vec![topic];
+            Some(Box::new(response))
+        })
+        .await;
+        let client = crate::Client::connect(crate::ClientConfig::new(broker.addr.clone()))
+            .await
+            .unwrap();
+        let ongoing = client.list_partition_reassignments(None).await.unwrap();
+        assert_eq!(ongoing.len(), 2);
+        assert_eq!((ongoing[0].partition, ongoing[1].partition), (1, 3));
+        assert_eq!(ongoing[1].adding_replicas, vec![4]);
+        assert_eq!(ongoing[1].target_replicas(), vec![4, 2]);
+    }
+
+    #[tokio::test]
+    async fn unregistering_a_broker_reports_the_refusal() {
+        use kafka_protocol::messages::UnregisterBrokerResponse;
+        let broker = scripted(|request| {
+            assert_eq!(request.api_key, ApiKey::UnregisterBroker);
+            let body: UnregisterBrokerRequest = request.decode();
+            let mut response = UnregisterBrokerResponse::default();
+            if body.broker_id.0 != 4 {
+                response.error_code = ResponseError::BrokerIdNotRegistered.code();
+                response.error_message = Some(str_bytes("not registered"));
+            }
+            Some(Box::new(response))
+        })
+        .await;
+        let client = crate::Client::connect(crate::ClientConfig::new(broker.addr.clone()))
+            .await
+            .unwrap();
+        client.unregister_broker(4).await.unwrap();
+        let err = client.unregister_broker(5).await.unwrap_err();
+        assert!(err.is(ResponseError::BrokerIdNotRegistered), "{err}");
+        assert!(err.to_string().contains("broker 5"), "{err}");
     }
 }
 

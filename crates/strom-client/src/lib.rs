@@ -12,7 +12,8 @@
 //! - [`client`]: the cluster-aware [`Client`]: bootstrap, a metadata cache, one connection per
 //!   broker, routing to any broker / a broker / the controller / a partition leader / a group
 //!   coordinator, and retries when the cluster says a request went to the wrong place.
-//! - Operations on [`Client`]: [`admin`] (topics, configs, cluster, offsets, records),
+//! - Operations on [`Client`]: [`admin`] (topics, configs, cluster, offsets, records, leader
+//!   elections, partition reassignments),
 //!   [`producer`] (batching, compression, partitioning, idempotence), [`consumer`] (fetch and a
 //!   single-partition consumer), [`groups`] (group administration) and [`group_consumer`] (a
 //!   group member with the classic protocol and the range assignor).
@@ -57,8 +58,9 @@ mod testing;
 
 pub use admin::{
     AlterConfigOp, AlterConfigOpType, ClusterDescription, ConfigEntry, ConfigResource,
-    ConfigSource, ConfigSynonym, ListedOffset, NewTopic, OffsetSpec, PartitionDescription,
-    QuorumDescription, QuorumReplica, TopicDescription, TopicListing,
+    ConfigSource, ConfigSynonym, ElectionType, ListedOffset, NewTopic, OffsetSpec,
+    OngoingReassignment, PartitionDescription, QuorumDescription, QuorumReplica, TopicDescription,
+    TopicListing,
 };
 pub use client::{Client, ClientConfig};
 pub use connection::{

@@ -1,4 +1,5 @@
-//! `strom cluster`: describe a running cluster, or start a local one for development.
+//! `strom cluster`: describe a running cluster, move leadership and replicas between its
+//! brokers, remove a broker, or start a local cluster for development.
 //!
 //! `describe` asks any broker for DescribeCluster (v2 with fenced brokers, where the broker
 //! offers it) and DescribeQuorum, and shows what `kafka-metadata-quorum.sh describe --status`
@@ -10,6 +11,11 @@
 //! current time, so its tests need no cluster.
 //!
 //! `up` (in `cluster_up.rs`) runs an N-node cluster of `strom broker` processes on loopback.
+//! `elect-leaders`, `rebalance` and `remove-broker` are in `cluster_cmd/reassign.rs`, with
+//! their pure planner in `cluster_cmd/plan.rs`.
+
+mod plan;
+mod reassign;
 
 // `cluster up` hangs off `ClusterCommand`, so it is a submodule of this one, in its own file.
 use crate::cluster_up as up;
@@ -23,10 +29,13 @@ use crate::table::{Table, or_dash};
 
 #[derive(Debug, Args)]
 #[command(
-    about = "Describe the cluster (brokers, controller, metadata quorum), or start a local one",
+    about = "Describe the cluster, elect leaders, rebalance or remove brokers, or start a local one",
     after_help = "Examples:\n  \
         strom cluster describe\n  \
         strom cluster describe --json\n  \
+        strom cluster elect-leaders\n  \
+        strom cluster rebalance --dry-run\n  \
+        strom cluster remove-broker 4\n  \
         strom cluster up --nodes 3"
 )]
 pub struct ClusterArgs {
@@ -56,6 +65,56 @@ enum ClusterCommand {
             strom cluster describe --json | jq '.quorum.voters[] | {replica_id, lag}'"
     )]
     Describe(DescribeArgs),
+    /// Run a leader election: give partitions back to their preferred replica, or (--unclean)
+    /// give leaderless partitions any replica.
+    #[command(
+        long_about = "Run a leader election with ElectLeaders, like kafka-leader-election.sh. \
+            A preferred election (the default) makes each partition's first replica its \
+            leader again where that replica is in sync and available. --unclean gives a \
+            partition without a leader any available replica, even one that is not in sync: \
+            records it lacks are lost.\n\n\
+            Without --topic every partition is elected and only those that needed an election \
+            are listed. A partition that failed makes the command exit with code 1.",
+        after_help = "Examples:\n  \
+            strom cluster elect-leaders\n  \
+            strom cluster elect-leaders --topic events\n  \
+            strom cluster elect-leaders --topic events --partition 0 --partition 3\n  \
+            strom cluster elect-leaders --unclean --topic events --partition 2"
+    )]
+    ElectLeaders(reassign::ElectLeadersArgs),
+    /// Spread replicas and preferred leaders evenly over the unfenced brokers.
+    #[command(
+        long_about = "Spread replicas and preferred leaders evenly over the unfenced brokers, \
+            for instance after adding a broker. It plans a new assignment that moves as few \
+            replicas as it can (each broker ends within one replica, and where the replicas \
+            allow it within one preferred leadership, of every other; a partition's first \
+            replica is its preferred leader), prints it, submits it with \
+            AlterPartitionReassignments, waits (up to --timeout) until every moved replica \
+            has copied the log and joined the in-sync replicas, printing which partitions \
+            are still moving, and finally runs a preferred leader election. Replicas on \
+            fenced brokers stay where they are. It refuses to start while a reassignment is \
+            in progress.",
+        after_help = "Examples:\n  \
+            strom cluster rebalance --dry-run\n  \
+            strom cluster rebalance\n  \
+            strom cluster rebalance --timeout 1h"
+    )]
+    Rebalance(reassign::RebalanceArgs),
+    /// Move every replica off a broker, then unregister it.
+    #[command(
+        long_about = "Decommission a broker: move every replica it holds to the other unfenced \
+            brokers (keeping each partition's replication factor, balancing where they go), \
+            wait until the moves complete, run a preferred leader election for the moved \
+            partitions, wait for the broker to be stopped (a broker still running would \
+            register again), and unregister it with UnregisterBroker, after which it is no \
+            longer part of the cluster. Every wait is bounded by --timeout. It refuses when \
+            fewer brokers than some topic's replication factor would remain.",
+        after_help = "Examples:\n  \
+            strom cluster remove-broker 4 --dry-run\n  \
+            strom cluster remove-broker 4\n  \
+            strom cluster remove-broker 4 --timeout 30m"
+    )]
+    RemoveBroker(reassign::RemoveBrokerArgs),
     Up(up::UpArgs),
 }
 
@@ -77,8 +136,26 @@ enum Quorum {
 pub fn run(args: ClusterArgs) -> anyhow::Result<()> {
     match args.command {
         ClusterCommand::Describe(describe_args) => describe(&args.connect, &describe_args),
+        ClusterCommand::ElectLeaders(a) => with_client(&args.connect, |client| async move {
+            reassign::elect_leaders(&client, a).await
+        }),
+        ClusterCommand::Rebalance(a) => with_client(&args.connect, |client| async move {
+            reassign::rebalance(&client, a).await
+        }),
+        ClusterCommand::RemoveBroker(a) => with_client(&args.connect, |client| async move {
+            reassign::remove_broker(&client, a).await
+        }),
         ClusterCommand::Up(up_args) => up::run(up_args),
     }
+}
+
+/// Connects and runs `command` on the CLI's runtime.
+fn with_client<F, Fut>(connect: &ConnectArgs, command: F) -> anyhow::Result<()>
+where
+    F: FnOnce(strom_client::Client) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    runtime()?.block_on(async move { command(connect.connect().await?).await })
 }
 
 fn describe(connect: &ConnectArgs, args: &DescribeArgs) -> anyhow::Result<()> {

@@ -1,11 +1,18 @@
-//! `strom topic create|list|describe|alter|delete|add-partitions`: topic administration over
-//! the Kafka admin APIs (CreateTopics, Metadata, ListOffsets, DescribeConfigs,
-//! IncrementalAlterConfigs, DeleteTopics, CreatePartitions), so it works against any broker.
+//! `strom topic create|list|describe|alter|delete|add-partitions|reassign|reassignments`:
+//! topic administration over the Kafka admin APIs (CreateTopics, Metadata, ListOffsets,
+//! DescribeConfigs, IncrementalAlterConfigs, DeleteTopics, CreatePartitions,
+//! AlterPartitionReassignments, ListPartitionReassignments), so it works against any broker.
+//!
+//! `describe` flags each partition's health the way `kafka-topics.sh --describe` judges it:
+//! under-replicated when it has fewer in-sync replicas than its replication factor (during a
+//! reassignment: its replicas before the reassignment), under min ISR when it has no leader or
+//! fewer in-sync replicas than the topic's `min.insync.replicas`.
 
 use clap::{Args, Subcommand};
 use serde_json::json;
 use strom_client::{
-    AlterConfigOp, Client, ConfigEntry, ConfigResource, NewTopic, TopicDescription,
+    AlterConfigOp, Client, ConfigEntry, ConfigResource, NewTopic, OngoingReassignment,
+    PartitionDescription, TopicDescription,
 };
 
 use crate::common::{ConnectArgs, out, outln, parse_key_value, print_json, runtime};
@@ -23,6 +30,8 @@ use crate::table::{Table, id_list, or_dash};
         strom topic describe events\n  \
         strom topic alter events --config cleanup.policy=compact --delete-config retention.ms\n  \
         strom topic add-partitions events --partitions 12\n  \
+        strom topic reassign --topic events --partition 0 --replicas 2,3\n  \
+        strom topic reassignments\n  \
         strom topic delete events"
 )]
 pub struct TopicArgs {
@@ -49,15 +58,20 @@ enum TopicCommand {
     /// List topics.
     #[command(
         long_about = "List topics with their partition counts, sorted by name. Internal topics \
-            (__consumer_offsets, ...) only with --internal.",
-        after_help = "Examples:\n  strom topic list\n  strom topic list --json | jq -r '.[].name'"
+            (__consumer_offsets, ...) only with --internal. --under-replicated keeps only \
+            topics with a partition that has fewer in-sync replicas than replicas, and names \
+            those partitions.",
+        after_help = "Examples:\n  strom topic list\n  strom topic list --under-replicated\n  strom topic list --json | jq -r '.[].name'"
     )]
     List(ListArgs),
     /// Describe a topic: partitions, leaders, replicas, ISR, offsets and configs.
     #[command(
-        long_about = "Describe a topic: per partition its leader, replicas, in-sync replicas \
-            (ISR), earliest and latest offsets; then every config with its value and where \
-            the value comes from (DYNAMIC_TOPIC_CONFIG for an override, STATIC_BROKER_CONFIG, \
+        long_about = "Describe a topic: per partition its leader, leader epoch, replicas, \
+            in-sync replicas (ISR), offline replicas, earliest and latest offsets and flags: \
+            under-replicated (fewer in-sync replicas than the replication factor), \
+            under-min-isr (no leader, or fewer in-sync replicas than min.insync.replicas), \
+            no-leader, reassigning; then every config with its value and where the value \
+            comes from (DYNAMIC_TOPIC_CONFIG for an override, STATIC_BROKER_CONFIG, \
             DEFAULT_CONFIG, ...).",
         after_help = "Examples:\n  strom topic describe events\n  strom topic describe events --overrides\n  strom topic describe events --json"
     )]
@@ -86,6 +100,30 @@ enum TopicCommand {
         after_help = "Examples:\n  strom topic add-partitions events --partitions 12"
     )]
     AddPartitions(AddPartitionsArgs),
+    /// Move partitions to other replicas, or cancel a move in progress.
+    #[command(
+        long_about = "Start moving partitions to the given replicas with \
+            AlterPartitionReassignments (the first one becomes the preferred leader): the new \
+            replicas copy the log from the leader, and the old ones are dropped once every new \
+            one is in sync. The command returns once the move has started; `strom topic \
+            reassignments` shows it until it completes. --cancel stops a move in progress and \
+            returns the partition to its replicas before it.",
+        after_help = "Examples:\n  \
+            strom topic reassign --topic events --partition 0 --replicas 2,3\n  \
+            strom topic reassign --topic events --partition 1 --partition 2 --replicas 3,1\n  \
+            strom topic reassign --topic events --partition 0 --cancel"
+    )]
+    Reassign(ReassignArgs),
+    /// List the partition reassignments in progress.
+    #[command(
+        long_about = "List the partition reassignments in progress \
+            (ListPartitionReassignments): each partition's replicas now, its target replicas, \
+            and the replicas being added and removed.",
+        after_help = "Examples:\n  \
+            strom topic reassignments\n  \
+            strom topic reassignments --topic events --json"
+    )]
+    Reassignments(ReassignmentsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -114,6 +152,9 @@ struct ListArgs {
     /// Include internal topics.
     #[arg(long)]
     internal: bool,
+    /// Only topics with under-replicated partitions, and which ones.
+    #[arg(long)]
+    under_replicated: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -190,6 +231,38 @@ struct AddPartitionsArgs {
     partitions: i32,
 }
 
+#[derive(Debug, Args)]
+struct ReassignArgs {
+    /// The topic.
+    #[arg(short, long, value_name = "TOPIC")]
+    topic: String,
+    /// The partition to move (repeatable).
+    #[arg(short, long, value_name = "P", required = true, value_parser = clap::value_parser!(i32).range(0..))]
+    partition: Vec<i32>,
+    /// The target replicas, preferred leader first.
+    #[arg(
+        long,
+        value_name = "ID,ID,...",
+        value_delimiter = ',',
+        required_unless_present = "cancel",
+        conflicts_with = "cancel"
+    )]
+    replicas: Vec<i32>,
+    /// Cancel the partitions' reassignments in progress.
+    #[arg(long)]
+    cancel: bool,
+}
+
+#[derive(Debug, Args)]
+struct ReassignmentsArgs {
+    /// Only this topic's reassignments.
+    #[arg(short, long, value_name = "TOPIC")]
+    topic: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
 pub fn run(args: TopicArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
         let client = args.connect.connect().await?;
@@ -200,6 +273,8 @@ pub fn run(args: TopicArgs) -> anyhow::Result<()> {
             TopicCommand::Alter(a) => alter(&client, a).await,
             TopicCommand::Delete(a) => delete(&client, a).await,
             TopicCommand::AddPartitions(a) => add_partitions(&client, a).await,
+            TopicCommand::Reassign(a) => reassign(&client, a).await,
+            TopicCommand::Reassignments(a) => reassignments(&client, a).await,
         }
     })
 }
@@ -234,31 +309,138 @@ async fn create(client: &Client, args: CreateArgs) -> anyhow::Result<()> {
 }
 
 async fn list(client: &Client, args: ListArgs) -> anyhow::Result<()> {
-    let topics = client.list_topics(args.internal).await?;
+    let mut topics = client.list_topics(args.internal).await?;
+    let under_replicated = if args.under_replicated {
+        let found = under_replicated_partitions(client).await?;
+        topics.retain(|t| found.contains_key(&t.name));
+        found
+    } else {
+        Default::default()
+    };
     if args.json {
         return print_json(&json!(
             topics
                 .iter()
-                .map(|t| json!({
-                    "name": t.name,
-                    "topic_id": t.topic_id.map(|id| id.to_string()),
-                    "internal": t.is_internal,
-                    "partitions": t.partition_count,
-                }))
+                .map(|t| {
+                    let mut topic = json!({
+                        "name": t.name,
+                        "topic_id": t.topic_id.map(|id| id.to_string()),
+                        "internal": t.is_internal,
+                        "partitions": t.partition_count,
+                    });
+                    if args.under_replicated {
+                        topic["under_replicated_partitions"] =
+                            json!(under_replicated.get(&t.name).cloned().unwrap_or_default());
+                    }
+                    topic
+                })
                 .collect::<Vec<_>>()
         ));
     }
-    let mut table = Table::new(&["TOPIC", "PARTITIONS"]);
+    if args.under_replicated && topics.is_empty() {
+        outln!("No topic has an under-replicated partition.");
+        return Ok(());
+    }
+    let mut header = vec!["TOPIC", "PARTITIONS"];
+    if args.under_replicated {
+        header.push("UNDER-REPLICATED");
+    }
+    let mut table = Table::new(&header);
     for topic in &topics {
         let name = if topic.is_internal {
             format!("{} (internal)", topic.name)
         } else {
             topic.name.clone()
         };
-        table.row(vec![name, topic.partition_count.to_string()]);
+        let mut row = vec![name, topic.partition_count.to_string()];
+        if let Some(partitions) = under_replicated.get(&topic.name) {
+            row.push(id_list(partitions));
+        }
+        table.row(row);
     }
     out!("{}", table.render());
     Ok(())
+}
+
+/// The under-replicated partitions of every topic that has any, by topic name.
+async fn under_replicated_partitions(
+    client: &Client,
+) -> anyhow::Result<std::collections::BTreeMap<String, Vec<i32>>> {
+    let metadata = client.refresh_metadata(None).await?;
+    let ongoing = ongoing_reassignments(client, None).await;
+    let mut found: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
+    for topic in metadata.topics.values() {
+        for p in &topic.partitions {
+            let reassignment = ongoing
+                .iter()
+                .find(|r| r.topic == topic.name && r.partition == p.partition);
+            let factor = replication_factor(p.replicas.len(), reassignment);
+            if p.in_sync_replicas.len() < factor {
+                found
+                    .entry(topic.name.clone())
+                    .or_default()
+                    .push(p.partition);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The reassignments in progress, of `topic` or of every topic; none when the cluster does
+/// not report them (a broker without ListPartitionReassignments): they only refine the flags.
+async fn ongoing_reassignments(client: &Client, topic: Option<&str>) -> Vec<OngoingReassignment> {
+    match client.list_partition_reassignments(None).await {
+        Ok(mut ongoing) => {
+            ongoing.retain(|r| topic.is_none_or(|t| r.topic == t));
+            ongoing
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot list partition reassignments");
+            Vec::new()
+        }
+    }
+}
+
+/// Kafka's replication factor of a partition: during a reassignment, its replicas without the
+/// ones being added (`TopicCommand.getReplicationFactor`).
+fn replication_factor(replicas: usize, reassignment: Option<&OngoingReassignment>) -> usize {
+    match reassignment {
+        Some(r) => r.replicas.len().saturating_sub(r.adding_replicas.len()),
+        None => replicas,
+    }
+}
+
+/// What `describe` needs beyond the topic's description to judge its partitions.
+#[derive(Debug, Clone, Default)]
+struct Health {
+    /// The topic's `min.insync.replicas`, when the configs report it.
+    min_insync_replicas: Option<usize>,
+    reassignments: Vec<OngoingReassignment>,
+}
+
+impl Health {
+    /// A partition's flags, as `kafka-topics.sh --describe` judges them.
+    fn flags(&self, p: &PartitionDescription) -> Vec<&'static str> {
+        let reassignment = self
+            .reassignments
+            .iter()
+            .find(|r| r.partition == p.partition);
+        let in_sync = p.in_sync_replicas.len();
+        let mut flags = Vec::new();
+        if p.leader.is_none() {
+            flags.push("no-leader");
+        }
+        if in_sync < replication_factor(p.replicas.len(), reassignment) {
+            flags.push("under-replicated");
+        }
+        if p.leader.is_none() || self.min_insync_replicas.is_some_and(|min| in_sync < min) {
+            flags.push("under-min-isr");
+        }
+        if reassignment.is_some() {
+            flags.push("reassigning");
+        }
+        flags
+    }
 }
 
 async fn describe(client: &Client, args: DescribeArgs) -> anyhow::Result<()> {
@@ -266,22 +448,34 @@ async fn describe(client: &Client, args: DescribeArgs) -> anyhow::Result<()> {
     let mut configs = client
         .describe_configs(&ConfigResource::Topic(args.name.clone()), None)
         .await?;
+    let health = Health {
+        min_insync_replicas: configs
+            .iter()
+            .find(|c| c.name == "min.insync.replicas")
+            .and_then(|c| c.value.as_deref()?.parse().ok()),
+        reassignments: ongoing_reassignments(client, Some(&args.name)).await,
+    };
     if args.overrides {
         configs.retain(|c| c.source == strom_client::ConfigSource::DynamicTopicConfig);
     }
     configs.sort_by(|a, b| a.name.cmp(&b.name));
     if args.json {
-        return print_json(&describe_json(&description, &configs));
+        return print_json(&describe_json(&description, &health, &configs));
     }
-    out!("{}", describe_text(&description, &configs));
+    out!("{}", describe_text(&description, &health, &configs));
     Ok(())
 }
 
-fn describe_json(topic: &TopicDescription, configs: &[ConfigEntry]) -> serde_json::Value {
+fn describe_json(
+    topic: &TopicDescription,
+    health: &Health,
+    configs: &[ConfigEntry],
+) -> serde_json::Value {
     json!({
         "name": topic.name,
         "topic_id": topic.topic_id.map(|id| id.to_string()),
         "internal": topic.is_internal,
+        "min_insync_replicas": health.min_insync_replicas,
         "partitions": topic.partitions.iter().map(|p| json!({
             "partition": p.partition,
             "leader": p.leader,
@@ -291,6 +485,7 @@ fn describe_json(topic: &TopicDescription, configs: &[ConfigEntry]) -> serde_jso
             "offline_replicas": p.offline_replicas,
             "earliest_offset": p.earliest_offset,
             "latest_offset": p.latest_offset,
+            "flags": health.flags(p),
         })).collect::<Vec<_>>(),
         "configs": configs.iter().map(config_json).collect::<Vec<_>>(),
     })
@@ -326,7 +521,7 @@ pub fn config_table(configs: &[ConfigEntry]) -> Table {
     table
 }
 
-fn describe_text(topic: &TopicDescription, configs: &[ConfigEntry]) -> String {
+fn describe_text(topic: &TopicDescription, health: &Health, configs: &[ConfigEntry]) -> String {
     let mut out = format!(
         "Topic: {}\nTopic id: {}\nPartitions: {}\nInternal: {}\n\n",
         topic.name,
@@ -343,8 +538,10 @@ fn describe_text(topic: &TopicDescription, configs: &[ConfigEntry]) -> String {
         "OFFLINE",
         "EARLIEST",
         "LATEST",
+        "FLAGS",
     ]);
     for p in &topic.partitions {
+        let flags = health.flags(p);
         table.row(vec![
             p.partition.to_string(),
             p.leader
@@ -359,6 +556,11 @@ fn describe_text(topic: &TopicDescription, configs: &[ConfigEntry]) -> String {
             },
             or_dash(p.earliest_offset),
             or_dash(p.latest_offset),
+            if flags.is_empty() {
+                "-".to_owned()
+            } else {
+                flags.join(",")
+            },
         ]);
     }
     out.push_str(&table.render());
@@ -435,10 +637,88 @@ async fn add_partitions(client: &Client, args: AddPartitionsArgs) -> anyhow::Res
     Ok(())
 }
 
+async fn reassign(client: &Client, args: ReassignArgs) -> anyhow::Result<()> {
+    let target = (!args.cancel).then(|| args.replicas.clone());
+    let requests: Vec<(String, i32, Option<Vec<i32>>)> = args
+        .partition
+        .iter()
+        .map(|&p| (args.topic.clone(), p, target.clone()))
+        .collect();
+    let results = client.alter_partition_reassignments(&requests).await?;
+    let mut failures = Vec::new();
+    for (tp, result) in results {
+        match (result, &target) {
+            (Ok(()), Some(replicas)) => {
+                outln!("Reassigning {tp} to replicas {}.", id_list(replicas))
+            }
+            (Ok(()), None) => outln!("Cancelled the reassignment of {tp}."),
+            (Err(e), _) => failures.push(format!("{tp}: {e}")),
+        }
+    }
+    if !failures.is_empty() {
+        let what = if args.cancel { "cancel" } else { "start" };
+        anyhow::bail!("cannot {what} the reassignment of {}", failures.join("; "));
+    }
+    if !args.cancel {
+        outln!("`strom topic reassignments` shows the moves until they complete.");
+    }
+    Ok(())
+}
+
+async fn reassignments(client: &Client, args: ReassignmentsArgs) -> anyhow::Result<()> {
+    let mut ongoing = client.list_partition_reassignments(None).await?;
+    if let Some(topic) = &args.topic {
+        ongoing.retain(|r| r.topic == *topic);
+    }
+    if args.json {
+        return print_json(&json!(
+            ongoing
+                .iter()
+                .map(|r| json!({
+                    "topic": r.topic,
+                    "partition": r.partition,
+                    "replicas": r.replicas,
+                    "target_replicas": r.target_replicas(),
+                    "adding_replicas": r.adding_replicas,
+                    "removing_replicas": r.removing_replicas,
+                }))
+                .collect::<Vec<_>>()
+        ));
+    }
+    if ongoing.is_empty() {
+        outln!("No partition reassignment is in progress.");
+        return Ok(());
+    }
+    out!("{}", reassignments_table(&ongoing).render());
+    Ok(())
+}
+
+fn reassignments_table(ongoing: &[OngoingReassignment]) -> Table {
+    let mut table = Table::new(&[
+        "TOPIC",
+        "PARTITION",
+        "REPLICAS",
+        "TARGET",
+        "ADDING",
+        "REMOVING",
+    ]);
+    for r in ongoing {
+        table.row(vec![
+            r.topic.clone(),
+            r.partition.to_string(),
+            id_list(&r.replicas),
+            id_list(&r.target_replicas()),
+            id_list(&r.adding_replicas),
+            id_list(&r.removing_replicas),
+        ]);
+    }
+    table
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strom_client::{ConfigSource, PartitionDescription};
+    use strom_client::ConfigSource;
 
     fn entry(name: &str, value: &str, source: ConfigSource) -> ConfigEntry {
         ConfigEntry {
@@ -475,7 +755,7 @@ mod tests {
             "1000",
             ConfigSource::DynamicTopicConfig,
         )];
-        let text = describe_text(&topic, &configs);
+        let text = describe_text(&topic, &Health::default(), &configs);
         assert!(text.contains("Topic: events\n"), "{text}");
         assert!(
             text.contains("0          1       0      1         1    -        0         42"),
@@ -484,6 +764,79 @@ mod tests {
         assert!(
             text.contains("retention.ms  1000   DYNAMIC_TOPIC_CONFIG"),
             "{text}"
+        );
+    }
+
+    fn partition(replicas: &[i32], in_sync: &[i32], leader: Option<i32>) -> PartitionDescription {
+        PartitionDescription {
+            partition: 0,
+            leader,
+            leader_epoch: Some(3),
+            replicas: replicas.to_vec(),
+            in_sync_replicas: in_sync.to_vec(),
+            offline_replicas: vec![],
+            earliest_offset: None,
+            latest_offset: None,
+        }
+    }
+
+    #[test]
+    fn partitions_are_flagged_as_kafka_topics_judges_them() {
+        let health = Health {
+            min_insync_replicas: Some(2),
+            reassignments: vec![],
+        };
+        assert!(
+            health
+                .flags(&partition(&[1, 2], &[1, 2], Some(1)))
+                .is_empty()
+        );
+        assert_eq!(
+            health.flags(&partition(&[1, 2, 3], &[1, 2], Some(1))),
+            ["under-replicated"]
+        );
+        assert_eq!(
+            health.flags(&partition(&[1, 2], &[1], Some(1))),
+            ["under-replicated", "under-min-isr"]
+        );
+        assert_eq!(
+            health.flags(&partition(&[1, 2], &[1, 2], None)),
+            ["no-leader", "under-min-isr"],
+            "a partition without a leader is under its min ISR whatever its ISR"
+        );
+        let unknown_min = Health::default();
+        assert_eq!(
+            unknown_min.flags(&partition(&[1, 2], &[1], Some(1))),
+            ["under-replicated"]
+        );
+    }
+
+    #[test]
+    fn a_reassignment_counts_only_the_replicas_it_started_with() {
+        // Moving from [1,2] to [4,2]: replicas [4,2,1] with 4 still copying is not
+        // under-replicated, only reassigning.
+        let health = Health {
+            min_insync_replicas: Some(1),
+            reassignments: vec![OngoingReassignment {
+                topic: "t".into(),
+                partition: 0,
+                replicas: vec![4, 2, 1],
+                adding_replicas: vec![4],
+                removing_replicas: vec![1],
+            }],
+        };
+        assert_eq!(
+            health.flags(&partition(&[4, 2, 1], &[2, 1], Some(2))),
+            ["reassigning"]
+        );
+        assert_eq!(
+            health.flags(&partition(&[4, 2, 1], &[2], Some(2))),
+            ["under-replicated", "reassigning"]
+        );
+        let table = reassignments_table(&health.reassignments).render();
+        assert!(
+            table.contains("t      0          4,2,1     4,2     4       1"),
+            "{table}"
         );
     }
 

@@ -1366,3 +1366,344 @@ async fn completions_and_help_are_printed() {
     let help = strom(&["group", "reset-offsets", "--help"], None).await;
     assert!(help.ok().contains("--to-datetime"));
 }
+
+/// A 3-node `cluster up`, then a broker-only 4th node: `cluster rebalance` gives the new
+/// broker its share of a topic's replicas and preferred leaders, `cluster remove-broker 4`
+/// moves them all off again and, once the broker is stopped, unregisters it. Records written
+/// before survive both moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebalance_fills_a_new_broker_and_remove_broker_empties_and_unregisters_it() {
+    /// SIGTERM to a process when the test ends early, so `cluster up` stops its nodes.
+    struct TerminateOnDrop(Option<u32>);
+    impl Drop for TerminateOnDrop {
+        fn drop(&mut self) {
+            if let Some(pid) = self.0 {
+                let _ = std::process::Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+    /// A command without the caller's STROM_* variables (the nodes read them as properties).
+    fn clean_command() -> Command {
+        let mut command = Command::new(STROM);
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("STROM_") {
+                command.env_remove(name);
+            }
+        }
+        command.env_remove("RUST_LOG");
+        command
+    }
+    /// `topic describe --json` of `topic`, asked until `ready` holds (metadata reaches every
+    /// broker a moment after the controller decides).
+    async fn describe_until(
+        bootstrap: &str,
+        topic: &str,
+        what: &str,
+        ready: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + COMMAND_TIMEOUT;
+        loop {
+            let run = strom(
+                &["topic", "describe", topic, "--json", "-b", bootstrap],
+                None,
+            )
+            .await;
+            let partitions = run.json()["partitions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if ready(&partitions) {
+                return partitions;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what}: {partitions:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    fn ids(value: &Value) -> Vec<i64> {
+        value
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_i64).collect())
+            .unwrap_or_default()
+    }
+    /// How many replicas and leaderships each broker 1..=4 has.
+    fn counts(partitions: &[Value]) -> ([usize; 4], [usize; 4]) {
+        let (mut replicas, mut leaders) = ([0; 4], [0; 4]);
+        for p in partitions {
+            for r in ids(&p["replicas"]) {
+                replicas[(r - 1) as usize] += 1;
+            }
+            if let Some(l) = p["leader"].as_i64() {
+                leaders[(l - 1) as usize] += 1;
+            }
+        }
+        (replicas, leaders)
+    }
+    async fn cluster_ids(bootstrap: &str) -> Vec<(i64, bool)> {
+        let json = strom(&["cluster", "describe", "--json", "-b", bootstrap], None)
+            .await
+            .json();
+        json["brokers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| (b["id"].as_i64().unwrap(), b["fenced"] == true))
+            .collect()
+    }
+
+    let data = tempfile::tempdir().expect("temp dir");
+    let base = free_port_range(7);
+    let (client_base, controller_base) = (base.to_string(), (base + 3).to_string());
+    let child = clean_command()
+        .args(["cluster", "up", "--nodes", "3", "--base-port", &client_base])
+        .args(["--controller-base-port", &controller_base, "--data-dir"])
+        .arg(data.path().join("cluster"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn strom cluster up");
+    let mut up = Background::new(child);
+    let mut up_guard = TerminateOnDrop(up.child.id());
+    let bootstrap = loop {
+        let line = tokio::time::timeout(BROKER_START_TIMEOUT, up.lines.next_line())
+            .await
+            .expect("the cluster started in time")
+            .expect("read stdout")
+            .unwrap_or_else(|| panic!("cluster up ended before its summary"));
+        if let Some(servers) = line.strip_prefix("Bootstrap servers: ") {
+            break servers.to_owned();
+        }
+    };
+    // Keep draining `cluster up`'s output so it never blocks on a full pipe.
+    let drain = tokio::spawn(async move {
+        while let Ok(Some(_)) = up.lines.next_line().await {}
+        up
+    });
+    let b = bootstrap.as_str();
+    let deadline = tokio::time::Instant::now() + BROKER_START_TIMEOUT;
+    while cluster_ids(b).await != [(1, false), (2, false), (3, false)] {
+        assert!(tokio::time::Instant::now() < deadline, "3 unfenced brokers");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    strom(
+        &[
+            "topic",
+            "create",
+            "spread",
+            "--partitions",
+            "6",
+            "--replication-factor",
+            "2",
+            "-b",
+            b,
+        ],
+        None,
+    )
+    .await
+    .ok();
+    let lines: String = (0..60).map(|i| format!("record-{i}\n")).collect();
+    strom(
+        &["produce", "spread", "--acks", "all", "-b", b],
+        Some(lines.as_bytes()),
+    )
+    .await
+    .ok();
+
+    // The fourth node: a broker only, an observer of the three voters' quorum.
+    let voters: Vec<String> = (0..3)
+        .map(|i| format!("{}@127.0.0.1:{}", i + 1, base + 3 + i))
+        .collect();
+    let mut node_4 = clean_command()
+        .args(["broker", "--node-id", "4", "--listen"])
+        .arg(format!("127.0.0.1:{}", base + 6))
+        .args(["--controller-quorum", &voters.join(","), "--data-dir"])
+        .arg(data.path().join("node-4"))
+        .args(["--set", "process.roles=broker"])
+        .env("STROM_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn broker 4");
+    let node_4_guard = TerminateOnDrop(node_4.id());
+    let stderr = node_4.stderr.take().expect("broker 4 stderr");
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        let mut started_tx = Some(started_tx);
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(tx) = started_tx.take_if(|_| line.contains("\"broker started\"")) {
+                let _ = tx.send(());
+            }
+        }
+    });
+    tokio::time::timeout(BROKER_START_TIMEOUT, started_rx)
+        .await
+        .expect("broker 4 started in time")
+        .expect("broker 4 logged its start");
+    let deadline = tokio::time::Instant::now() + BROKER_START_TIMEOUT;
+    while !cluster_ids(b).await.contains(&(4, false)) {
+        assert!(tokio::time::Instant::now() < deadline, "broker 4 unfenced");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A dry run prints the plan and changes nothing.
+    let dry = strom(&["cluster", "rebalance", "--dry-run", "-b", b], None).await;
+    let text = dry.ok();
+    assert!(text.contains("Plan: move 3 replica(s)"), "{text}");
+    assert!(text.contains("Dry run: nothing was changed."), "{text}");
+    let before = describe_until(b, "spread", "the topic", |p| p.len() == 6).await;
+    assert_eq!(counts(&before).0, [4, 4, 4, 0], "{before:#?}");
+
+    let rebalanced = strom(&["cluster", "rebalance", "--timeout", "50s", "-b", b], None).await;
+    let text = rebalanced.ok();
+    assert!(text.contains("Started 3 reassignment(s)."), "{text}");
+    assert!(text.contains("All 3 reassignment(s) completed"), "{text}");
+    assert!(text.contains("Preferred leader election:"), "{text}");
+    let after = describe_until(
+        b,
+        "spread",
+        "every replica in sync and led by its first",
+        |ps| {
+            ps.iter().all(|p| {
+                p["in_sync_replicas"].as_array().map(Vec::len) == Some(2)
+                    && p["leader"] == p["replicas"][0]
+            })
+        },
+    )
+    .await;
+    let (replicas, leaders) = counts(&after);
+    assert_eq!(replicas, [3, 3, 3, 3], "{after:#?}");
+    assert!(
+        leaders.iter().max().unwrap() - leaders.iter().min().unwrap() <= 1,
+        "{leaders:?}"
+    );
+    assert!(
+        after.iter().all(|p| p["flags"] == serde_json::json!([])),
+        "{after:#?}"
+    );
+    let idle = strom(&["topic", "reassignments", "-b", b], None).await;
+    assert!(
+        idle.ok()
+            .contains("No partition reassignment is in progress.")
+    );
+    let healthy = strom(&["topic", "list", "--under-replicated", "-b", b], None).await;
+    assert!(
+        healthy
+            .ok()
+            .contains("No topic has an under-replicated partition."),
+        "{healthy:?}"
+    );
+    let elect = strom(
+        &["cluster", "elect-leaders", "--topic", "spread", "-b", b],
+        None,
+    )
+    .await;
+    assert!(
+        elect.ok().contains("0 elected, 6 not needed, 0 failed"),
+        "{elect:?}"
+    );
+
+    // Removing broker 4: its replicas move while it runs; it is unregistered once stopped.
+    let child = clean_command()
+        .args(["cluster", "remove-broker", "4", "--timeout", "50s", "-b", b])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn remove-broker");
+    let mut remove = Background::new(child);
+    let mut printed = String::new();
+    loop {
+        let line = remove.next_line().await;
+        printed.push_str(&line);
+        printed.push('\n');
+        if line.contains("Waiting for it to stop") {
+            break;
+        }
+    }
+    assert!(printed.contains("Plan: move 3 replica(s)"), "{printed}");
+    assert!(
+        printed.contains("All 3 reassignment(s) completed"),
+        "{printed}"
+    );
+    let emptied = describe_until(b, "spread", "no replica on broker 4", |ps| {
+        counts(ps).0[3] == 0 && ps.iter().all(|p| p["leader"] == p["replicas"][0])
+    })
+    .await;
+    assert!(
+        emptied.iter().all(|p| ids(&p["replicas"]).len() == 2),
+        "the replication factor is kept: {emptied:#?}"
+    );
+    let pid = node_4.id().expect("broker 4 is running");
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await
+        .expect("run kill");
+    assert!(sent.success());
+    let status = tokio::time::timeout(COMMAND_TIMEOUT, remove.child.wait())
+        .await
+        .expect("remove-broker finished in time")
+        .expect("wait");
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(COMMAND_TIMEOUT, remove.lines.next_line()).await
+    {
+        printed.push_str(&line);
+        printed.push('\n');
+    }
+    assert_eq!(status.code(), Some(0), "{printed}");
+    assert!(printed.contains("Unregistered broker 4."), "{printed}");
+    tokio::time::timeout(COMMAND_TIMEOUT, node_4.wait())
+        .await
+        .expect("broker 4 stopped in time")
+        .expect("wait");
+    drop(node_4_guard);
+    assert_eq!(
+        cluster_ids(b).await,
+        [(1, false), (2, false), (3, false)],
+        "broker 4 is gone"
+    );
+    let consumed = strom(
+        &[
+            "consume",
+            "spread",
+            "--from-beginning",
+            "--exit-at-end",
+            "-b",
+            b,
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(lines_sorted(consumed.ok()).len(), 60, "{consumed:?}");
+    strom(&["cluster", "remove-broker", "4", "-b", b], None)
+        .await
+        .fails(1, "broker 4 is not registered");
+
+    let pid = up_guard.0.take().expect("cluster up is running");
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await
+        .expect("run kill");
+    assert!(sent.success());
+    let mut up = tokio::time::timeout(COMMAND_TIMEOUT, drain)
+        .await
+        .expect("cluster up closed its output in time")
+        .expect("drain task");
+    let status = tokio::time::timeout(COMMAND_TIMEOUT, up.child.wait())
+        .await
+        .expect("cluster up exited in time after SIGTERM")
+        .expect("wait");
+    assert_eq!(status.code(), Some(0));
+}

@@ -113,6 +113,7 @@ pub(crate) const COORDINATOR_NOT_AVAILABLE: i16 =
 
 // The handler modules are declared here, outside the macro, so rustfmt formats them.
 pub mod alter_configs;
+pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
@@ -124,6 +125,7 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_quorum;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -133,6 +135,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -140,6 +143,7 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
+pub mod unregister_broker;
 
 macro_rules! registry {
     ($($key:ident => $module:ident),* $(,)?) => {
@@ -182,6 +186,10 @@ registry! {
     IncrementalAlterConfigs => incremental_alter_configs,
     DescribeCluster => describe_cluster,
     DescribeQuorum => describe_quorum,
+    ElectLeaders => elect_leaders,
+    AlterPartitionReassignments => alter_partition_reassignments,
+    ListPartitionReassignments => list_partition_reassignments,
+    UnregisterBroker => unregister_broker,
     FindCoordinator => find_coordinator,
     JoinGroup => join_group,
     SyncGroup => sync_group,

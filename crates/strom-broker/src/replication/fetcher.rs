@@ -233,7 +233,7 @@ async fn truncate(
             // No epochs: an empty log, or one from before epochs; nothing can diverge that the
             // high watermark does not bound.
             let hw = partition.high_watermark().0;
-            set_truncation_done(state, partitions, tp, partition, hw).await;
+            set_truncation_done(partitions, tp, partition, hw).await;
             continue;
         };
         asked.insert(tp.clone(), latest);
@@ -307,7 +307,7 @@ async fn truncate(
             );
             match decision {
                 Truncation::To(offset) => {
-                    set_truncation_done(state, partitions, &tp, &partition, offset).await
+                    set_truncation_done(partitions, &tp, &partition, offset).await
                 }
                 // Stays in Truncating: the next round asks about the older epoch, which the
                 // log's latest epoch will be once the truncation below it happens. KIP-279's
@@ -323,7 +323,6 @@ async fn truncate(
 }
 
 async fn set_truncation_done(
-    state: &Arc<BrokerState>,
     partitions: &Partitions,
     tp: &TopicPartition,
     partition: &Arc<Partition>,
@@ -335,7 +334,6 @@ async fn set_truncation_done(
             return;
         }
     }
-    let _ = state;
     if let Some(f) = lock(partitions).get_mut(tp) {
         f.phase = Phase::Fetching;
     }
@@ -439,7 +437,12 @@ async fn fetch(state: &Arc<BrokerState>, conn: &Connection, partitions: &Partiti
                         continue;
                     }
                     let records = p.records.unwrap_or_default();
-                    appends.push((Arc::clone(partition), records, p.high_watermark, p.log_start_offset));
+                    appends.push((
+                        Arc::clone(partition),
+                        records,
+                        p.high_watermark,
+                        p.log_start_offset,
+                    ));
                 }
                 Some(ResponseError::OffsetOutOfRange) => {
                     // Behind the leader's log start (retention, DeleteRecords): start over
@@ -460,11 +463,15 @@ async fn fetch(state: &Arc<BrokerState>, conn: &Connection, partitions: &Partiti
 
 /// Moves this replica's log start offset up to the leader's, never past its own high
 /// watermark (what it knows to be committed).
-fn follow_log_start(partition: &Partition, leader_log_start: i64) -> Result<(), strom_log::AppendError> {
+fn follow_log_start(
+    partition: &Partition,
+    leader_log_start: i64,
+) -> Result<(), strom_log::AppendError> {
     let log = &partition.log;
     let target = leader_log_start.min(log.high_watermark());
     if target > log.log_start_offset() {
-        log.delete_records_before(target).map_err(strom_log::AppendError::Storage)?;
+        log.delete_records_before(target)
+            .map_err(strom_log::AppendError::Storage)?;
     }
     Ok(())
 }
@@ -555,7 +562,8 @@ async fn append(state: &Arc<BrokerState>, appends: Vec<(Arc<Partition>, Bytes, i
         tracing::error!("replica append task failed");
         return;
     };
-    for ((partition, records, leader_high_watermark, _), result) in appends.into_iter().zip(results) {
+    for ((partition, records, leader_high_watermark, _), result) in appends.into_iter().zip(results)
+    {
         match result {
             Ok(count) => {
                 if count > 0 {

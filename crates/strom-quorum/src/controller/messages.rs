@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use strom_cluster::controller::{
     AlterOp, AlterPartitionReply, AlterPartitionRequest, BrokerHeartbeatReply,
     BrokerHeartbeatRequest, BrokerRegistrationReply, BrokerRegistrationRequest, CreateDefaults,
-    CreateTopic, CreatedTopic,
+    CreateTopic, CreatedTopic, ElectionResult, ElectionType, OngoingReassignment,
+    PartitionReassignment,
 };
 use strom_cluster::{ApiError, BrokerEpoch, BrokerId, ConfigResource, MetadataOffset};
 use uuid::Uuid;
@@ -50,6 +51,25 @@ pub enum ControllerRequest {
     DescribeQuorum,
     /// A leader's in-sync replica change (Kafka's AlterPartition).
     AlterPartition(AlterPartitionRequest),
+    /// ElectLeaders for the given partitions (topic id, partition), or every partition with
+    /// `None`.
+    ElectLeaders {
+        election_type: ElectionType,
+        partitions: Option<Vec<(Uuid, i32)>>,
+    },
+    /// Start or cancel (no target replicas) partition reassignments.
+    AlterPartitionReassignments {
+        reassignments: Vec<PartitionReassignment>,
+    },
+    /// The reassignments in progress among these topics and partitions, or all with `None`.
+    /// Answered from the active controller's image; it writes nothing.
+    ListPartitionReassignments {
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    },
+    /// Remove a broker's registration for good (Kafka's UnregisterBroker).
+    UnregisterBroker {
+        broker_id: BrokerId,
+    },
 }
 
 impl ControllerRequest {
@@ -65,6 +85,10 @@ impl ControllerRequest {
             ControllerRequest::AllocateProducerIds { .. } => "AllocateProducerIds",
             ControllerRequest::DescribeQuorum => "DescribeQuorum",
             ControllerRequest::AlterPartition(_) => "AlterPartition",
+            ControllerRequest::ElectLeaders { .. } => "ElectLeaders",
+            ControllerRequest::AlterPartitionReassignments { .. } => "AlterPartitionReassignments",
+            ControllerRequest::ListPartitionReassignments { .. } => "ListPartitionReassignments",
+            ControllerRequest::UnregisterBroker { .. } => "UnregisterBroker",
         }
     }
 }
@@ -83,6 +107,13 @@ pub enum ControllerReply {
     ProducerIds(Result<(i64, i64), ApiError>),
     Quorum(QuorumDescription),
     AlterPartition(Result<AlterPartitionReply, ApiError>),
+    /// One result per elected partition: every requested one, or for "all partitions" those
+    /// that needed an election.
+    ElectLeaders(Vec<ElectionResult>),
+    /// One result per requested reassignment, in order.
+    AlterPartitionReassignments(Vec<Result<(), ApiError>>),
+    ListPartitionReassignments(Vec<OngoingReassignment>),
+    UnregisterBroker(Result<(), ApiError>),
 }
 
 /// A reply and, when the request wrote records, where they landed in the metadata log: a

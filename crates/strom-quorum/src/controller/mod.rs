@@ -40,6 +40,8 @@ use messages::{
 
 /// Requests waiting for the controller task; more wait for room (backpressure).
 const QUEUE: usize = 1024;
+/// An observer (broker-only node) that has not fetched for this long leaves DescribeQuorum.
+const OBSERVER_IDLE_MS: i64 = 30_000;
 
 /// Fetch progress of broker-only nodes (observers), as seen by this controller.
 pub type ObserverProgress = Arc<Mutex<BTreeMap<BrokerId, ReplicaProgress>>>;
@@ -314,14 +316,17 @@ impl Shell {
             });
             voter_addresses.push((broker_id(*id), node.address.clone()));
         }
-        let observers = self
-            .task
-            .observers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        // An observer that stopped fetching (stopped, or removed from the cluster) is
+        // forgotten after a while, as Kafka's leader forgets idle observers.
+        let observers = {
+            let mut observers = self
+                .task
+                .observers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            observers.retain(|_, o| now - o.last_fetch_timestamp <= OBSERVER_IDLE_MS);
+            observers.values().cloned().collect()
+        };
         Ok(QuorumDescription {
             leader_id: self.task.node_id,
             leader_epoch: metrics.current_term as i32,
@@ -419,6 +424,30 @@ fn decide(
                 Err(e) => (vec![], R::AlterPartition(Err(e))),
             }
         }
+        ControllerRequest::ElectLeaders {
+            election_type,
+            partitions,
+        } => {
+            let (records, results) = controller.elect_leaders(image, election_type, partitions);
+            (records, R::ElectLeaders(results))
+        }
+        ControllerRequest::AlterPartitionReassignments { reassignments } => {
+            let (records, results) =
+                controller.alter_partition_reassignments(image, &reassignments);
+            (records, R::AlterPartitionReassignments(results))
+        }
+        ControllerRequest::ListPartitionReassignments { topics } => {
+            // Read-only: the committed image is the answer, so nothing is written.
+            let ongoing =
+                strom_cluster::controller::list_partition_reassignments(image, topics.as_deref());
+            (vec![], R::ListPartitionReassignments(ongoing))
+        }
+        ControllerRequest::UnregisterBroker { broker_id } => {
+            match controller.unregister_broker(image, broker_id) {
+                Ok(records) => (records, R::UnregisterBroker(Ok(()))),
+                Err(e) => (vec![], R::UnregisterBroker(Err(e))),
+            }
+        }
         ControllerRequest::DescribeQuorum => unreachable!("answered before deciding"),
     }
 }
@@ -459,5 +488,62 @@ mod tests {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         );
         assert_ne!(id, new_cluster_id());
+    }
+
+    #[test]
+    fn reassignment_and_election_requests_travel_as_json() {
+        use strom_cluster::controller::{ElectionType, PartitionReassignment};
+        let requests = [
+            ControllerRequest::ElectLeaders {
+                election_type: ElectionType::Unclean,
+                partitions: Some(vec![(uuid::Uuid::new_v4(), 3)]),
+            },
+            ControllerRequest::AlterPartitionReassignments {
+                reassignments: vec![PartitionReassignment {
+                    topic: "t".into(),
+                    partition: 0,
+                    replicas: None,
+                }],
+            },
+            ControllerRequest::ListPartitionReassignments {
+                topics: Some(vec![("t".into(), vec![0, 1])]),
+            },
+            ControllerRequest::UnregisterBroker {
+                broker_id: BrokerId(4),
+            },
+        ];
+        for request in requests {
+            let json = serde_json::to_string(&request).unwrap();
+            let back: ControllerRequest = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, request, "{json}");
+        }
+    }
+
+    #[test]
+    fn listing_reassignments_and_refused_unregistrations_write_nothing() {
+        let image = MetadataImage::default();
+        let mut controller = Controller::new(ControllerConfig::default(), 1);
+        let (records, reply) = decide(
+            &mut controller,
+            &image,
+            0,
+            ControllerRequest::ListPartitionReassignments { topics: None },
+        );
+        assert!(records.is_empty());
+        assert_eq!(reply, ControllerReply::ListPartitionReassignments(vec![]));
+        let (records, reply) = decide(
+            &mut controller,
+            &image,
+            0,
+            ControllerRequest::UnregisterBroker {
+                broker_id: BrokerId(9),
+            },
+        );
+        assert!(records.is_empty());
+        let ControllerReply::UnregisterBroker(Err(e)) = reply else {
+            panic!("{reply:?}");
+        };
+        // BROKER_ID_NOT_REGISTERED (this crate does not depend on kafka-protocol).
+        assert_eq!(e.code(), 102, "{e}");
     }
 }
