@@ -7,7 +7,8 @@
 //!   check, the log append, the leader's replica state learns the new log end offset, the
 //!   high watermark may move, fetches waiting for data wake. [`Partition::wait_committed`] is
 //!   acks=all: until every in-sync replica has the records (the high watermark passes them)
-//!   and, with `strom.fsync.acks.all`, the leader has fsynced them.
+//!   and, with `strom.fsync.acks.all`, when the leader is the only in-sync replica (it has no
+//!   replica to lean on), until it has fsynced them.
 //! - **One high watermark**: the log's ([`strom_log::Log::high_watermark`], checkpointed by
 //!   the log manager). On the leader it follows [`LeaderReplicas`]; on a follower, the leader's
 //!   as reported in fetch responses, capped at the local log end.
@@ -74,6 +75,8 @@ enum Role {
 pub struct Appended {
     pub info: AppendInfo,
     generation: u64,
+    /// The leader was the only in-sync replica when it appended.
+    alone: bool,
 }
 
 pub struct Partition {
@@ -287,7 +290,7 @@ impl Partition {
         acks_all: bool,
         append: impl FnOnce(i32) -> Result<Option<AppendInfo>, strom_log::AppendError>,
     ) -> Result<Option<Appended>, KafkaError> {
-        let (epoch, generation) = {
+        let (epoch, generation, alone) = {
             let role = self.role();
             let Role::Leader(replicas) = &*role else {
                 return Err(not_leader());
@@ -301,7 +304,11 @@ impl Partition {
                     ),
                 ));
             }
-            (replicas.leader_epoch(), self.commit.borrow().generation)
+            (
+                replicas.leader_epoch(),
+                self.commit.borrow().generation,
+                replicas.in_sync_replicas().len() <= 1,
+            )
         };
         let info = append(epoch.0).map_err(|e| {
             let error = KafkaError::from(&e);
@@ -314,7 +321,11 @@ impl Partition {
             return Ok(None);
         };
         self.after_local_append();
-        Ok(Some(Appended { info, generation }))
+        Ok(Some(Appended {
+            info,
+            generation,
+            alone,
+        }))
     }
 
     fn after_local_append(&self) {
@@ -333,37 +344,47 @@ impl Partition {
     }
 
     /// acks=all: waits until the in-sync replicas have every record of `appended` (the high
-    /// watermark passes them) and, with `fsync`, the leader has fsynced them; then checks the
-    /// in-sync replicas still number `min.insync.replicas` (NOT_ENOUGH_REPLICAS_AFTER_APPEND).
-    /// Fails with NOT_LEADER_OR_FOLLOWER if this broker stops leading meanwhile, and
-    /// REQUEST_TIMED_OUT after `timeout`.
+    /// watermark passes them) and, with `fsync_alone`, when the leader is the only in-sync
+    /// replica (at the append or once replicated), until it has fsynced them: a lone replica
+    /// has nothing else to lean on, while several in-sync replicas lean on each other, as in
+    /// Kafka. Then checks the in-sync replicas still number `min.insync.replicas`
+    /// (NOT_ENOUGH_REPLICAS_AFTER_APPEND). Fails with NOT_LEADER_OR_FOLLOWER if this broker
+    /// stops leading meanwhile, and REQUEST_TIMED_OUT after `timeout`.
     pub async fn wait_committed(
         self: &Arc<Self>,
         appended: &Appended,
-        fsync: bool,
+        fsync_alone: bool,
         timeout: Duration,
     ) -> Result<(), KafkaError> {
         let end = appended.info.last_offset + 1;
-        let replicated = self.wait_high_watermark(end, appended.generation);
-        let durable = async {
-            if fsync {
-                self.wait_durable(Offset(end)).await
-            } else {
-                Ok(())
-            }
+        let storage_failed = || {
+            KafkaError::new(
+                ResponseError::KafkaStorageError,
+                "The records could not be fsynced; the partition is offline.",
+            )
         };
-        let both = async {
+        let committed = async {
+            let replicated = self.wait_high_watermark(end, appended.generation);
+            let durable = async {
+                if fsync_alone && appended.alone {
+                    self.wait_durable(Offset(end)).await
+                } else {
+                    Ok(())
+                }
+            };
             let (replicated, durable) = tokio::join!(replicated, durable);
             replicated?;
-            durable.map_err(|e| match e {
-                DurabilityError::TimedOut => timed_out(),
-                DurabilityError::StorageFailed => KafkaError::new(
-                    ResponseError::KafkaStorageError,
-                    "The records could not be fsynced; the partition is offline.",
-                ),
-            })
+            durable.map_err(|_| storage_failed())?;
+            // The ISR shrank to the leader while the records were replicated: it alone holds
+            // them now, so they must be on its disk.
+            if fsync_alone && !appended.alone && self.in_sync_replicas().len() <= 1 {
+                self.wait_durable(Offset(end))
+                    .await
+                    .map_err(|_| storage_failed())?;
+            }
+            Ok::<(), KafkaError>(())
         };
-        tokio::time::timeout(timeout, both)
+        tokio::time::timeout(timeout, committed)
             .await
             .unwrap_or_else(|_| Err(timed_out()))?;
         match &*self.role() {

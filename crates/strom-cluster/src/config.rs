@@ -962,7 +962,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         Some("true"),
         Check::None,
         false,
-        "Strom: with acks=all, answer only after the records are fsynced (on by default: a single node has no replicas to lean on)."
+        "Strom: with acks=all, when the leader is the only in-sync replica, answer only after the records are fsynced (a lone replica has nothing to lean on; several in-sync replicas lean on each other, as in Kafka)."
     ),
     broker_config!(
         "unclean.leader.election.enable",

@@ -21,8 +21,8 @@ use crate::state::BrokerState;
 const WRITE_QUEUE: usize = 256;
 /// Writes appended together at most.
 const WRITES_PER_APPEND: usize = 64;
-/// How long a group write may wait to be committed (replicated to the in-sync replicas and,
-/// with `strom.fsync.acks.all`, fsynced) before it fails.
+/// How long a group write may wait to be committed (replicated to the in-sync replicas, and
+/// fsynced when the leader is the only one) before it fails.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct Write {

@@ -5,8 +5,9 @@
 //! timestamps, idempotent sequences), assigns offsets and writes them. Every partition of the
 //! request is appended in one blocking task (or inline when small), in request order. Then, by
 //! `acks`: 0: no response; 1: answer now; -1 (all): answer once the records are committed:
-//! every in-sync replica has them (`min.insync.replicas` of them at least) and, with
-//! `strom.fsync.acks.all` (the default), they are fsynced ([`Partition::wait_committed`]).
+//! every in-sync replica has them (`min.insync.replicas` of them at least) and, when the leader
+//! is the only in-sync replica, with `strom.fsync.acks.all` (the default), they are fsynced
+//! ([`Partition::wait_committed`]).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -5,15 +5,16 @@
 //!  replica manager ─follow(tp, leader, epoch)─▶ FetcherManager ─▶ fetcher for `leader`
 //!                                                                    │
 //!   new epoch ─▶ OffsetForLeaderEpoch ─▶ truncate (replication::truncation) ─▶ fetching
-//!   fetching  ─▶ Fetch (replica id, long poll) ─▶ append_as_follower ─▶ fsync? ─▶ next round
+//!   fetching  ─▶ Fetch (replica id, long poll) ─▶ append_as_follower ─▶ next round
 //! ```
 //!
 //! A partition starts every leadership (a new leader or leader epoch) by truncating: whatever
 //! it has beyond where the leader's log diverges goes (KIP-101/279), never by high watermark
-//! alone. Then each round appends the records the leader returned, records the leader's high
-//! watermark, and, with `strom.fsync.acks.all`, fsyncs before the next fetch: the next fetch's
-//! offset is what tells the leader this replica has the records, so an acknowledged acks=all
-//! write is on the disk of every in-sync replica. File IO runs on the blocking pool.
+//! alone. Then each round appends the records the leader returned and records the leader's
+//! high watermark; the next fetch's offset is what tells the leader this replica has them.
+//! Like Kafka's followers, it does not fsync on this path: in-sync replicas lean on each other
+//! (the log's own flush policy, `flush.messages` / `flush.ms`, still applies). File IO runs on
+//! the blocking pool.
 //!
 //! Errors a partition gets from the leader pause it (a fenced or unknown epoch waits for the
 //! metadata that changes it; the replica manager then follows anew); a lost connection is
@@ -457,7 +458,7 @@ async fn fetch(state: &Arc<BrokerState>, conn: &Connection, partitions: &Partiti
             }
         }
     }
-    append(state, appends).await;
+    append(appends).await;
     true
 }
 
@@ -519,14 +520,13 @@ fn fetch_request(
         )
 }
 
-/// Appends what the leader returned, on the blocking pool, fsyncing when acks=all promises
-/// disk, and follows the leader's log start offset (retention, DeleteRecords) as far as this
-/// replica's high watermark; then records the leader's high watermark on each partition.
-async fn append(state: &Arc<BrokerState>, appends: Vec<(Arc<Partition>, Bytes, i64, i64)>) {
+/// Appends what the leader returned, on the blocking pool, and follows the leader's log start
+/// offset (retention, DeleteRecords) as far as this replica's high watermark; then records the
+/// leader's high watermark on each partition.
+async fn append(appends: Vec<(Arc<Partition>, Bytes, i64, i64)>) {
     if appends.is_empty() {
         return;
     }
-    let fsync = state.config.fsync_acks_all;
     let work = appends.clone();
     let result = tokio::task::spawn_blocking(move || {
         let now = crate::now_ms();
@@ -547,12 +547,6 @@ async fn append(state: &Arc<BrokerState>, appends: Vec<(Arc<Partition>, Bytes, i
                     }
                     other => other?,
                 };
-                if fsync {
-                    partition
-                        .log
-                        .flush()
-                        .map_err(strom_log::AppendError::Storage)?;
-                }
                 Ok(info.record_count)
             })
             .collect::<Vec<Result<i64, strom_log::AppendError>>>()
