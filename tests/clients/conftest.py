@@ -22,9 +22,13 @@ START_TIMEOUT_S = 60
 class Broker:
     """A broker process; restartable on the same data directory and port."""
 
-    def __init__(self, data_dir: Path, args=()):
+    def __init__(self, data_dir: Path, args=(), prefix=()):
         self.data_dir = data_dir
         self.args = list(args)
+        # A command to run the broker under, e.g. `ip netns exec NS`.
+        self.prefix = list(prefix)
+        # The address the broker listens on and clients use.
+        self.host = "127.0.0.1"
         self.port = 0
         self.http_port = None
         self.proc = None
@@ -33,7 +37,7 @@ class Broker:
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def start(self):
         return self.launch().wait_started()
@@ -41,8 +45,10 @@ class Broker:
     def launch(self):
         """Starts the process without waiting: the nodes of a cluster must start together,
         since none finishes starting before a majority of the quorum runs."""
-        env = dict(os.environ, STROM_LOG_FORMAT="json", RUST_LOG=os.environ.get("STROM_TEST_LOG", "info"))
-        cmd = [STROM, "broker", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}", *self.args]
+        # STROM_* variables are broker properties to the broker; the tests' own are not.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STROM_TEST_")}
+        env.update(STROM_LOG_FORMAT="json", RUST_LOG=os.environ.get("STROM_TEST_LOG", "info"))
+        cmd = [*self.prefix, STROM, "broker", "--data-dir", str(self.data_dir), "--listen", f"{self.host}:{self.port}", *self.args]
         self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
         self._started = threading.Event()
         self._wants_http = "--http" in self.args

@@ -15,114 +15,25 @@ run. Every wait is bounded.
 import json
 import os
 import random
-import socket
 import time
-import urllib.request
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import Broker
+from cluster import (
+    ELECTION_TIMEOUT_MS,
+    HEARTBEAT_MS,
+    SESSION_TIMEOUT_MS,
+    WAIT_S,
+    Cluster,
+    brokers_in_metadata,
+    create_topic,
+    leaders,
+    wait_until,
+)
 
-NODES = 3
-SESSION_TIMEOUT_MS = 3000
-HEARTBEAT_MS = 300
-ELECTION_TIMEOUT_MS = 500
 # Fencing waits for the session timeout after the last heartbeat; when the controller itself
 # dies, a new one is elected first and gives every broker a full session from then on.
 FENCE_MARGIN_S = 2 * ELECTION_TIMEOUT_MS / 1000 + 2 * HEARTBEAT_MS / 1000 + 3
-WAIT_S = 60
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(what, check, timeout=WAIT_S, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-class Cluster:
-    def __init__(self, root):
-        ports = [(free_port(), free_port(), free_port()) for _ in range(NODES)]
-        voters = ",".join(f"{i + 1}@127.0.0.1:{c}" for i, (_, c, _) in enumerate(ports))
-        self.nodes = {}
-        for i, (client_port, controller_port, http_port) in enumerate(ports):
-            node_id = i + 1
-            args = [
-                "--node-id", str(node_id),
-                "--controller-listen", f"127.0.0.1:{controller_port}",
-                "--controller-quorum", voters,
-                "--http", f"127.0.0.1:{http_port}",
-                "--set", f"broker.session.timeout.ms={SESSION_TIMEOUT_MS}",
-                "--set", f"broker.heartbeat.interval.ms={HEARTBEAT_MS}",
-                "--set", f"controller.quorum.election.timeout.ms={ELECTION_TIMEOUT_MS}",
-                # Small snapshots, and no metadata log kept behind them: a node that misses a
-                # few changes must catch up from a snapshot.
-                "--set", "metadata.log.max.record.bytes.between.snapshots=2000",
-                "--set", "metadata.max.retention.bytes=0",
-            ]
-            node = Broker(root / f"node-{node_id}", args)
-            node.port = client_port
-            self.nodes[node_id] = node
-
-    @property
-    def bootstrap(self):
-        return ",".join(n.bootstrap for n in self.nodes.values())
-
-    def start(self):
-        for node in self.nodes.values():
-            node.launch()
-        for node in self.nodes.values():
-            node.wait_started()
-
-    def stop(self):
-        for node in self.nodes.values():
-            if node.proc:
-                node.stop()
-
-    def live(self):
-        return [i for i, n in self.nodes.items() if n.proc and n.proc.poll() is None]
-
-    def api(self, node_id, path):
-        node = self.nodes[node_id]
-        with urllib.request.urlopen(f"http://127.0.0.1:{node.http_port}/api/v1/{path}", timeout=10) as r:
-            return json.loads(r.read())
-
-    def controller(self):
-        """The quorum leader, as the live nodes agree on it."""
-        def agreed():
-            leaders = {self.api(i, "cluster")["quorum"]["leader_id"] for i in self.live()}
-            return leaders.pop() if len(leaders) == 1 and None not in leaders else None
-        return wait_until("the live nodes to agree on a quorum leader", agreed)
-
-
-def admin_for(bootstrap):
-    return AdminClient({"bootstrap.servers": bootstrap})
-
-
-def brokers_in_metadata(bootstrap):
-    return set(admin_for(bootstrap).list_topics(timeout=10).brokers)
-
-
-def leaders(bootstrap, topic):
-    md = admin_for(bootstrap).list_topics(topic, timeout=10).topics[topic]
-    return {p.id: p.leader for p in md.partitions.values()}
-
-
-def create_topic(bootstrap, name, partitions):
-    admin = admin_for(bootstrap)  # kept alive until the result arrives
-    futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
-    futures[name].result(WAIT_S)
 
 
 class Ledger:

@@ -137,6 +137,7 @@ async fn register(
         rack: state.config.rack.clone(),
         previous_incarnation_id,
     };
+    let mut failures = 0u32;
     loop {
         match state
             .controller_call(ControllerRequest::RegisterBroker(request.clone()))
@@ -160,7 +161,12 @@ async fn register(
             }
             Ok(other) => tracing::warn!(reply = ?other, "broker registration refused"),
             Err(e) => {
-                tracing::debug!(error = %e.message, "cannot reach the controller to register")
+                // Expected for a moment while the quorum elects; said once in a while, so a
+                // node that cannot register for long shows why.
+                failures += 1;
+                if failures.is_multiple_of(10) {
+                    tracing::warn!(error = %e.message, leader = ?state.quorum.leader(), failures, "cannot reach the active controller to register; retrying");
+                }
             }
         }
         tokio::time::sleep(RETRY).await;

@@ -12,9 +12,13 @@
 //! - **One high watermark**: the log's ([`strom_log::Log::high_watermark`], checkpointed by
 //!   the log manager). On the leader it follows [`LeaderReplicas`]; on a follower, the leader's
 //!   as reported in fetch responses, capped at the local log end.
-//! - **Role changes** come from the replica manager. A leader that stops leading (or starts a
-//!   new epoch) fails its pending acks=all waits with NOT_LEADER_OR_FOLLOWER: a write it could
-//!   not get committed is never acknowledged by it.
+//! - **Role changes** come from the replica manager. A leader that stops leading fails its
+//!   pending acks=all waits with NOT_LEADER_OR_FOLLOWER: a write it could not get committed is
+//!   never acknowledged by it. A leader that stays leader into a new epoch (a reassignment
+//!   changed the replicas) keeps them, as Kafka's delayed produce does: its log is never
+//!   truncated while it leads, so the records the waits are for are still where they were
+//!   appended and commit once the new in-sync replicas have them. Failing them would tell
+//!   the producer "not appended" about records that are in the log.
 //!
 //! Locks: `role` is a std mutex held for a few field updates, never across IO or an await.
 //!
@@ -87,6 +91,10 @@ pub struct Partition {
     pub traffic: PartitionTraffic,
     local: BrokerId,
     role: Mutex<Role>,
+    /// Held (on the blocking pool only) while a replica fetcher truncates or appends, and while
+    /// this broker becomes leader: a fetch answer from a leader this replica no longer follows
+    /// must never land after the role changed.
+    replica_io: Mutex<()>,
     /// Readable without the lock on the fetch and produce paths.
     leader_epoch: AtomicI32,
     leader: AtomicBool,
@@ -123,6 +131,7 @@ impl Partition {
             traffic: PartitionTraffic::default(),
             local,
             role: Mutex::new(Role::None),
+            replica_io: Mutex::new(()),
             leader_epoch: AtomicI32::new(-1),
             leader: AtomicBool::new(false),
             data_arrived: Notify::new(),
@@ -149,6 +158,17 @@ impl Partition {
         self.leader.load(Ordering::Acquire)
     }
 
+    /// Serializes a follower's log changes with role changes (see the field). Blocking: take
+    /// it on the blocking pool only.
+    pub fn replica_io(&self) -> MutexGuard<'_, ()> {
+        self.replica_io.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether this broker follows `leader` at `leader_epoch` right now.
+    pub fn follows(&self, leader: BrokerId, leader_epoch: i32) -> bool {
+        self.leader_epoch() == leader_epoch && self.followed_leader() == Some(leader)
+    }
+
     /// The leader this broker follows, when it follows one.
     pub fn followed_leader(&self) -> Option<BrokerId> {
         match &*self.role() {
@@ -170,9 +190,10 @@ impl Partition {
         Offset(self.log.high_watermark())
     }
 
-    /// Becomes (or stays) leader at `assignment.leader_epoch`. A new epoch starts a new
-    /// leadership: waits of the old one fail, and the epoch's start offset is recorded in
-    /// the log's epoch cache (blocking file IO: the replica manager calls this on the pool).
+    /// Becomes (or stays) leader at `assignment.leader_epoch`. A new epoch's start offset is
+    /// recorded in the log's epoch cache (blocking file IO: the replica manager calls this on
+    /// the pool). Pending acks=all waits carry over from a previous epoch this broker led
+    /// without interruption (see the module docs).
     pub fn become_leader(
         &self,
         assignment: PartitionAssignment,
@@ -191,6 +212,11 @@ impl Partition {
             self.publish_high_watermark(high_watermark);
             return Ok(());
         }
+        drop(role);
+        // No fetch answer from the previous leader may land once this broker leads.
+        let _io = self.replica_io();
+        let mut role = self.role();
+        let was_leader = matches!(*role, Role::Leader(_));
         self.log
             .assign_epoch_start_offset(epoch.0, self.log.log_end_offset())?;
         let replicas = LeaderReplicas::become_leader(
@@ -206,7 +232,9 @@ impl Partition {
         self.leader_epoch.store(epoch.0, Ordering::Release);
         self.leader.store(true, Ordering::Release);
         drop(role);
-        self.new_generation();
+        if !was_leader {
+            self.new_generation();
+        }
         self.publish_high_watermark(high_watermark);
         Ok(())
     }
@@ -463,7 +491,7 @@ impl Partition {
     /// The controller refused (or did not answer) this leader's ISR proposal.
     pub fn isr_change_failed(&self) {
         if let Role::Leader(replicas) = &mut *self.role() {
-            replicas.isr_change_failed();
+            replicas.isr_change_failed(crate::now_ms());
         }
     }
 
@@ -571,3 +599,6 @@ fn timed_out() -> KafkaError {
         "The records were appended but not committed within the request timeout.",
     )
 }
+
+#[cfg(test)]
+mod tests;

@@ -1254,12 +1254,29 @@ impl Log {
         self.assign_epoch(epoch, offset)
     }
 
+    fn truncate_epochs_from_end(&self, end_offset: i64) -> Result<()> {
+        let mut epochs = lock(&self.epochs);
+        if epochs.cache.truncate_from_end(end_offset)
+            && let Err(error) = epochs.persist()
+        {
+            let path = epochs.path().to_path_buf();
+            return Err(self.fail("write leader epochs", &path, error));
+        }
+        Ok(())
+    }
+
     fn truncate(&self, offset: i64, start_over: bool, now_ms: i64) -> Result<i64> {
         self.check_online()?;
         let _maintenance = lock(&self.maintenance);
         let mut writer = lock(&self.writer);
         if offset >= self.log_end_offset() && !start_over {
-            return Ok(self.log_end_offset());
+            // No record goes, but an epoch entry at the log end may: a leader records its epoch
+            // when it takes over, and if it lost leadership before appending anything, that
+            // entry names an epoch the new leader never had. Kept, it makes every fetch report
+            // a divergence that truncation never resolves.
+            let log_end_offset = self.log_end_offset();
+            self.truncate_epochs_from_end(log_end_offset)?;
+            return Ok(log_end_offset);
         }
         let config = self.config();
         let segments = self.segments();

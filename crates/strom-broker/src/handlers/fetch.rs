@@ -99,7 +99,6 @@ pub async fn handle(
                 Some(n) if replica_id >= 0 => led_partition(state, &image, n, p.partition)
                     .and_then(|partition| {
                         check_leader_epoch(&partition, p.current_leader_epoch)?;
-                        follower_fetched(state, &partition, BrokerId(replica_id), p.fetch_offset)?;
                         Ok(partition)
                     }),
                 Some(n) => readable_partition(state, &image, n, p.partition, ctx.api_version)
@@ -120,6 +119,29 @@ pub async fn handle(
                 partitions.push(data.with_preferred_read_replica(BrokerId(preferred.0)));
                 continue;
             }
+            let lookup = match lookup {
+                Ok(partition) if replica_id >= 0 => {
+                    let last_fetched_epoch = if ctx.api_version >= 12 {
+                        p.last_fetched_epoch
+                    } else {
+                        -1
+                    };
+                    if let Some((epoch, end_offset)) =
+                        diverging(&partition, last_fetched_epoch, p.fetch_offset)
+                    {
+                        // The follower's log diverged from this one: no data, and its fetch
+                        // offset is not a log end this leader can count on.
+                        let mut diverged = data.with_high_watermark(partition.high_watermark().0);
+                        diverged.diverging_epoch.epoch = epoch;
+                        diverged.diverging_epoch.end_offset = end_offset;
+                        partitions.push(diverged);
+                        continue;
+                    }
+                    follower_fetched(state, &partition, BrokerId(replica_id), p.fetch_offset)
+                        .map(|()| partition)
+                }
+                other => other,
+            };
             match lookup {
                 Ok(partition) => {
                     targets.push(Target {
@@ -226,6 +248,22 @@ fn preferred_read_replica(
         .iter()
         .copied()
         .find(|b| rack_of(b) == Some(rack))
+}
+
+/// Fetch v12+ (KIP-595's divergence check, which Kafka's followers use): the epoch of the
+/// follower's last batch must end, in this leader's log, at or after the follower's fetch
+/// offset; otherwise the follower has records this leader does not, and gets the epoch and end
+/// offset to truncate to.
+fn diverging(
+    partition: &Partition,
+    last_fetched_epoch: i32,
+    fetch_offset: i64,
+) -> Option<(i32, i64)> {
+    if last_fetched_epoch < 0 {
+        return None;
+    }
+    let (epoch, end_offset) = partition.log.end_offset_for_epoch(last_fetched_epoch)?;
+    (epoch != last_fetched_epoch || end_offset < fetch_offset).then_some((epoch, end_offset))
 }
 
 /// A follower's fetch offset is its log end offset: the leader learns its progress from it,

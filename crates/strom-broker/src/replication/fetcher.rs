@@ -63,7 +63,8 @@ enum Phase {
     /// Must ask the leader where its log diverges before fetching.
     Truncating,
     Fetching,
-    /// The leader refused it; wait (for new metadata, or a moment).
+    /// The leader refused it; wait (for new metadata, or a moment), then truncate again:
+    /// whatever the refusal was, asking where the logs diverge is always safe.
     Paused(tokio::time::Instant),
 }
 
@@ -179,7 +180,7 @@ async fn run(
                 }
             },
         };
-        let ok = round(&state, &conn, &partitions).await;
+        let ok = round(&state, source, &conn, &partitions).await;
         if !ok {
             connection = None;
             tokio::time::sleep(BACKOFF).await;
@@ -205,18 +206,84 @@ async fn connect(state: &BrokerState, source: BrokerId) -> Option<Connection> {
     }
 }
 
+/// A followed partition as one round sees it: what the fetcher asks and appends for.
+#[derive(Clone)]
+struct Target {
+    tp: TopicPartition,
+    partition: Arc<Partition>,
+    /// The leader fetched from and its epoch: an answer is used only while the partition
+    /// still follows that leader at that epoch.
+    source: BrokerId,
+    leader_epoch: i32,
+    /// The fetch offset sent: an answer is appended only if the log still ends there.
+    fetch_offset: i64,
+}
+
+impl Target {
+    /// Whether the answer still applies. Checked under the partition's replica-IO lock, which
+    /// role changes also take, so nothing from a leader this replica no longer follows lands.
+    fn current(&self) -> bool {
+        self.partition.follows(self.source, self.leader_epoch)
+    }
+}
+
+/// The followed partitions in `phase`, as targets for this round.
+fn targets(partitions: &Partitions, source: BrokerId, phase: Phase) -> Vec<Target> {
+    let now = tokio::time::Instant::now();
+    let mut followed = lock(partitions);
+    let mut out = Vec::new();
+    for (tp, f) in followed.iter_mut() {
+        if let Phase::Paused(until) = f.phase
+            && until <= now
+        {
+            f.phase = Phase::Truncating;
+        }
+        if f.phase == phase {
+            out.push(Target {
+                tp: tp.clone(),
+                partition: Arc::clone(&f.partition),
+                source,
+                leader_epoch: f.leader_epoch,
+                fetch_offset: f.partition.log.log_end_offset(),
+            });
+        }
+    }
+    out
+}
+
+/// Sets a partition's phase, if this fetcher still follows it at the target's epoch.
+fn set_phase(partitions: &Partitions, target: &Target, phase: Phase) {
+    if let Some(f) = lock(partitions).get_mut(&target.tp)
+        && f.leader_epoch == target.leader_epoch
+        && Arc::ptr_eq(&f.partition, &target.partition)
+    {
+        f.phase = phase;
+    }
+}
+
+fn pause(partitions: &Partitions, target: &Target, error_code: i16) {
+    let error = ResponseError::try_from_code(error_code);
+    tracing::debug!(partition = %target.tp, ?error, "the leader refused a replica request; pausing");
+    set_phase(
+        partitions,
+        target,
+        Phase::Paused(tokio::time::Instant::now() + BACKOFF * 5),
+    );
+}
+
 /// One round: truncation for partitions that need it, then one fetch. `false` when the
 /// connection failed.
-async fn round(state: &Arc<BrokerState>, conn: &Connection, partitions: &Partitions) -> bool {
-    let truncating: Vec<(TopicPartition, Arc<Partition>, i32)> = lock(partitions)
-        .iter()
-        .filter(|(_, f)| f.phase == Phase::Truncating)
-        .map(|(tp, f)| (tp.clone(), Arc::clone(&f.partition), f.leader_epoch))
-        .collect();
+async fn round(
+    state: &Arc<BrokerState>,
+    source: BrokerId,
+    conn: &Connection,
+    partitions: &Partitions,
+) -> bool {
+    let truncating = targets(partitions, source, Phase::Truncating);
     if !truncating.is_empty() && !truncate(state, conn, partitions, truncating).await {
         return false;
     }
-    fetch(state, conn, partitions).await
+    fetch(state, source, conn, partitions).await
 }
 
 /// Asks the leader where each partition's latest local epoch ends and truncates there.
@@ -224,26 +291,27 @@ async fn truncate(
     state: &Arc<BrokerState>,
     conn: &Connection,
     partitions: &Partitions,
-    work: Vec<(TopicPartition, Arc<Partition>, i32)>,
+    work: Vec<Target>,
 ) -> bool {
     // Each round asks about one epoch per partition; KIP-279 may need another round.
-    let mut asked: HashMap<TopicPartition, i32> = HashMap::new();
+    let mut asked: Vec<(Target, i32)> = Vec::new();
     let mut topics: HashMap<String, Vec<OffsetForLeaderPartition>> = HashMap::new();
-    for (tp, partition, leader_epoch) in &work {
-        let Some(latest) = partition.log.latest_epoch() else {
-            // No epochs: an empty log, or one from before epochs; nothing can diverge that the
-            // high watermark does not bound.
-            let hw = partition.high_watermark().0;
-            set_truncation_done(partitions, tp, partition, hw).await;
+    for target in work {
+        let Some(latest) = target.partition.log.latest_epoch() else {
+            // No epochs: an empty log; nothing can diverge.
+            let hw = target.partition.high_watermark().0;
+            if truncate_to(&target, hw, false).await {
+                set_phase(partitions, &target, Phase::Fetching);
+            }
             continue;
         };
-        asked.insert(tp.clone(), latest);
-        topics.entry(tp.topic.clone()).or_default().push(
+        topics.entry(target.tp.topic.clone()).or_default().push(
             OffsetForLeaderPartition::default()
-                .with_partition(tp.partition)
-                .with_current_leader_epoch(*leader_epoch)
+                .with_partition(target.tp.partition)
+                .with_current_leader_epoch(target.leader_epoch)
                 .with_leader_epoch(latest),
         );
+        asked.push((target, latest));
     }
     if topics.is_empty() {
         return true;
@@ -276,46 +344,40 @@ async fn truncate(
     };
     for topic in response.topics {
         for p in topic.partitions {
-            let tp = TopicPartition {
-                topic: topic.topic.to_string(),
-                partition: p.partition,
-            };
-            let Some(&asked_epoch) = asked.get(&tp) else {
-                continue;
-            };
-            let Some((partition, _)) = work
+            let Some((target, asked_epoch)) = asked
                 .iter()
-                .find(|(t, _, _)| *t == tp)
-                .map(|(_, p, e)| (Arc::clone(p), *e))
+                .find(|(t, _)| t.tp.topic == topic.topic.as_str() && t.tp.partition == p.partition)
             else {
                 continue;
             };
             if p.error_code != 0 {
-                pause(partitions, &tp, p.error_code);
+                pause(partitions, target, p.error_code);
                 continue;
             }
             let answer = LeaderEpochEnd {
                 epoch: p.leader_epoch,
                 end_offset: p.end_offset,
             };
-            let log = Arc::clone(&partition.log);
+            let log = Arc::clone(&target.partition.log);
             let decision = truncation::decide(
-                asked_epoch,
+                *asked_epoch,
                 answer,
                 log.log_end_offset(),
-                partition.high_watermark().0,
+                target.partition.high_watermark().0,
                 |e| log.end_offset_for_epoch(e),
             );
+            tracing::debug!(partition = %target.tp, asked_epoch, ?answer, ?decision, log_end_offset = log.log_end_offset(), "truncation decided");
             match decision {
                 Truncation::To(offset) => {
-                    set_truncation_done(partitions, &tp, &partition, offset).await
+                    if truncate_to(target, offset, false).await {
+                        set_phase(partitions, target, Phase::Fetching);
+                    }
                 }
-                // Stays in Truncating: the next round asks about the older epoch, which the
-                // log's latest epoch will be once the truncation below it happens. KIP-279's
-                // extra round: truncate to where the local older epoch ends first.
+                // KIP-279's extra round: truncate to where the older local epoch ends, which
+                // makes it the latest; the next round asks about it (still Truncating).
                 Truncation::AskAbout(epoch) => {
                     let end = log.end_offset_for_epoch(epoch).map_or(0, |(_, end)| end);
-                    truncate_log(&partition, end).await;
+                    truncate_to(target, end, false).await;
                 }
             }
         }
@@ -323,82 +385,49 @@ async fn truncate(
     true
 }
 
-async fn set_truncation_done(
-    partitions: &Partitions,
-    tp: &TopicPartition,
-    partition: &Arc<Partition>,
-    offset: i64,
-) {
-    if offset < partition.log.log_end_offset() {
-        tracing::info!(partition = %tp, from = partition.log.log_end_offset(), to = offset, "truncating to the leader's log");
-        if !truncate_log(partition, offset).await {
-            return;
+/// Truncates the target's log to `offset` (or, with `start_over`, empties it and restarts it
+/// there), if the partition still follows the target's leader. `false` if it did not.
+async fn truncate_to(target: &Target, offset: i64, start_over: bool) -> bool {
+    let target = target.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let _io = target.partition.replica_io();
+        if !target.current() {
+            return Ok(false);
         }
-    }
-    if let Some(f) = lock(partitions).get_mut(tp) {
-        f.phase = Phase::Fetching;
-    }
-}
-
-/// Empties the follower's log and restarts it at the leader's log start.
-async fn start_over(partition: &Arc<Partition>, offset: i64) {
-    tracing::info!(partition = %partition.topic_partition, offset, "the leader's log starts past this replica's end; starting over there");
-    let log = Arc::clone(&partition.log);
-    match tokio::task::spawn_blocking(move || {
-        log.truncate_fully_and_start_at(offset, crate::now_ms())
-    })
-    .await
-    {
-        Ok(Ok(_)) => {}
+        let log = &target.partition.log;
+        if start_over {
+            tracing::info!(partition = %target.tp, offset, "the leader's log starts past this replica's end; starting over there");
+            log.truncate_fully_and_start_at(offset, crate::now_ms())?;
+        } else {
+            if offset < log.log_end_offset() {
+                tracing::info!(partition = %target.tp, from = log.log_end_offset(), to = offset, "truncating to the leader's log");
+            }
+            // Also at the log end: an epoch this replica led without writing must go.
+            log.truncate_to(offset, crate::now_ms())?;
+        }
+        Ok::<bool, strom_log::Error>(true)
+    });
+    match task.await {
+        Ok(Ok(done)) => done,
         Ok(Err(e)) => {
-            tracing::error!(partition = %partition.topic_partition, error = %e, "cannot restart the log")
-        }
-        Err(e) => {
-            tracing::error!(partition = %partition.topic_partition, error = %e, "restart task failed")
-        }
-    }
-}
-
-async fn truncate_log(partition: &Arc<Partition>, offset: i64) -> bool {
-    let log = Arc::clone(&partition.log);
-    match tokio::task::spawn_blocking(move || log.truncate_to(offset, crate::now_ms())).await {
-        Ok(Ok(_)) => true,
-        Ok(Err(e)) => {
-            tracing::error!(partition = %partition.topic_partition, error = %e, "cannot truncate the log");
+            tracing::error!(error = %e, "cannot truncate a follower's log");
             false
         }
         Err(e) => {
-            tracing::error!(partition = %partition.topic_partition, error = %e, "truncate task failed");
+            tracing::error!(error = %e, "truncate task failed");
             false
         }
-    }
-}
-
-fn pause(partitions: &Partitions, tp: &TopicPartition, error_code: i16) {
-    let error = ResponseError::try_from_code(error_code);
-    tracing::debug!(partition = %tp, ?error, "the leader refused a replica request; pausing");
-    if let Some(f) = lock(partitions).get_mut(tp) {
-        f.phase = Phase::Paused(tokio::time::Instant::now() + BACKOFF * 5);
     }
 }
 
 /// One Fetch for every partition in the fetching phase.
-async fn fetch(state: &Arc<BrokerState>, conn: &Connection, partitions: &Partitions) -> bool {
-    let now = tokio::time::Instant::now();
-    let mut targets: Vec<(TopicPartition, Arc<Partition>, i32)> = Vec::new();
-    {
-        let mut followed = lock(partitions);
-        for (tp, f) in followed.iter_mut() {
-            if let Phase::Paused(until) = f.phase
-                && until <= now
-            {
-                f.phase = Phase::Fetching;
-            }
-            if f.phase == Phase::Fetching {
-                targets.push((tp.clone(), Arc::clone(&f.partition), f.leader_epoch));
-            }
-        }
-    }
+async fn fetch(
+    state: &Arc<BrokerState>,
+    source: BrokerId,
+    conn: &Connection,
+    partitions: &Partitions,
+) -> bool {
+    let targets = targets(partitions, source, Phase::Fetching);
     if targets.is_empty() {
         // Everything paused or truncating: come back shortly.
         tokio::time::sleep(BACKOFF).await;
@@ -421,25 +450,25 @@ async fn fetch(state: &Arc<BrokerState>, conn: &Connection, partitions: &Partiti
         tokio::time::sleep(BACKOFF).await;
         return true;
     }
-    let mut appends: Vec<(Arc<Partition>, Bytes, i64, i64)> = Vec::new();
+    let mut appends: Vec<(Target, Bytes, i64, i64)> = Vec::new();
     for topic in response.responses {
         for p in topic.partitions {
-            let tp = TopicPartition {
-                topic: topic.topic.to_string(),
-                partition: p.partition_index,
-            };
-            let Some((_, partition, _)) = targets.iter().find(|(t, _, _)| *t == tp) else {
+            let Some(target) = targets.iter().find(|t| {
+                t.tp.topic == topic.topic.as_str() && t.tp.partition == p.partition_index
+            }) else {
                 continue;
             };
             match ResponseError::try_from_code(p.error_code) {
                 None if p.error_code == 0 => {
                     if p.diverging_epoch.epoch >= 0 {
-                        set_phase(partitions, &tp, Phase::Truncating);
+                        // The leader says the log diverged after this epoch: truncate by epoch.
+                        tracing::debug!(partition = %target.tp, diverging_epoch = p.diverging_epoch.epoch, end_offset = p.diverging_epoch.end_offset, "the leader says this log diverged");
+                        set_phase(partitions, target, Phase::Truncating);
                         continue;
                     }
                     let records = p.records.unwrap_or_default();
                     appends.push((
-                        Arc::clone(partition),
+                        target.clone(),
                         records,
                         p.high_watermark,
                         p.log_start_offset,
@@ -448,17 +477,19 @@ async fn fetch(state: &Arc<BrokerState>, conn: &Connection, partitions: &Partiti
                 Some(ResponseError::OffsetOutOfRange) => {
                     // Behind the leader's log start (retention, DeleteRecords): start over
                     // there. Otherwise ahead of its end: truncate by epoch.
-                    if p.log_start_offset > partition.log.log_end_offset() {
-                        start_over(partition, p.log_start_offset).await;
+                    if p.log_start_offset > target.fetch_offset {
+                        truncate_to(target, p.log_start_offset, true).await;
                     } else {
-                        set_phase(partitions, &tp, Phase::Truncating);
+                        set_phase(partitions, target, Phase::Truncating);
                     }
                 }
-                _ => pause(partitions, &tp, p.error_code),
+                _ => pause(partitions, target, p.error_code),
             }
         }
     }
-    append(appends).await;
+    for target in append(appends).await {
+        set_phase(partitions, &target, Phase::Truncating);
+    }
     true
 }
 
@@ -477,24 +508,15 @@ fn follow_log_start(
     Ok(())
 }
 
-fn set_phase(partitions: &Partitions, tp: &TopicPartition, phase: Phase) {
-    if let Some(f) = lock(partitions).get_mut(tp) {
-        f.phase = phase;
-    }
-}
-
-fn fetch_request(
-    state: &BrokerState,
-    targets: &[(TopicPartition, Arc<Partition>, i32)],
-) -> FetchRequest {
+fn fetch_request(state: &BrokerState, targets: &[Target]) -> FetchRequest {
     let mut topics: HashMap<&str, Vec<FetchPartition>> = HashMap::new();
-    for (tp, partition, leader_epoch) in targets {
-        let log = &partition.log;
-        topics.entry(tp.topic.as_str()).or_default().push(
+    for target in targets {
+        let log = &target.partition.log;
+        topics.entry(target.tp.topic.as_str()).or_default().push(
             FetchPartition::default()
-                .with_partition(tp.partition)
-                .with_current_leader_epoch(*leader_epoch)
-                .with_fetch_offset(log.log_end_offset())
+                .with_partition(target.tp.partition)
+                .with_current_leader_epoch(target.leader_epoch)
+                .with_fetch_offset(target.fetch_offset)
                 .with_last_fetched_epoch(log.latest_epoch().unwrap_or(-1))
                 .with_log_start_offset(log.log_start_offset())
                 .with_partition_max_bytes(PARTITION_MAX_BYTES),
@@ -520,57 +542,92 @@ fn fetch_request(
         )
 }
 
+/// What appending one partition's answer did.
+enum Appended {
+    /// Appended (the record count), or nothing to append.
+    Done(i64),
+    /// The answer no longer applies (the role changed, or the log moved): dropped.
+    Stale,
+    /// The records do not continue this log: it must truncate by epoch again.
+    Diverged,
+}
+
 /// Appends what the leader returned, on the blocking pool, and follows the leader's log start
 /// offset (retention, DeleteRecords) as far as this replica's high watermark; then records the
-/// leader's high watermark on each partition.
-async fn append(appends: Vec<(Arc<Partition>, Bytes, i64, i64)>) {
+/// leader's high watermark on each partition. Returns the targets that must truncate again.
+async fn append(appends: Vec<(Target, Bytes, i64, i64)>) -> Vec<Target> {
     if appends.is_empty() {
-        return;
+        return Vec::new();
     }
     let work = appends.clone();
     let result = tokio::task::spawn_blocking(move || {
         let now = crate::now_ms();
         work.iter()
-            .map(|(partition, records, _, leader_log_start)| {
-                follow_log_start(partition, *leader_log_start)?;
-                if records.is_empty() {
-                    return Ok(0);
-                }
-                let info = match partition.log.append_as_follower(records, now) {
-                    // The leader's log starts inside a batch this empty log cannot continue
-                    // (its start moved into the batch): restart at the batch.
-                    Err(strom_log::AppendError::OffsetMismatch { expected, got })
-                        if got < expected && partition.log.log_start_offset() == expected =>
-                    {
-                        partition.log.truncate_fully_and_start_at(got, now)?;
-                        partition.log.append_as_follower(records, now)?
-                    }
-                    other => other?,
-                };
-                Ok(info.record_count)
+            .map(|(target, records, _, leader_log_start)| {
+                append_one(target, records, *leader_log_start, now)
             })
-            .collect::<Vec<Result<i64, strom_log::AppendError>>>()
+            .collect::<Vec<Result<Appended, strom_log::AppendError>>>()
     })
     .await;
     let Ok(results) = result else {
         tracing::error!("replica append task failed");
-        return;
+        return Vec::new();
     };
-    for ((partition, records, leader_high_watermark, _), result) in appends.into_iter().zip(results)
-    {
+    let mut diverged = Vec::new();
+    for ((target, records, leader_high_watermark, _), result) in appends.into_iter().zip(results) {
         match result {
-            Ok(count) => {
+            Ok(Appended::Done(count)) => {
                 if count > 0 {
-                    partition
+                    target
+                        .partition
                         .traffic
                         .replicated_bytes_in
                         .fetch_add(records.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 }
-                partition.on_follower_append(leader_high_watermark);
+                target.partition.on_follower_append(leader_high_watermark);
             }
+            Ok(Appended::Stale) => {}
+            Ok(Appended::Diverged) => diverged.push(target),
             Err(e) => {
-                tracing::warn!(partition = %partition.topic_partition, error = %e, "cannot append fetched records");
+                tracing::warn!(partition = %target.tp, error = %e, "cannot append fetched records");
             }
         }
     }
+    diverged
+}
+
+/// Appends one partition's records under its replica-IO lock, if they still apply.
+fn append_one(
+    target: &Target,
+    records: &Bytes,
+    leader_log_start: i64,
+    now: i64,
+) -> Result<Appended, strom_log::AppendError> {
+    let partition = &target.partition;
+    let _io = partition.replica_io();
+    let log = &partition.log;
+    if !target.current() || log.log_end_offset() != target.fetch_offset {
+        tracing::debug!(partition = %target.tp, current = target.current(), fetch_offset = target.fetch_offset, log_end_offset = log.log_end_offset(), "dropping a stale fetch answer");
+        return Ok(Appended::Stale);
+    }
+    follow_log_start(partition, leader_log_start)?;
+    if records.is_empty() {
+        return Ok(Appended::Done(0));
+    }
+    let info = match log.append_as_follower(records, now) {
+        // The leader's log starts inside a batch this empty log cannot continue (its start
+        // moved into the batch): restart at the batch.
+        Err(strom_log::AppendError::OffsetMismatch { expected, got })
+            if got < expected && log.log_start_offset() == expected =>
+        {
+            log.truncate_fully_and_start_at(got, now)?;
+            log.append_as_follower(records, now)?
+        }
+        Err(strom_log::AppendError::OffsetMismatch { expected, got }) => {
+            tracing::debug!(partition = %target.tp, expected, got, "fetched records do not continue this log");
+            return Ok(Appended::Diverged);
+        }
+        other => other?,
+    };
+    Ok(Appended::Done(info.record_count))
 }

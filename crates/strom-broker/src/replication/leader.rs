@@ -31,6 +31,9 @@ use std::collections::BTreeMap;
 
 use strom_cluster::{BrokerId, LeaderEpoch, PartitionEpoch};
 
+/// How long a leader waits after a refused ISR proposal before proposing again.
+pub const ISR_RETRY_BACKOFF_MS: i64 = 1_000;
+
 /// Settings of one partition's replication.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplicaConfig {
@@ -78,6 +81,10 @@ pub struct LeaderReplicas {
     followers: BTreeMap<BrokerId, FollowerProgress>,
     /// The proposal in flight, if any.
     pending: Option<IsrProposal>,
+    /// After a refused proposal, no new one before this time: the refusal (a fenced
+    /// follower, a stale partition epoch) usually holds until the next metadata image, and
+    /// re-proposing on every fetch would flood the controller.
+    retry_after_ms: i64,
     /// The log end offset when this broker became leader at this epoch.
     leader_epoch_start_offset: i64,
     high_watermark: i64,
@@ -118,6 +125,7 @@ impl LeaderReplicas {
             config,
             followers,
             pending: None,
+            retry_after_ms: -1,
             leader_epoch_start_offset: log_end_offset,
             high_watermark: high_watermark.min(log_end_offset),
         }
@@ -206,9 +214,11 @@ impl LeaderReplicas {
         self.advance_high_watermark(leader_log_end_offset);
     }
 
-    /// The controller refused the proposal (or it timed out): propose again later.
-    pub fn isr_change_failed(&mut self) {
+    /// The controller refused the proposal (or it timed out): propose again, but not before
+    /// `ISR_RETRY_BACKOFF_MS` from `now_ms`.
+    pub fn isr_change_failed(&mut self, now_ms: i64) {
         self.pending = None;
+        self.retry_after_ms = now_ms + ISR_RETRY_BACKOFF_MS;
     }
 
     /// A follower fetched from `fetch_offset`. Returns an ISR expansion to propose, if any.
@@ -232,7 +242,7 @@ impl LeaderReplicas {
         progress.last_fetch_ms = now_ms;
         progress.last_fetch_leader_log_end_offset = leader_log_end_offset;
         self.advance_high_watermark(leader_log_end_offset);
-        self.maybe_expand(follower)
+        self.maybe_expand(follower, now_ms)
     }
 
     /// The leader appended; its log now ends at `leader_log_end_offset`.
@@ -242,7 +252,7 @@ impl LeaderReplicas {
 
     /// Checks for in-sync followers that fell behind. Returns an ISR shrink to propose, if any.
     pub fn poll(&mut self, leader_log_end_offset: i64, now_ms: i64) -> Option<IsrProposal> {
-        if self.pending.is_some() {
+        if !self.may_propose(now_ms) {
             return None;
         }
         let lagging: Vec<BrokerId> = self
@@ -286,8 +296,12 @@ impl LeaderReplicas {
         !caught_up_now && now_ms - p.last_caught_up_ms > self.config.replica_lag_time_max_ms
     }
 
-    fn maybe_expand(&mut self, follower: BrokerId) -> Option<IsrProposal> {
-        if self.pending.is_some() || self.assignment.in_sync_replicas.contains(&follower) {
+    fn may_propose(&self, now_ms: i64) -> bool {
+        self.pending.is_none() && now_ms >= self.retry_after_ms
+    }
+
+    fn maybe_expand(&mut self, follower: BrokerId, now_ms: i64) -> Option<IsrProposal> {
+        if !self.may_propose(now_ms) || self.assignment.in_sync_replicas.contains(&follower) {
             return None;
         }
         let progress = self.followers.get(&follower)?;

@@ -713,3 +713,26 @@ fn a_new_leader_records_where_its_epoch_starts() {
     assert_eq!(log.end_offset_for_epoch(1), Some((1, 5)));
     assert_eq!(log.end_offset_for_epoch(2), Some((2, 5)));
 }
+
+#[test]
+fn truncating_at_the_log_end_drops_an_epoch_that_never_wrote() {
+    // A leader of epoch 2 that lost leadership before appending: its epoch entry sits at the
+    // log end and the new leader never heard of epoch 2.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path(), small_config());
+    log.append_as_leader(&records(5, 10, NOW), 1, NOW)
+        .expect("append");
+    log.assign_epoch_start_offset(2, 5).expect("assign");
+    assert_eq!(log.latest_epoch(), Some(2));
+
+    assert_eq!(log.truncate_to(5, NOW).expect("truncate"), 5);
+    assert_eq!(log.log_end_offset(), 5, "no record goes");
+    assert_eq!(log.latest_epoch(), Some(1), "the empty epoch goes");
+    drop(log);
+    let log = open(dir.path(), small_config());
+    assert_eq!(
+        log.latest_epoch(),
+        Some(1),
+        "and stays gone after a restart"
+    );
+}

@@ -166,8 +166,36 @@ fn a_refused_proposal_is_made_again_later() {
     l.on_follower_fetch(BrokerId(2), 100, 100, LAG_MS + 5);
     l.on_local_append(101);
     assert!(l.poll(101, LAG_MS + 10).is_some());
-    l.isr_change_failed();
-    assert!(l.poll(101, LAG_MS + 11).is_some());
+    l.isr_change_failed(LAG_MS + 10);
+    assert!(
+        l.poll(101, LAG_MS + 11).is_none(),
+        "backs off after a refusal"
+    );
+    let later = LAG_MS + 10 + ISR_RETRY_BACKOFF_MS;
+    assert!(l.poll(101, later).is_some());
+}
+
+#[test]
+fn a_refused_expansion_is_not_proposed_on_every_fetch() {
+    let mut l = leader(100, 1);
+    l.on_follower_fetch(BrokerId(2), 100, 100, 0);
+    l.on_follower_fetch(BrokerId(3), 100, 100, 0);
+    l.on_follower_fetch(BrokerId(2), 100, 100, LAG_MS + 5);
+    l.on_local_append(101);
+    assert!(l.poll(101, LAG_MS + 10).is_some(), "3 is shrunk out");
+    let mut a = l.assignment().clone();
+    a.in_sync_replicas.retain(|r| *r != BrokerId(3));
+    a.partition_epoch = PartitionEpoch(a.partition_epoch.0 + 1);
+    l.update(a, 101, LAG_MS + 10);
+    let now = LAG_MS + 20;
+    assert!(l.on_follower_fetch(BrokerId(3), 101, 101, now).is_some());
+    l.isr_change_failed(now);
+    assert!(
+        l.on_follower_fetch(BrokerId(3), 101, 101, now + 1)
+            .is_none()
+    );
+    let later = now + ISR_RETRY_BACKOFF_MS;
+    assert!(l.on_follower_fetch(BrokerId(3), 101, 101, later).is_some());
 }
 
 #[test]
@@ -269,7 +297,7 @@ fn randomized_schedules_keep_the_high_watermark_safe() {
                             a.partition_epoch = PartitionEpoch(epoch);
                             l.update(a, end, now);
                         } else {
-                            l.isr_change_failed();
+                            l.isr_change_failed(now);
                         }
                     }
                 }
