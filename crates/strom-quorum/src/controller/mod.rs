@@ -240,12 +240,44 @@ impl Shell {
         })
     }
 
-    /// Appends one batch to the metadata log and waits until it is committed and applied.
+    /// Appends one batch to the metadata log and waits until it is committed and applied, or
+    /// until this node stops leading the term it wrote in. Then the outcome is unknown (the
+    /// entry may still commit under the next leader, or be replaced), and openraft does not
+    /// always answer such a write (a follower that installs a snapshot over it drops its
+    /// responder): waiting on would stall this task, and with it the controller, for good.
+    /// The caller retries against the new controller; every request is safe to retry.
     async fn write(
         &mut self,
         records: Vec<MetadataRecord>,
     ) -> Result<strom_cluster::MetadataOffset, ControllerError> {
-        match self.task.raft.client_write(MetadataBatch(records)).await {
+        let mut metrics = self.task.raft.metrics();
+        let term = metrics.borrow().current_term;
+        let me = node_id(self.task.node_id);
+        let deposed = async move {
+            loop {
+                {
+                    let m = metrics.borrow_and_update();
+                    if m.current_term != term
+                        || m.state != ServerState::Leader
+                        || m.current_leader != Some(me)
+                    {
+                        return;
+                    }
+                }
+                if metrics.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        let written = tokio::select! {
+            written = self.task.raft.client_write(MetadataBatch(records)) => written,
+            () = deposed => {
+                self.active = None;
+                tracing::info!(node_id = %self.task.node_id, "lost the quorum's leadership during a write; its outcome is unknown");
+                return Err(self.not_controller());
+            }
+        };
+        match written {
             Ok(response) => Ok(metadata_offset(&response.log_id)),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
                 self.active = None;
