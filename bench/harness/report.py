@@ -444,8 +444,9 @@ def cluster_section(view: View, targets: list[dict]) -> tuple[list[str], set[str
            f"{CLUSTER_BASELINE.label} is the single-node equivalent inside the cluster (the "
            "one replica of each partition on the broker the controller chose); "
            f"{CLUSTER_REPLICATED.label} is a replicated topic whose acks=all waits for every "
-           "in-sync replica (with Strom's default `strom.fsync.acks.all=true`, fsynced on "
-           "each). **The 2 cores are shared by the three brokers and the client.**", "",
+           "in-sync replica (in page cache: with several in-sync replicas nobody fsyncs on "
+           "the write path, as in Kafka; see docs/replication.md). **The 2 cores are shared "
+           "by the three brokers and the client.**", "",
            "\"vs single-node acks=1\" divides by Strom's single-node `produce` row of the same "
            "record size, partition count and acks=1 (Produce above) **from the same run**; "
            "\"missing\" means that figure is not from the run that measured the cluster row "
