@@ -1,5 +1,5 @@
 """A Strom cluster of broker processes on loopback, and the client-side helpers the cluster tests
-share (test_cluster.py, test_replication.py).
+share (test_cluster.py, test_replication.py, test_scale_out.py, test_partition.py).
 
 Every node is a `conftest.Broker` with its own data directory and fixed ports (client, controller,
 HTTP), so a killed node restarts on the same addresses. Voters run `broker,controller`; the
@@ -8,11 +8,14 @@ deadline.
 """
 
 import json
+import os
+import random
 import signal
 import socket
 import time
 import urllib.request
 
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import Broker
@@ -38,6 +41,23 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def seeded_rng(scenario):
+    """A random generator from STROM_TEST_SEED, or a fresh seed; printed so a failure replays."""
+    seed = int(os.environ.get("STROM_TEST_SEED", random.randrange(1 << 32)))
+    print(f"{scenario} seed: {seed} (replay with STROM_TEST_SEED={seed})")
+    return random.Random(seed)
+
+
+def answered(check):
+    """`check` for wait_until: a request that fails (a node restarting, a client timeout) is a no."""
+    def attempt():
+        try:
+            return check()
+        except (OSError, KafkaException):
+            return None
+    return attempt
 
 
 def wait_until(what, check, timeout=WAIT_S, interval=0.1):
@@ -147,3 +167,53 @@ def create_topic(bootstrap, name, partitions, replication_factor=1, config=None)
     topic = NewTopic(name, num_partitions=partitions, replication_factor=replication_factor,
                      config=config or {})
     admin.create_topics([topic])[name].result(WAIT_S)
+
+
+def read_partition(bootstrap, topic, partition, end=None):
+    """[(offset, value bytes)] of offsets 0..end-1 (default: up to the high watermark), read with
+    a consumer from the partition's leader."""
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": f"reader-{topic}-{partition}",
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+    })
+    records = []
+    try:
+        if end is None:
+            _, end = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
+        deadline = time.monotonic() + WAIT_S
+        while len(records) < end:
+            assert time.monotonic() < deadline, f"{topic}-{partition}: read {len(records)} of {end}"
+            for msg in consumer.consume(1000, 1.0):
+                if msg.error():
+                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise AssertionError(f"{topic}-{partition}: {msg.error()}")
+                records.append((msg.offset(), msg.value()))
+    finally:
+        consumer.close()
+    return records
+
+
+def group_partition(group, partitions):
+    """The __consumer_offsets partition that holds `group`: Kafka's abs(hashCode) % partitions."""
+    code = 0
+    for unit in group.encode("utf-16-be")[1::2]:  # ASCII: one UTF-16 unit per character
+        code = (31 * code + unit) & 0xFFFFFFFF
+    code = code - (1 << 32) if code >= 1 << 31 else code
+    return (0 if code == -(1 << 31) else abs(code)) % partitions
+
+
+def committed_offsets(bootstrap, group, topic, partitions):
+    """The group's committed offsets of `topic`, fetched by a consumer that does not join the
+    group; None when the coordinator does not answer."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        committed = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+    except KafkaException:
+        return None
+    finally:
+        consumer.close()
+    return {tp.partition: tp.offset for tp in committed if tp.error is None and tp.offset >= 0}

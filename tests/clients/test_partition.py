@@ -31,6 +31,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from cluster import WAIT_S, wait_until
 from conftest import Broker, ROOT
 
 pytestmark = pytest.mark.skipif(
@@ -39,24 +40,12 @@ pytestmark = pytest.mark.skipif(
 )
 
 SESSION_TIMEOUT_MS = 3000
-WAIT_S = 60
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 PRODUCER = str(Path(__file__).with_name("partitioned_producer.py"))
 
 
 def sh(*args):
     subprocess.run(args, check=True, capture_output=True)
-
-
-def wait_until(what, check, timeout=WAIT_S, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 class Network:

@@ -39,8 +39,6 @@ Every wait is a condition with a deadline; the only sleeps are fault lengths dra
 and the producer's pacing.
 """
 
-import os
-import random
 import struct
 import threading
 import time
@@ -48,7 +46,6 @@ from contextlib import contextmanager
 
 import pytest
 from confluent_kafka import (
-    OFFSET_BEGINNING,
     Consumer,
     KafkaError,
     KafkaException,
@@ -61,11 +58,16 @@ from cluster import (
     WAIT_S,
     Cluster,
     admin_for,
+    answered,
     brokers_in_metadata,
     create_topic,
+    group_partition,
     leaders,
+    read_partition,
+    seeded_rng,
     wait_until,
 )
+from cluster import committed_offsets as group_offsets
 
 REPLICA_LAG_TIME_MAX_MS = 3000
 # Every cluster here: followers leave the ISR after 3 s without catching up, a small
@@ -79,12 +81,6 @@ SETTINGS = {
 # victim was the active controller (which then gives every broker a full session again).
 MOVE_S = 2 * SESSION_TIMEOUT_MS / 1000 + 10
 GUARDED = {"min.insync.replicas": "2"}
-
-
-def seeded_rng(scenario):
-    seed = int(os.environ.get("STROM_TEST_SEED", random.randrange(1 << 32)))
-    print(f"{scenario} seed: {seed} (replay with STROM_TEST_SEED={seed})")
-    return random.Random(seed)
 
 
 @contextmanager
@@ -104,16 +100,6 @@ def running_cluster(tmp_path, **kwargs):
 def topic_on(cluster, node_id, topic):
     """{partition: detail} from one node's HTTP admin API (its own replica's offsets)."""
     return {p["partition"]: p for p in cluster.api(node_id, f"topics/{topic}")["partitions"]}
-
-
-def answered(check):
-    """`check` for wait_until: a request that fails (a node restarting, a client timeout) is a no."""
-    def attempt():
-        try:
-            return check()
-        except (OSError, KafkaException):
-            return None
-    return attempt
 
 
 def fully_replicated(cluster, topic, size=3):
@@ -194,31 +180,6 @@ def assert_replicas_identical_on_disk(cluster, topic, partitions):
                     f"{topic}-{partition}: node {node_id}'s log differs from node {first}'s at batch {at}: "
                     f"{theirs[at:at + 3]} vs {ours[at:at + 3]} (base, last offset, epoch, crc); "
                     f"{len(theirs)} vs {len(ours)} batches")
-
-
-def read_partition(bootstrap, topic, partition, end):
-    """[(offset, value)] of offsets 0..end-1, read from the partition's leader."""
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": f"reader-{topic}-{partition}",
-        "enable.auto.commit": False,
-        "enable.partition.eof": True,
-    })
-    records = []
-    try:
-        consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
-        deadline = time.monotonic() + WAIT_S
-        while len(records) < end:
-            assert time.monotonic() < deadline, f"{topic}-{partition}: read {len(records)} of {end}"
-            for msg in consumer.consume(1000, 1.0):
-                if msg.error():
-                    if msg.error().code() == KafkaError._PARTITION_EOF:
-                        continue
-                    raise AssertionError(f"{topic}-{partition}: {msg.error()}")
-                records.append((msg.offset(), msg.value().decode()))
-    finally:
-        consumer.close()
-    return records
 
 
 def produce_all(bootstrap, records, acks="all", timeout_s=WAIT_S, idempotent=True, retries=None):
@@ -438,7 +399,7 @@ def test_acks_all_is_refused_with_not_enough_replicas_when_two_of_three_brokers_
         assert all(err is None for err, _ in results), results
 
         expected = before + ["acks-1"] + after
-        read = [value for _, value in read_partition(everyone, GUARDED_TOPIC, partition, len(expected))]
+        read = [value.decode() for _, value in read_partition(everyone, GUARDED_TOPIC, partition, len(expected))]
         assert read == expected
         end = topic_on(cluster, 1, GUARDED_TOPIC)[partition]["log_end_offset"]
         assert end == len(expected), f"log end offset {end}: the refused record was written"
@@ -506,18 +467,9 @@ class GroupReader:
             assert time.monotonic() < deadline, f"commits failing: {self.commit_failures[-3:]}"
 
 
-def group_partition(partitions):
-    """The __consumer_offsets partition that holds GROUP: Kafka's abs(hashCode) % partitions."""
-    code = 0
-    for unit in GROUP.encode("utf-16-be")[1::2]:  # ASCII: one UTF-16 unit per character
-        code = (31 * code + unit) & 0xFFFFFFFF
-    code = code - (1 << 32) if code >= 1 << 31 else code
-    return (0 if code == -(1 << 31) else abs(code)) % partitions
-
-
 def coordinator_on(cluster, node_id):
     """The group's coordinator as one node's metadata says: the leader of the group's partition."""
-    partition = group_partition(SETTINGS["offsets.topic.num.partitions"])
+    partition = group_partition(GROUP, SETTINGS["offsets.topic.num.partitions"])
     return topic_on(cluster, node_id, "__consumer_offsets")[partition]["leader"]
 
 
@@ -529,16 +481,8 @@ def describe_coordinator(bootstrap):
     return admin.describe_consumer_groups([GROUP])[GROUP].result(WAIT_S).coordinator.id
 
 
-def committed_offsets(bootstrap, partitions=3):
-    """The group's committed offsets, fetched by a consumer that does not join the group."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": GROUP, "enable.auto.commit": False})
-    try:
-        committed = consumer.committed([TopicPartition(ORDERS_TOPIC, p) for p in range(partitions)], timeout=10)
-    except KafkaException:
-        return None
-    finally:
-        consumer.close()
-    return {tp.partition: tp.offset for tp in committed if tp.error is None and tp.offset >= 0}
+def committed_offsets(bootstrap):
+    return group_offsets(bootstrap, GROUP, ORDERS_TOPIC, 3)
 
 
 def wait_committed(bootstrap, expected, timeout=WAIT_S):

@@ -39,29 +39,25 @@ condition polled against a deadline; the only sleeps are the producer's pacing.
 
 import logging
 import os
-import random
 import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Producer,
-    TopicPartition,
-)
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from cluster import (
     WAIT_S,
     Cluster,
     admin_for,
+    answered,
     brokers_in_metadata,
+    committed_offsets,
     create_topic,
-    partitions_of,
+    group_partition,
+    read_partition,
+    seeded_rng,
     wait_until,
 )
 
@@ -95,22 +91,6 @@ def value_of(n):
 
 def sequence_of(value):
     return int(value.split(b" ", 1)[0])
-
-
-def seeded_rng():
-    seed = int(os.environ.get("STROM_TEST_SEED", random.randrange(1 << 32)))
-    print(f"scale-out seed: {seed} (replay with STROM_TEST_SEED={seed})")
-    return random.Random(seed)
-
-
-def answered(check):
-    """`check` for wait_until: a request that fails (a node stopping, a client timeout) is a no."""
-    def attempt():
-        try:
-            return check()
-        except (OSError, KafkaException):
-            return None
-    return attempt
 
 
 class ClientLog(logging.Handler):
@@ -419,32 +399,6 @@ def remove_broker(cluster, bootstrap, victim):
     return out
 
 
-def read_partition(bootstrap, partition):
-    """[(offset, n)] of the whole partition up to its high watermark, and that high watermark."""
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": f"verifier-{partition}",
-        "enable.auto.commit": False,
-        "enable.partition.eof": True,
-    })
-    records = []
-    try:
-        _, high = consumer.get_watermark_offsets(TopicPartition(TOPIC, partition), timeout=10)
-        consumer.assign([TopicPartition(TOPIC, partition, OFFSET_BEGINNING)])
-        deadline = time.monotonic() + WAIT_S
-        while len(records) < high:
-            assert time.monotonic() < deadline, f"{TOPIC}-{partition}: read {len(records)} of {high}"
-            for msg in consumer.consume(1000, 1.0):
-                if msg.error():
-                    if msg.error().code() == KafkaError._PARTITION_EOF:
-                        continue
-                    raise AssertionError(f"{TOPIC}-{partition}: {msg.error()}")
-                records.append((msg.offset(), sequence_of(msg.value())))
-    finally:
-        consumer.close()
-    return records, high
-
-
 def check_log_holds_exactly_the_acknowledged_records(bootstrap, producer):
     """Every partition, read from the beginning up to its high watermark, holds exactly its
     acknowledged records, once each, in production order, each at the offset its
@@ -452,7 +406,8 @@ def check_log_holds_exactly_the_acknowledged_records(bootstrap, producer):
     logs = {}
     for partition in range(PARTITIONS):
         acked = producer.acked[partition]
-        read, high = read_partition(bootstrap, partition)
+        read = [(offset, sequence_of(value)) for offset, value in read_partition(bootstrap, TOPIC, partition)]
+        high = len(read)
         values = [n for _, n in read]
         assert len(set(values)) == len(values), (
             f"{TOPIC}-{partition}: duplicates {sorted(n for n in set(values) if values.count(n) > 1)[:5]}")
@@ -520,25 +475,6 @@ def check_group_deliveries(events, logs):
     return redelivered, len(assignments)
 
 
-def committed_offsets(bootstrap):
-    """The group's committed offsets, fetched by a consumer that does not join the group."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": GROUP, "enable.auto.commit": False})
-    try:
-        committed = consumer.committed([TopicPartition(TOPIC, p) for p in range(PARTITIONS)], timeout=10)
-    finally:
-        consumer.close()
-    return {tp.partition: tp.offset for tp in committed if tp.error is None and tp.offset >= 0}
-
-
-def group_partition():
-    """The __consumer_offsets partition that holds GROUP: Kafka's abs(hashCode) % partitions."""
-    code = 0
-    for unit in GROUP.encode("utf-16-be")[1::2]:  # ASCII: one UTF-16 unit per character
-        code = (31 * code + unit) & 0xFFFFFFFF
-    code = code - (1 << 32) if code >= 1 << 31 else code
-    return (0 if code == -(1 << 31) else abs(code)) % OFFSETS_PARTITIONS
-
-
 def converged(cluster, nodes):
     """Every node in `nodes` holds every partition with the same log end offset, equal to its
     high watermark."""
@@ -553,7 +489,7 @@ def converged(cluster, nodes):
 
 @pytest.mark.timeout(360)
 def test_replicas_move_onto_an_added_broker_and_off_a_removed_one_under_load(tmp_path):
-    rng = seeded_rng()
+    rng = seeded_rng("scale-out")
     interval_s = rng.uniform(0.003, 0.006)
     commit_every = rng.randrange(20, 200)
     warmup = [rng.randrange(200, 600) for _ in range(3)]
@@ -594,7 +530,7 @@ def test_replicas_move_onto_an_added_broker_and_off_a_removed_one_under_load(tmp
                                 answered(lambda: settled(bootstrap, [*core, new])))
         counts = replica_counts(partitions, [*core, new])
         on_new = sorted(p for (t, p), m in partitions.items() if t == TOPIC and new in m.replicas)
-        coordinator = partitions[("__consumer_offsets", group_partition())]
+        coordinator = partitions[("__consumer_offsets", group_partition(GROUP, OFFSETS_PARTITIONS))]
         print(f"replicas per broker after the rebalance: {counts}; {TOPIC} partitions on node {new}: {on_new}; "
               f"the group's coordinator partition: replicas {coordinator.replicas}, leader {coordinator.leader}")
         assert max(counts.values()) - min(counts.values()) <= 1, f"not balanced: {counts}"
@@ -630,7 +566,7 @@ def test_replicas_move_onto_an_added_broker_and_off_a_removed_one_under_load(tmp
               f"failed commits: {len(reader.commit_failures)}, client errors: {reader.client_errors[:5]}")
         assert producer.longest_gap < STALL_S, f"the producer went {producer.longest_gap:.1f}s unacknowledged"
         assert reader.longest_gap < STALL_S, f"the consumer went {reader.longest_gap:.1f}s without a record"
-        committed = wait_until("the group's committed offsets", answered(lambda: committed_offsets(bootstrap) or None))
+        committed = wait_until("the group's committed offsets", answered(lambda: committed_offsets(bootstrap, GROUP, TOPIC, PARTITIONS) or None))
         assert committed == ends, f"the group committed {committed}, the log ends at {ends}"
 
         replicated = wait_until("every replica on nodes 1-3 with the same log",

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use bytes::Bytes;
 
 use crate::batch::{self, BatchHeader, Validation};
-use crate::leader_epoch::LeaderEpochFile;
+use crate::leader_epoch::{LeaderEpochCache, LeaderEpochFile};
 use crate::producer_state::{self, Check, ProducerStateManager};
 use crate::segment::{self, LogSegment, RollInput, SegmentFile};
 use crate::{
@@ -567,8 +567,13 @@ impl Log {
     }
 
     fn assign_epoch(&self, epoch: i32, start_offset: i64) -> Result<()> {
+        self.change_epochs(|cache| cache.assign(epoch, start_offset))
+    }
+
+    /// Applies `change` to the epoch cache and persists it if it changed anything.
+    fn change_epochs(&self, change: impl FnOnce(&mut LeaderEpochCache) -> bool) -> Result<()> {
         let mut epochs = lock(&self.epochs);
-        if epochs.cache.assign(epoch, start_offset)
+        if change(&mut epochs.cache)
             && let Err(error) = epochs.persist()
         {
             let path = epochs.path().to_path_buf();
@@ -1079,14 +1084,7 @@ impl Log {
         if self.high_watermark() < offset {
             self.high_watermark.fetch_max(offset, Ordering::AcqRel);
         }
-        let mut epochs = lock(&self.epochs);
-        if epochs.cache.truncate_from_start(offset)
-            && let Err(error) = epochs.persist()
-        {
-            let path = epochs.path().to_path_buf();
-            return Err(self.fail("write leader epochs", &path, error));
-        }
-        Ok(())
+        self.change_epochs(|cache| cache.truncate_from_start(offset))
     }
 
     /// Deletes the segments that lie wholly below the log start offset (never the active one).
@@ -1254,17 +1252,6 @@ impl Log {
         self.assign_epoch(epoch, offset)
     }
 
-    fn truncate_epochs_from_end(&self, end_offset: i64) -> Result<()> {
-        let mut epochs = lock(&self.epochs);
-        if epochs.cache.truncate_from_end(end_offset)
-            && let Err(error) = epochs.persist()
-        {
-            let path = epochs.path().to_path_buf();
-            return Err(self.fail("write leader epochs", &path, error));
-        }
-        Ok(())
-    }
-
     fn truncate(&self, offset: i64, start_over: bool, now_ms: i64) -> Result<i64> {
         self.check_online()?;
         let _maintenance = lock(&self.maintenance);
@@ -1275,7 +1262,7 @@ impl Log {
             // entry names an epoch the new leader never had. Kept, it makes every fetch report
             // a divergence that truncation never resolves.
             let log_end_offset = self.log_end_offset();
-            self.truncate_epochs_from_end(log_end_offset)?;
+            self.change_epochs(|cache| cache.truncate_from_end(log_end_offset))?;
             return Ok(log_end_offset);
         }
         let config = self.config();
@@ -1331,17 +1318,12 @@ impl Log {
             .fetch_min(log_end_offset, Ordering::AcqRel);
         self.first_dirty_offset
             .fetch_min(log_end_offset, Ordering::AcqRel);
-        {
-            let mut epochs = lock(&self.epochs);
-            // Starting over keeps no epoch: the log holds nothing from any of them.
-            let end = if start_over { i64::MIN } else { log_end_offset };
-            let mut changed = epochs.cache.truncate_from_end(end);
-            changed |= epochs.cache.truncate_from_start(log_start_offset);
-            if changed && let Err(error) = epochs.persist() {
-                let path = epochs.path().to_path_buf();
-                return Err(self.fail("write leader epochs", &path, error));
-            }
-        }
+        // Starting over keeps no epoch: the log holds nothing from any of them.
+        let end = if start_over { i64::MIN } else { log_end_offset };
+        self.change_epochs(|cache| {
+            let changed = cache.truncate_from_end(end);
+            cache.truncate_from_start(log_start_offset) || changed
+        })?;
         // Producer state: snapshots past the new end are stale; reload and replay.
         let snapshots = producer_state::list_snapshots(&self.dir)
             .map_err(|e| self.fail("list producer snapshots", &self.dir, e))?;
