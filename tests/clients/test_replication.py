@@ -27,7 +27,8 @@ Four scenarios, each on its own 3-process cluster:
    goes; right after a commit the coordinator (from describe_consumer_groups) is SIGKILLed. The
    coordinator moves, the committed offsets read back intact from the new one, the consumer
    continues, and a later consumer in the same group starts at the last commit. Every record is
-   delivered, and only records after the last commit at the time may be delivered twice.
+   delivered; a record is delivered twice only after the group assigned its partition anew, and
+   only from the group's last commit at that assignment on.
 4. A follower never takes a fetch answer from a leader it no longer follows. The leader is
    SIGSTOPped while a producer and the followers have requests in flight to it; a follower
    becomes leader and the other follows it; then the old leader is woken and answers. The
@@ -414,7 +415,7 @@ GROUP = "keepers"
 
 
 class GroupReader:
-    """A consumer in GROUP; records every delivery and every successful commit, in order."""
+    """A consumer in GROUP; records every assignment, delivery and successful commit, in order."""
 
     def __init__(self, bootstrap, events):
         self.consumer = Consumer({
@@ -425,11 +426,15 @@ class GroupReader:
             "session.timeout.ms": 6000,
             "heartbeat.interval.ms": 500,
         })
-        self.consumer.subscribe([ORDERS_TOPIC])
-        self.events = events  # [("deliver" | "commit", partition, offset)]
+        self.consumer.subscribe([ORDERS_TOPIC], on_assign=self._on_assign)
+        self.events = events  # [("deliver" | "commit" | "assign", partition, offset, time.monotonic())]
         self.position = {}  # partition -> next offset to commit
         self.commit_failures = []
         self.client_errors = []  # transient ones, reported by librdkafka as it retries
+
+    def _on_assign(self, consumer, partitions):
+        for tp in partitions:
+            self.events.append(("assign", tp.partition, -1, time.monotonic()))
 
     def consume(self, count, deadline):
         """Delivers `count` records (or fewer if the deadline passes)."""
@@ -440,7 +445,7 @@ class GroupReader:
                     assert not msg.error().fatal(), f"consumer: {msg.error()}"
                     self.client_errors.append(str(msg.error()))
                     continue
-                self.events.append(("deliver", msg.partition(), msg.offset()))
+                self.events.append(("deliver", msg.partition(), msg.offset(), time.monotonic()))
                 self.position[msg.partition()] = msg.offset() + 1
                 got += 1
         return got
@@ -454,7 +459,7 @@ class GroupReader:
             return False
         for tp in committed:
             assert tp.error is None, f"commit {tp}: {tp.error}"
-            self.events.append(("commit", tp.partition, tp.offset))
+            self.events.append(("commit", tp.partition, tp.offset, time.monotonic()))
         return True
 
     def consume_until(self, ends, deadline, commit_every):
@@ -501,23 +506,36 @@ def wait_committed(bootstrap, expected, timeout=WAIT_S):
 
 
 def check_deliveries(events, ends):
-    """Every offset below `ends` delivered; a record delivered again only if at or after the
-    last commit at the time it was delivered again."""
+    """Every offset below `ends` delivered, in order. A record is delivered again only after the
+    group assigned its partition anew, and at or after the group's last commit when that
+    assignment happened: the consumer then resumes from the committed offset it fetches. (A
+    commit the member makes after the assignment, of positions it reached before it, does not
+    move where the new assignment resumes.)"""
     next_offset = {p: 0 for p in ends}
     last_commit = {p: 0 for p in ends}
+    commit_at_assignment = {p: 0 for p in ends}
+    reassigned = {p: False for p in ends}  # since the partition's last delivery
     redelivered = {p: 0 for p in ends}
-    for kind, partition, offset in events:
+    start = events[0][3] if events else 0
+    for i, (kind, partition, offset, _) in enumerate(events):
         if kind == "commit":
             last_commit[partition] = offset
-        elif offset == next_offset[partition]:
-            next_offset[partition] += 1
-        elif offset < next_offset[partition]:
-            assert offset >= last_commit[partition], (
-                f"{ORDERS_TOPIC}-{partition}: offset {offset} delivered again, below the commit at {last_commit[partition]}")
+            continue
+        if kind == "assign":
+            reassigned[partition] = True
+            commit_at_assignment[partition] = last_commit[partition]
+            continue
+        recent = [(k, o, round(t - start, 3)) for k, p, o, t in events[:i + 1] if p == partition][-12:]
+        if offset < next_offset[partition]:
+            assert reassigned[partition] and offset >= commit_at_assignment[partition], (
+                f"{ORDERS_TOPIC}-{partition}: offset {offset} delivered again (reassigned: {reassigned[partition]}, "
+                f"last commit at the assignment: {commit_at_assignment[partition]}); the partition's last events "
+                f"(kind, offset, seconds): {recent}")
             redelivered[partition] += next_offset[partition] - offset
-            next_offset[partition] = offset + 1
-        else:
-            raise AssertionError(f"{ORDERS_TOPIC}-{partition}: skipped from {next_offset[partition]} to {offset}")
+        elif offset > next_offset[partition]:
+            raise AssertionError(f"{ORDERS_TOPIC}-{partition}: skipped from {next_offset[partition]} to {offset}: {recent}")
+        next_offset[partition] = offset + 1
+        reassigned[partition] = False
     assert next_offset == ends, f"delivered up to {next_offset}, log ends at {ends}"
     return redelivered
 
@@ -564,7 +582,7 @@ def test_committed_offsets_survive_the_loss_of_the_group_coordinators_broker(tmp
         assert reader.commit(last), reader.commit_failures
         reader.consume(rng.randrange(1, 40), deadline)
         cluster.nodes[victim].kill()
-        print(f"killed coordinator node {victim} after a commit of {last}; consumer at {reader.position}")
+        print(f"killed coordinator node {victim} at {time.monotonic() - events[0][3]:.3f}s after a commit of {last}; consumer at {reader.position}")
 
         survivors = [i for i in cluster.nodes if i != victim]
         others = cluster.bootstrap_of(survivors)

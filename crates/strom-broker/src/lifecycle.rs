@@ -41,6 +41,7 @@ pub async fn start(
     loop {
         let reply = heartbeat(state, false).await;
         if reply.is_some_and(|r| !r.is_fenced) {
+            state.mark_caught_up();
             break;
         }
         if state.broker_epoch().0 < 0 {

@@ -33,13 +33,23 @@ use crate::replication::leader::{PartitionAssignment, ReplicaConfig};
 use crate::state::BrokerState;
 
 /// Starts the replica manager. It publishes on `applied` the metadata log index of each image
-/// it has finished acting on.
+/// it has finished acting on. It acts on nothing before the broker has caught up with the
+/// metadata log (the controller unfenced it), as Kafka's brokers wait for their initial
+/// catch-up: a restarted broker's own image can be stale, and acting on it would make it lead
+/// partitions (and coordinate groups, with old committed offsets) that moved while it was down.
 pub fn spawn(
     state: Weak<BrokerState>,
     mut images: watch::Receiver<Arc<MetadataImage>>,
     applied: watch::Sender<u64>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let Some(mut caught_up) = state.upgrade().map(|s| s.caught_up()) else {
+            return;
+        };
+        // Not holding the state meanwhile: a broker stopped before it caught up drops it.
+        if caught_up.wait_for(|c| *c).await.is_err() {
+            return;
+        }
         let mut previous = Arc::new(MetadataImage::default());
         loop {
             let image = Arc::clone(&images.borrow_and_update());

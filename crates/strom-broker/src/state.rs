@@ -56,6 +56,10 @@ pub struct BrokerState {
     /// This broker's registration: its epoch, and whether the controller has it fenced.
     broker_epoch: AtomicI64,
     fenced: AtomicBool,
+    /// Turns true when the controller first unfences this broker, i.e. it has applied the
+    /// metadata log up to its own registration. Until then its image may be stale (a restart
+    /// replays only the local metadata log), so the replica manager does not act on it.
+    caught_up: watch::Sender<bool>,
     /// Started once the state is shared (it refers back to it).
     groups: OnceLock<GroupCoordinator>,
     /// The replica fetchers of the partitions this broker follows.
@@ -97,6 +101,7 @@ impl BrokerState {
             producer_ids: AsyncMutex::new(ProducerIdBlock::default()),
             broker_epoch: AtomicI64::new(-1),
             fenced: AtomicBool::new(true),
+            caught_up: watch::Sender::new(false),
             groups: OnceLock::new(),
             fetchers: FetcherManager::default(),
             isr: OnceLock::new(),
@@ -169,6 +174,16 @@ impl BrokerState {
     /// Whether the controller has this broker fenced (it is then not in Metadata responses).
     pub fn is_fenced(&self) -> bool {
         self.fenced.load(Ordering::Acquire)
+    }
+
+    /// The controller has unfenced this broker once: its metadata image is caught up.
+    pub(crate) fn mark_caught_up(&self) {
+        self.caught_up.send_replace(true);
+    }
+
+    /// Turns true at [`BrokerState::mark_caught_up`].
+    pub(crate) fn caught_up(&self) -> watch::Receiver<bool> {
+        self.caught_up.subscribe()
     }
 
     pub fn partition(&self, topic_partition: &TopicPartition) -> Option<Arc<Partition>> {

@@ -32,7 +32,7 @@ use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes, VersionRange};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -714,11 +714,10 @@ async fn read_loop(
                 "protocol violation: response frame length {length} outside 4..={max_response_bytes}"
             );
         };
-        let mut frame = BytesMut::zeroed(length);
-        if let Err(e) = socket.read_exact(&mut frame).await {
-            break format!("read failed mid-frame: {e}");
-        }
-        let frame = frame.freeze();
+        let frame = match read_body(&mut socket, length).await {
+            Ok(frame) => frame.freeze(),
+            Err(e) => break format!("read failed mid-frame: {e}"),
+        };
         let correlation_id = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
         let waiter = lock(&state).pending.remove(&correlation_id);
         match waiter {
@@ -853,6 +852,24 @@ impl RawConnection {
 }
 
 /// `Ok(false)` when the peer closed (EOF or reset) before `buf` was filled.
+/// Reads a `length`-byte frame body into fresh, uninitialised capacity. A zeroed buffer would
+/// cost a page fault and a page clear for every 4 KiB of every large response: jemalloc serves
+/// large zeroed allocations with freshly unmapped pages, and a replica fetcher reads answers of
+/// megabytes all the time.
+async fn read_body<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    length: usize,
+) -> std::io::Result<BytesMut> {
+    let mut body = BytesMut::with_capacity(length);
+    while body.len() < length {
+        let remaining = (length - body.len()) as u64;
+        if (&mut *reader).take(remaining).read_buf(&mut body).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(body)
+}
+
 async fn read_exact_or_closed(stream: &mut TcpStream, buf: &mut [u8]) -> Result<bool> {
     match stream.read_exact(buf).await {
         Ok(_) => Ok(true),
@@ -885,6 +902,33 @@ mod tests {
             request_timeout: Duration::from_secs(10),
             ..ConnectionConfig::default()
         }
+    }
+
+    #[tokio::test]
+    async fn a_frame_body_arrives_in_pieces_and_stops_at_its_length() {
+        let (mut writer, mut reader) = tokio::io::duplex(7);
+        let sent: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+        let feeder = {
+            let sent = sent.clone();
+            tokio::spawn(async move {
+                // The body, then the start of the next frame, which must stay unread.
+                writer.write_all(&sent).await.expect("write body");
+                writer.write_all(b"next").await.expect("write next");
+            })
+        };
+        let body = read_body(&mut reader, sent.len()).await.expect("body");
+        assert_eq!(&body[..], &sent[..]);
+        let mut next = [0u8; 4];
+        reader.read_exact(&mut next).await.expect("next frame");
+        assert_eq!(&next, b"next");
+        feeder.await.expect("feeder");
+    }
+
+    #[tokio::test]
+    async fn a_frame_body_cut_short_is_an_error() {
+        let mut short: &[u8] = b"only nine";
+        let error = read_body(&mut short, 20).await.expect_err("cut short");
+        assert_eq!(error.kind(), std::io::ErrorKind::UnexpectedEof);
     }
 
     fn metadata_response(cluster_id: &str) -> MetadataResponse {
