@@ -4,7 +4,7 @@ Topics spread evenly (6 partitions on 3 brokers = 2 leaders each) and every part
 writes and reads. Then each node in turn is SIGKILLed, the active controller first: the others
 fence it within broker.session.timeout.ms plus a margin, topics can still be created and used on
 the live brokers, and the restarted node catches up and leads its partitions again. While the
-last victim is down enough metadata is written that the leader deletes the log entries the
+last victim is down metadata is written until the survivors have deleted the log entries the
 victim lacks, so it catches up from a snapshot. At the end every acknowledged record is read back
 exactly once.
 
@@ -12,7 +12,6 @@ The order of the kills after the first is drawn from a seed, printed; STROM_TEST
 run. Every wait is bounded.
 """
 
-import json
 import os
 import random
 import time
@@ -127,7 +126,7 @@ def run_schedule(cluster, rng):
         live = ",".join(cluster.nodes[i].bootstrap for i in survivors)
         led_by_victim = [p for p, l in leaders(everyone, "spread").items() if l == victim]
 
-        victim_applied = cluster.api(victim, "cluster")["quorum"]["applied_index"]
+        victim_last = cluster.api(victim, "cluster")["quorum"]["last_log_index"]
         cluster.nodes[victim].kill()
         killed_at = time.monotonic()
         wait_until(f"node {victim} to be fenced", lambda: victim not in brokers_in_metadata(live),
@@ -145,19 +144,22 @@ def run_schedule(cluster, rng):
         ledger.produce(live, "spread", alive, f"round{round_}")
 
         if round_ == len(victims) - 1:
-            # Enough metadata changes that a snapshot covers entries the victim lacks, and the
-            # leader deletes them: the victim can only catch up from the snapshot.
-            for n in range(8):
-                create_topic(live, f"filler-{n}", 1)
+            # The victim's log ends at or before the last entry any survivor has once it is
+            # fenced (a dead leader's unacknowledged tail ends at most where it was read above).
+            bound = max([victim_last, *(cluster.api(i, "cluster")["quorum"]["last_log_index"] for i in survivors)])
+
+            # Metadata changes until a snapshot covers entries the victim lacks and the survivors
+            # have deleted them: the victim can then only catch up from the snapshot. The purged
+            # index, not a log line: a leader postpones the deletion while a replication stream
+            # still uses the entries. Every survivor, since either may lead when the victim is back.
+            fillers = iter(range(1 << 16))
 
             def purged_past_victim():
-                # The leader is the one that would otherwise send the victim the entries.
-                leader = cluster.nodes[cluster.controller()]
-                return any(
-                    "deleting metadata log entries" in line and json.loads(line)["fields"]["upto"] > victim_applied
-                    for line in list(leader.log_lines)
-                )
-            wait_until("a survivor to delete metadata log entries the victim lacks", purged_past_victim)
+                if all((cluster.api(i, "cluster")["quorum"]["purged_index"] or 0) > bound for i in survivors):
+                    return True
+                create_topic(live, f"filler-{next(fillers)}", 1)
+                return False
+            wait_until("the survivors to delete metadata log entries the victim lacks", purged_past_victim)
 
         cluster.nodes[victim].start()
         wait_until(f"node {victim} back in Metadata", lambda: brokers_in_metadata(everyone) == {1, 2, 3})

@@ -41,7 +41,11 @@ pub struct Quorum {
     leader_id: Option<i32>,
     /// The Raft term (KRaft's leader epoch).
     term: u64,
+    /// The last entry in this node's metadata log (an observer keeps none: its applied index).
+    last_log_index: u64,
     applied_index: u64,
+    /// The last entry deleted from this node's log because a snapshot covers it.
+    purged_index: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -64,7 +68,9 @@ pub async fn cluster(State(state): AppState) -> Json<Cluster> {
             role: status.role,
             leader_id: status.leader.map(|l| l.0),
             term: status.term,
+            last_log_index: status.last_log_index,
             applied_index: status.applied_index,
+            purged_index: status.purged_index,
         },
         brokers: brokers_of(&state),
     })

@@ -556,10 +556,12 @@ async fn snapshot_policy(
             if raft.trigger().purge_log(snapshot.index).await.is_err() {
                 return;
             }
-            tracing::info!(
+            // A leader postpones the deletion while a replication stream still sends those
+            // entries; the log store says when it happens.
+            tracing::debug!(
                 upto = snapshot.index,
                 log_bytes,
-                "deleting metadata log entries covered by the latest snapshot"
+                "asked to delete metadata log entries covered by the latest snapshot"
             );
             purged_upto = snapshot.index;
         }

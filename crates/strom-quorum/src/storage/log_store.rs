@@ -367,6 +367,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             index.purge(log_id);
             (index.dead_bytes(), index.live_bytes())
         };
+        tracing::info!(
+            upto = log_id.index,
+            "deleted metadata log entries covered by a snapshot"
+        );
         if dead > 0 && (dead >= RECLAIM_BYTES_MIN || dead >= live) {
             self.rewrite().await?;
         }
