@@ -38,9 +38,21 @@ DEFAULT_SETTINGS = {
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free right now, below the kernel's ephemeral range: a client's outgoing
+    connection takes its source port from that range, and could take a killed node's port
+    before the node is restarted on it."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        ephemeral_low = int(f.read().split()[0])
+    picker = random.Random()  # not the test's seeded generator: ports are not part of a schedule
+    for _ in range(1000):
+        port = picker.randrange(10000, ephemeral_low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 def seeded_rng(scenario):

@@ -1013,18 +1013,16 @@ async fn cluster_and_config_commands_describe_and_alter() {
 }
 
 /// The first of `count` consecutive loopback ports that were free a moment ago: each is bound
-/// and let go. Another process may take one in between; the cluster then fails to start with
-/// an error naming the node, and the test fails instead of hanging.
+/// and let go. They are drawn below the kernel's ephemeral range, where no outgoing connection
+/// takes its source port; another test may still take one in between, and the cluster then
+/// fails to start with an error naming the node, so the test fails instead of hanging.
 fn free_port_range(count: u16) -> u16 {
-    for _ in 0..100 {
-        let first = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind 127.0.0.1:0")
-            .local_addr()
-            .expect("local address")
-            .port();
-        if u32::from(first) + u32::from(count) > u32::from(u16::MAX) {
-            continue;
-        }
+    let ephemeral_low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    for _ in 0..1000 {
+        let first = rand::random_range(10000..ephemeral_low.saturating_sub(count).max(10001));
         let held: Vec<_> = (first..first + count)
             .map_while(|port| std::net::TcpListener::bind(("127.0.0.1", port)).ok())
             .collect();

@@ -23,6 +23,10 @@ pub struct Node {
     pub controller_port: Option<u16>,
     pub properties: BTreeMap<String, String>,
     pub broker: Option<Broker>,
+    /// The listeners bound when the cluster was laid out, handed to the first start so that no
+    /// other socket (another test's client, say) can take a port in between. Restarts bind the
+    /// same ports again.
+    reserved: (Option<TcpListener>, Option<TcpListener>),
 }
 
 impl Node {
@@ -44,8 +48,14 @@ impl Node {
     }
 
     pub async fn start(&mut self) {
-        let broker = bind(self.broker_port).await;
-        let controller = bind(self.controller_port).await;
+        let broker = match self.reserved.0.take() {
+            Some(listener) => Some(listener),
+            None => bind(self.broker_port).await,
+        };
+        let controller = match self.reserved.1.take() {
+            Some(listener) => Some(listener),
+            None => bind(self.controller_port).await,
+        };
         let config = BrokerConfig::from_properties(self.properties.clone()).expect("valid config");
         let node = Broker::start_with(config, NodeListeners { broker, controller })
             .await
@@ -65,13 +75,24 @@ async fn bind(port: Option<u16>) -> Option<TcpListener> {
     Some(TcpListener::bind(("127.0.0.1", port)).await.expect("bind"))
 }
 
-pub async fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A listener on a loopback port below the kernel's ephemeral range (where outgoing
+/// connections take their source ports, so none can hold a stopped node's port when the test
+/// restarts it there), and its port.
+async fn reserve(wanted: bool) -> (Option<u16>, Option<TcpListener>) {
+    if !wanted {
+        return (None, None);
+    }
+    let ephemeral_low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    for _ in 0..1000 {
+        let port = rand::random_range(10000..ephemeral_low.max(10001));
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)).await {
+            return (Some(port), Some(listener));
+        }
+    }
+    panic!("no free loopback port below the ephemeral range");
 }
 
 /// Roles per node: "broker,controller", "broker" or "controller".
@@ -79,21 +100,16 @@ pub async fn cluster(dir: &tempfile::TempDir, roles: &[&str], extra: &[(&str, &s
     let mut nodes = Vec::new();
     for (i, role) in roles.iter().enumerate() {
         let id = i as i32 + 1;
+        let (broker_port, broker) = reserve(role.contains("broker")).await;
+        let (controller_port, controller) = reserve(role.contains("controller")).await;
         nodes.push(Node {
             id,
             dir: dir.path().join(format!("node-{id}")),
-            broker_port: if role.contains("broker") {
-                Some(free_port().await)
-            } else {
-                None
-            },
-            controller_port: if role.contains("controller") {
-                Some(free_port().await)
-            } else {
-                None
-            },
+            broker_port,
+            controller_port,
             properties: BTreeMap::new(),
             broker: None,
+            reserved: (broker, controller),
         });
     }
     let voters: Vec<String> = nodes
