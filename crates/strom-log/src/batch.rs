@@ -73,8 +73,8 @@ const RECORDS_COUNT_OFFSET: usize = 57;
 
 const COMPRESSION_MASK: i16 = 0x07;
 const TIMESTAMP_TYPE_BIT: i16 = 1 << 3;
-const TRANSACTIONAL_BIT: i16 = 1 << 4;
-const CONTROL_BIT: i16 = 1 << 5;
+pub(crate) const TRANSACTIONAL_BIT: i16 = 1 << 4;
+pub(crate) const CONTROL_BIT: i16 = 1 << 5;
 const DELETE_HORIZON_BIT: i16 = 1 << 6;
 
 /// The smallest encoded record: one byte each for length, attributes, timestamp delta, offset

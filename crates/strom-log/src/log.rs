@@ -856,6 +856,17 @@ impl Log {
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark.load(Ordering::Acquire)
     }
+    /// The last stable offset: the high watermark, or the first offset of the oldest open
+    /// transaction when that is lower; a `read_committed` consumer reads no further. Takes the
+    /// append lock (the producer state lives under it), so a hot Fetch path should keep its
+    /// own copy updated at append time rather than call this per request.
+    pub fn last_stable_offset(&self) -> i64 {
+        let high_watermark = self.high_watermark();
+        lock(&self.writer)
+            .producers
+            .first_unstable_offset()
+            .map_or(high_watermark, |first| first.min(high_watermark))
+    }
     /// Sets the high watermark (clamped into `[log_start_offset, log_end_offset]`).
     pub fn update_high_watermark(&self, offset: i64) -> i64 {
         let clamped = offset.clamp(self.log_start_offset(), self.log_end_offset());

@@ -11,6 +11,11 @@
 //! - a new epoch must start at sequence 0, unless the producer is unknown;
 //! - otherwise the first sequence must follow the last one (wrapping at `i32::MAX`).
 //!
+//! For transactions it also tracks each producer's open transaction: the first offset of its
+//! first transactional batch, until a control batch (a COMMIT or ABORT marker) ends it. The
+//! smallest such offset bounds the partition's last stable offset (LSO): a `read_committed`
+//! consumer reads no further, since what follows may still be aborted.
+//!
 //! The state survives restarts through snapshot files `<offset>.snapshot` (20-digit offset:
 //! the state covers every batch below it), written when a segment rolls and when the log
 //! closes; after an unclean stop the log replays batch headers after the latest snapshot.
@@ -46,6 +51,8 @@ pub struct ProducerEntry {
     pub batches: VecDeque<BatchMetadata>,
     /// Max timestamp of the producer's last batch (Kafka expires producers by it).
     pub last_timestamp: i64,
+    /// First offset of the producer's open transaction, if one is open.
+    pub current_txn_first_offset: Option<i64>,
 }
 
 impl ProducerEntry {
@@ -95,6 +102,15 @@ pub enum Check {
         index: usize,
         original: BatchMetadata,
     },
+}
+
+/// A transaction whose marker was appended: its records span `first_offset` to the marker at
+/// `last_offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
 }
 
 /// All producers of one partition.
@@ -187,54 +203,82 @@ impl ProducerStateManager {
         Ok(Check::Accept)
     }
 
-    /// Records an appended (or replayed) batch whose offsets are final.
+    /// Records an appended (or replayed) batch whose offsets are final. Returns the
+    /// transaction a control batch ended, if it ended one.
     ///
     /// A control batch (a transaction marker, which a follower stores as its leader did) has no
     /// sequence: as in Kafka's `appendEndTxnMarker` it only moves the producer to its epoch
     /// and time, and is not remembered as a batch, so it neither takes one of the five
     /// duplicate-detection slots nor hides the last sequence from the next check.
-    pub fn update(&mut self, header: &BatchHeader) {
+    pub fn update(&mut self, header: &BatchHeader) -> Option<CompletedTxn> {
         if !header.has_producer_id() {
-            return;
+            return None;
         }
-        if header.is_control() {
-            let entry = self
-                .producers
-                .entry(header.producer_id)
-                .or_insert_with(|| ProducerEntry {
-                    epoch: header.producer_epoch,
-                    batches: VecDeque::with_capacity(BATCHES_REMEMBERED),
-                    last_timestamp: header.max_timestamp,
-                });
-            if entry.epoch != header.producer_epoch {
-                entry.batches.clear();
-                entry.epoch = header.producer_epoch;
-            }
-            entry.last_timestamp = header.max_timestamp;
-            return;
-        }
-        let batch = BatchMetadata {
-            first_sequence: header.base_sequence,
-            last_sequence: header.last_sequence(),
-            first_offset: header.base_offset,
-            last_offset: header.last_offset(),
-            max_timestamp: header.max_timestamp,
-        };
-        self.producers
+        let entry = self
+            .producers
             .entry(header.producer_id)
             .or_insert_with(|| ProducerEntry {
                 epoch: header.producer_epoch,
                 batches: VecDeque::with_capacity(BATCHES_REMEMBERED),
                 last_timestamp: header.max_timestamp,
-            })
-            .push(header.producer_epoch, batch);
+                current_txn_first_offset: None,
+            });
+        if header.is_control() {
+            if entry.epoch != header.producer_epoch {
+                entry.batches.clear();
+                entry.epoch = header.producer_epoch;
+            }
+            entry.last_timestamp = header.max_timestamp;
+            return entry
+                .current_txn_first_offset
+                .take()
+                .map(|first_offset| CompletedTxn {
+                    producer_id: header.producer_id,
+                    first_offset,
+                    last_offset: header.base_offset,
+                });
+        }
+        if header.is_transactional() && entry.current_txn_first_offset.is_none() {
+            entry.current_txn_first_offset = Some(header.base_offset);
+        }
+        entry.push(
+            header.producer_epoch,
+            BatchMetadata {
+                first_sequence: header.base_sequence,
+                last_sequence: header.last_sequence(),
+                first_offset: header.base_offset,
+                last_offset: header.last_offset(),
+                max_timestamp: header.max_timestamp,
+            },
+        );
+        None
     }
 
-    /// Forgets producers idle for at least `expiration_ms`. Returns how many were removed.
+    /// The first offset of the oldest open transaction: the last stable offset can be no
+    /// higher. `None` when no transaction is open.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.producers
+            .values()
+            .filter_map(|entry| entry.current_txn_first_offset)
+            .min()
+    }
+
+    /// (producer id, first offset) of every open transaction, by producer id.
+    pub fn open_transactions(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.producers
+            .iter()
+            .filter_map(|(id, entry)| Some((*id, entry.current_txn_first_offset?)))
+    }
+
+    /// Forgets producers idle for at least `expiration_ms`, except those with an open
+    /// transaction (its coordinator aborts it; forgetting it would move the last stable offset
+    /// past records that may still be aborted). Returns how many were removed.
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, entry| now_ms.saturating_sub(entry.last_timestamp) < expiration_ms);
+        self.producers.retain(|_, entry| {
+            entry.current_txn_first_offset.is_some()
+                || now_ms.saturating_sub(entry.last_timestamp) < expiration_ms
+        });
         before - self.producers.len()
     }
 
@@ -244,6 +288,12 @@ impl ProducerStateManager {
     pub fn truncate_from(&mut self, offset: i64) {
         self.producers.retain(|_, entry| {
             entry.batches.retain(|batch| batch.last_offset < offset);
+            if entry
+                .current_txn_first_offset
+                .is_some_and(|first| first >= offset)
+            {
+                entry.current_txn_first_offset = None;
+            }
             !entry.batches.is_empty()
         });
     }
@@ -255,13 +305,14 @@ impl ProducerStateManager {
     /// | size | field                                                     |
     /// |-----:|-----------------------------------------------------------|
     /// |    8 | magic `STROMPS\0`                                         |
-    /// |    2 | version (u16) = 1                                         |
+    /// |    2 | version (u16) = 2 (1: without the open transaction)     |
     /// |    4 | CRC32C (u32) of everything after this field              |
     /// |    4 | producer count (u32)                                      |
     /// |      | per producer:                                             |
     /// |    8 |   producer id (i64)                                       |
     /// |    2 |   producer epoch (i16)                                    |
     /// |    8 |   last timestamp (i64)                                    |
+    /// |    8 |   open transaction's first offset (i64, -1: none; v2)    |
     /// |    1 |   batch count (u8, at most 5), oldest first               |
     /// |      |   per batch:                                              |
     /// |    4 |     first sequence (i32)                                  |
@@ -279,6 +330,7 @@ impl ProducerStateManager {
             body.extend_from_slice(&producer_id.to_be_bytes());
             body.extend_from_slice(&entry.epoch.to_be_bytes());
             body.extend_from_slice(&entry.last_timestamp.to_be_bytes());
+            body.extend_from_slice(&entry.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
             body.push(entry.batches.len() as u8);
             for batch in &entry.batches {
                 body.extend_from_slice(&batch.first_sequence.to_be_bytes());
@@ -300,7 +352,8 @@ impl ProducerStateManager {
     pub fn decode_snapshot(bytes: &[u8]) -> Option<ProducerStateManager> {
         let rest = bytes.strip_prefix(SNAPSHOT_MAGIC.as_slice())?;
         let (version, rest) = rest.split_first_chunk::<2>()?;
-        if u16::from_be_bytes(*version) != SNAPSHOT_VERSION {
+        let version = u16::from_be_bytes(*version);
+        if !(1..=SNAPSHOT_VERSION).contains(&version) {
             return None;
         }
         let (crc, body) = rest.split_first_chunk::<4>()?;
@@ -314,6 +367,11 @@ impl ProducerStateManager {
             let producer_id = reader.i64()?;
             let epoch = reader.i16()?;
             let last_timestamp = reader.i64()?;
+            let current_txn_first_offset = if version >= 2 {
+                Some(reader.i64()?).filter(|offset| *offset >= 0)
+            } else {
+                None
+            };
             let batch_count = usize::from(reader.u8()?);
             if batch_count > BATCHES_REMEMBERED {
                 return None;
@@ -334,6 +392,7 @@ impl ProducerStateManager {
                     epoch,
                     batches,
                     last_timestamp,
+                    current_txn_first_offset,
                 },
             );
         }
@@ -342,7 +401,7 @@ impl ProducerStateManager {
 }
 
 const SNAPSHOT_MAGIC: &[u8; 8] = b"STROMPS\0";
-const SNAPSHOT_VERSION: u16 = 1;
+const SNAPSHOT_VERSION: u16 = 2;
 
 struct Reader<'a>(&'a [u8]);
 
@@ -597,5 +656,113 @@ mod tests {
         state.truncate_from(2);
         assert_eq!(state.get(1).map(ProducerEntry::last_sequence), Some(1));
         assert!(state.get(2).is_none());
+    }
+
+    fn transactional(mut h: BatchHeader) -> BatchHeader {
+        h.attributes |= crate::batch::TRANSACTIONAL_BIT;
+        h
+    }
+
+    fn marker(producer_id: i64, epoch: i16, offset: i64) -> BatchHeader {
+        let mut h = header(producer_id, epoch, NO_SEQUENCE, 1, offset);
+        h.attributes |= crate::batch::TRANSACTIONAL_BIT | crate::batch::CONTROL_BIT;
+        h
+    }
+
+    #[test]
+    fn a_transaction_is_open_from_its_first_batch_to_its_marker() {
+        let mut state = ProducerStateManager::new();
+        appended(&mut state, header(9, 0, 0, 1, 0));
+        assert_eq!(
+            state.first_unstable_offset(),
+            None,
+            "idempotent, not transactional"
+        );
+        appended(&mut state, transactional(header(1, 0, 0, 2, 1)));
+        appended(&mut state, transactional(header(2, 0, 0, 1, 3)));
+        appended(&mut state, transactional(header(1, 0, 2, 1, 4)));
+        assert_eq!(state.first_unstable_offset(), Some(1));
+        assert_eq!(
+            state.open_transactions().collect::<Vec<_>>(),
+            vec![(1, 1), (2, 3)]
+        );
+
+        assert_eq!(
+            state.update(&marker(1, 0, 5)),
+            Some(CompletedTxn {
+                producer_id: 1,
+                first_offset: 1,
+                last_offset: 5
+            })
+        );
+        assert_eq!(state.first_unstable_offset(), Some(3));
+        assert_eq!(
+            state.update(&marker(2, 0, 6)).map(|t| t.first_offset),
+            Some(3)
+        );
+        assert_eq!(state.first_unstable_offset(), None);
+        // A marker with nothing open (an abort of an empty transaction) ends nothing.
+        assert_eq!(state.update(&marker(2, 0, 7)), None);
+        // The next transaction of the same producer starts at its own first batch.
+        appended(&mut state, transactional(header(1, 0, 3, 1, 8)));
+        assert_eq!(state.first_unstable_offset(), Some(8));
+    }
+
+    #[test]
+    fn a_producer_with_an_open_transaction_does_not_expire() {
+        let mut state = ProducerStateManager::new();
+        appended(&mut state, transactional(header(1, 0, 0, 1, 0)));
+        appended(&mut state, header(2, 0, 0, 1, 1));
+        assert_eq!(state.expire(i64::MAX / 2, 1000), 1);
+        assert_eq!(state.first_unstable_offset(), Some(0));
+        state.update(&marker(1, 0, 2));
+        assert_eq!(state.expire(i64::MAX / 2, 1000), 1);
+        assert!(state.is_empty());
+    }
+
+    #[test]
+    fn truncation_closes_a_transaction_that_started_after_it() {
+        let mut state = ProducerStateManager::new();
+        appended(&mut state, transactional(header(1, 0, 0, 1, 0)));
+        appended(&mut state, header(2, 0, 0, 1, 1));
+        appended(&mut state, transactional(header(2, 0, 1, 1, 2)));
+        state.truncate_from(2);
+        assert_eq!(state.open_transactions().collect::<Vec<_>>(), vec![(1, 0)]);
+    }
+
+    #[test]
+    fn snapshots_keep_open_transactions_and_version_1_still_loads() {
+        let mut state = ProducerStateManager::new();
+        appended(&mut state, transactional(header(1, 0, 0, 2, 10)));
+        appended(&mut state, header(2, 0, 0, 1, 12));
+        let bytes = state.encode_snapshot();
+        assert_eq!(
+            ProducerStateManager::decode_snapshot(&bytes),
+            Some(state.clone())
+        );
+
+        // The same state as version 1 wrote it: no open-transaction field.
+        let mut body = Vec::new();
+        body.extend_from_slice(&2u32.to_be_bytes());
+        for (producer_id, entry) in state.iter() {
+            body.extend_from_slice(&producer_id.to_be_bytes());
+            body.extend_from_slice(&entry.epoch.to_be_bytes());
+            body.extend_from_slice(&entry.last_timestamp.to_be_bytes());
+            body.push(entry.batches.len() as u8);
+            for batch in &entry.batches {
+                body.extend_from_slice(&batch.first_sequence.to_be_bytes());
+                body.extend_from_slice(&batch.last_sequence.to_be_bytes());
+                body.extend_from_slice(&batch.first_offset.to_be_bytes());
+                body.extend_from_slice(&batch.last_offset.to_be_bytes());
+                body.extend_from_slice(&batch.max_timestamp.to_be_bytes());
+            }
+        }
+        let mut v1 = SNAPSHOT_MAGIC.to_vec();
+        v1.extend_from_slice(&1u16.to_be_bytes());
+        v1.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        v1.extend_from_slice(&body);
+        let loaded = ProducerStateManager::decode_snapshot(&v1).expect("version 1 loads");
+        assert_eq!(loaded.first_unstable_offset(), None);
+        assert_eq!(loaded.get(1).map(|e| e.last_offset()), Some(11));
     }
 }

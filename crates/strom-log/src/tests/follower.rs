@@ -736,3 +736,60 @@ fn truncating_at_the_log_end_drops_an_epoch_that_never_wrote() {
         "and stays gone after a restart"
     );
 }
+
+/// A transactional batch of `count` records from producer 7 at `base_offset`; a control batch
+/// (the transaction's marker) when `marker`.
+fn transactional_at(base_offset: i64, sequence: i32, count: usize, marker: bool) -> Vec<u8> {
+    let records: Vec<Rec> = (0..count)
+        .map(|i| Rec::kv(&[0, 0, 0, 1], format!("v{i}").as_bytes(), NOW))
+        .collect();
+    let spec = BatchSpec {
+        producer_id: 7,
+        producer_epoch: 0,
+        base_sequence: if marker { -1 } else { sequence },
+        transactional: true,
+        control: marker,
+        partition_leader_epoch: 0,
+        ..BatchSpec::default()
+    };
+    let mut bytes = encode(&records, &spec).to_vec();
+    // The base offset is outside the CRC: a follower stores what its leader assigned.
+    bytes[..8].copy_from_slice(&base_offset.to_be_bytes());
+    bytes
+}
+
+#[test]
+fn an_open_transaction_holds_the_last_stable_offset_until_its_marker_even_after_a_crash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let follower = open(&dir.path().join("follower"), LogConfig::default());
+    follower
+        .append_as_follower(&records(2, 10, NOW), NOW)
+        .expect("plain");
+    follower
+        .append_as_follower(&transactional_at(2, 0, 3, false), NOW)
+        .expect("transactional");
+    follower.update_high_watermark(5);
+    assert_eq!(follower.high_watermark(), 5);
+    assert_eq!(
+        follower.last_stable_offset(),
+        2,
+        "the transaction is open from 2"
+    );
+
+    // Recovery replays the batches and finds the transaction still open.
+    drop(follower);
+    let follower = reopen_unclean(&dir.path().join("follower"), LogConfig::default(), 0);
+    follower.update_high_watermark(5);
+    assert_eq!(follower.last_stable_offset(), 2);
+
+    follower
+        .append_as_follower(&transactional_at(5, 0, 1, true), NOW)
+        .expect("marker");
+    assert_eq!(
+        follower.last_stable_offset(),
+        5,
+        "bounded by the high watermark"
+    );
+    follower.update_high_watermark(6);
+    assert_eq!(follower.last_stable_offset(), 6);
+}
