@@ -28,6 +28,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod cleaner;
+pub mod control;
 pub mod index;
 mod io;
 pub mod leader_epoch;

@@ -44,6 +44,7 @@ const SNAPSHOTS_KEPT: usize = 3;
 const WRITE_BUFFER_KEEP_BYTES: usize = 8 * 1024 * 1024;
 
 mod follower;
+mod marker;
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // The state behind these locks is consistent between statements; a panic on another

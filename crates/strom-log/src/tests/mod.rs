@@ -8,6 +8,7 @@ mod follower;
 mod manager;
 mod model;
 mod recovery;
+mod transactions;
 
 use std::path::Path;
 

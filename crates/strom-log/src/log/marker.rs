@@ -1,0 +1,92 @@
+//! [`Log::append_marker_as_leader`]: a partition leader writes the COMMIT or ABORT marker that
+//! ends a producer's transaction (the WriteTxnMarkers path).
+//!
+//! The marker goes through the leader's write path like any batch (append lock, segment roll,
+//! epoch cache, one write, producer state, log end offset), with two differences: the batch is
+//! built here rather than taken from a request, and the producer check is the marker's own. A
+//! marker from an epoch older than the producer's current one is refused: the coordinator
+//! that sent it was replaced, or the producer was fenced, and the newer instance's transaction
+//! must not be ended by it.
+
+use crate::control::{self, Marker};
+use crate::producer_state::CompletedTxn;
+use crate::{AppendError, AppendInfo, Log, batch};
+
+use super::{AppendShape, Writer, lock};
+
+impl Log {
+    /// Appends a marker for `producer_id` at `producer_epoch` under `leader_epoch`. Returns the
+    /// append and the transaction it ended (`None` when the producer had none open here, e.g. a
+    /// partition added to a transaction that wrote nothing to it).
+    pub fn append_marker_as_leader(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: Marker,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<(AppendInfo, Option<CompletedTxn>), AppendError> {
+        self.check_online()?;
+        let config = self.config();
+        let mut bytes =
+            control::marker_batch(producer_id, producer_epoch, marker, leader_epoch, now_ms);
+
+        let mut writer = lock(&self.writer);
+        self.check_online()?;
+        let Writer { producers, .. } = &mut *writer;
+        if let Some(entry) = producers.get(producer_id)
+            && producer_epoch < entry.epoch
+        {
+            return Err(AppendError::ProducerFenced {
+                producer_id,
+                epoch: producer_epoch,
+                current: entry.epoch,
+            });
+        }
+        let offset = self
+            .log_end_offset
+            .load(std::sync::atomic::Ordering::Acquire);
+        batch::set_base_offset(&mut bytes, offset);
+        let mut header = batch::validate(&bytes, batch::Validation::Produce)?;
+        header.base_offset = offset;
+        let append = AppendShape {
+            bytes: bytes.len() as u64,
+            max_timestamp: now_ms,
+            last_offset: offset,
+        };
+        let active = self.roll_if_needed(producers, &config, &append, offset, now_ms)?;
+        self.assign_epoch(leader_epoch, offset)?;
+        let headers = [(0usize, header)];
+        self.write_batches(
+            &active,
+            &mut [std::io::IoSlice::new(&bytes)],
+            &headers,
+            &config,
+        )?;
+        // The producer state learns the marker before the log end offset moves past it, as
+        // for any append; `publish_append` does both, so look the transaction up first.
+        let ended = producers
+            .get(producer_id)
+            .and_then(|entry| entry.current_txn_first_offset)
+            .map(|first_offset| CompletedTxn {
+                producer_id,
+                first_offset,
+                last_offset: offset,
+            });
+        self.publish_append(producers, &headers, offset + 1, 1, now_ms);
+        drop(writer);
+
+        self.flush_if_messages_due(&config)?;
+        Ok((
+            AppendInfo {
+                first_offset: offset,
+                last_offset: offset,
+                log_append_time_ms: -1,
+                log_start_offset: self.log_start_offset(),
+                record_count: 1,
+                duplicate: false,
+            },
+            ended,
+        ))
+    }
+}
