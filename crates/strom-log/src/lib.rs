@@ -42,6 +42,7 @@ pub mod segment;
 pub mod testing;
 #[cfg(test)]
 mod tests;
+pub mod txn_index;
 
 pub use crate::log::{Log, READ_BYTES_MAX};
 pub use cleaner::CleanerStats;
