@@ -517,7 +517,9 @@ impl Coordinator {
     }
 
     /// The write `id` failed (`error`: the Kafka code to answer with, e.g. NOT_COORDINATOR
-    /// when leadership moved). Nothing it would have changed is changed.
+    /// when leadership moved). Nothing it would have changed is changed; a failed Complete
+    /// record asks for the markers again. A failed fencing or timeout abort is retried by the
+    /// next InitProducerId or poll.
     pub fn write_failed(&mut self, id: WriteId, error: i16) -> Output {
         let mut out = Output::default();
         let Some(write) = self.writes.remove(&id) else {
@@ -530,6 +532,16 @@ impl Coordinator {
         }
         if let Some(response) = error_response(&write.purpose, error) {
             out.responses.push(response);
+        }
+        // The markers are written but their completion is not recorded: ask for them again
+        // (writing a marker twice is harmless), so the transaction does not stay prepared
+        // forever. A coordinator that lost the partition leaves it to the next one.
+        if let Purpose::Complete = write.purpose
+            && self.check_owner(&write.transactional_id).is_ok()
+            && let Some(txn) = self.transactions.get(&write.transactional_id)
+        {
+            let epoch = self.coordinator_epoch(&write.transactional_id);
+            out.markers.push(markers_of(txn, epoch));
         }
         out
     }

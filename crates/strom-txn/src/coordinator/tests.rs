@@ -243,6 +243,25 @@ fn a_new_instance_fences_the_old_one_and_aborts_its_transaction() {
 }
 
 #[test]
+fn a_failed_completion_asks_for_the_markers_again() {
+    let mut h = Harness::new();
+    init_ok(h.init("app"));
+    assert_eq!(h.add("app", 0, &[tp("a", 0)]), 0);
+    let (_, markers) = h.end("app", 0, true);
+    assert_eq!(markers.len(), 1);
+    let producer = Producer { id: 1000, epoch: 0 };
+    let out = h.coordinator.markers_written(NOW + 3, "app", producer);
+    let failed = h
+        .coordinator
+        .write_failed(out.writes[0].id, codes::NOT_COORDINATOR);
+    assert_eq!(failed.markers, markers, "the same markers, again");
+    assert_eq!(h.state("app"), Some(TransactionState::PrepareCommit));
+    let out = h.coordinator.markers_written(NOW + 4, "app", producer);
+    h.settle(out);
+    assert_eq!(h.state("app"), Some(TransactionState::CompleteCommit));
+}
+
+#[test]
 fn a_timed_out_transaction_is_aborted_by_poll() {
     let mut h = Harness::new();
     init_ok(h.init("app"));
@@ -422,4 +441,184 @@ fn verify_only_checks_the_open_transaction_without_writing() {
             .verify_partitions("nobody", Producer { id: 1, epoch: 0 }, &[tp("a", 0)]),
         vec![(tp("a", 0), 49)]
     );
+}
+
+/// xorshift64*: a schedule generator whose output never changes between versions.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Random requests, write outcomes, markers and polls over a few ids. Checks that every request
+/// is answered exactly once, that markers are only asked for decided transactions, and that a
+/// coordinator replaying the durable records ends where this one is.
+#[test]
+fn random_schedules_answer_everything_once_and_memory_matches_the_log() {
+    let seed: u64 = std::env::var("STROM_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_c0de);
+    println!("transaction coordinator schedule seed: {seed} (replay with STROM_TEST_SEED={seed})");
+    let mut rng = Rng(seed | 1);
+    let ids = ["a", "b", "c"];
+    let mut h = Harness::new();
+    let mut now = NOW;
+    let mut queued: std::collections::VecDeque<Write> = Default::default();
+    let mut markers: Vec<Markers> = Vec::new();
+    let mut answered: HashMap<RequestId, usize> = HashMap::new();
+    let mut asked: Vec<RequestId> = Vec::new();
+    let mut next_pid = 1000;
+    let (mut commits, mut aborts, mut failed) = (0, 0, 0);
+
+    let mut take = |out: Output,
+                    queued: &mut std::collections::VecDeque<Write>,
+                    markers: &mut Vec<Markers>,
+                    coordinator: &Coordinator| {
+        for (rid, _) in &out.responses {
+            *answered.entry(*rid).or_default() += 1;
+        }
+        for m in &out.markers {
+            let state = coordinator.describe(std::slice::from_ref(&m.transactional_id))[0].state;
+            assert!(
+                matches!(
+                    state,
+                    Some(TransactionState::PrepareCommit | TransactionState::PrepareAbort)
+                ),
+                "markers for {} in {state:?}",
+                m.transactional_id
+            );
+        }
+        queued.extend(out.writes);
+        markers.extend(out.markers.iter().cloned());
+        (answered.clone(), out.markers)
+    };
+
+    for _ in 0..20_000 {
+        // Mostly well inside the timeout, now and then past it.
+        now += if rng.below(50) == 0 {
+            i64::from(TIMEOUT)
+        } else {
+            rng.below(300) as i64
+        };
+        let id = ids[rng.below(ids.len() as u64) as usize];
+        let current = h.coordinator.describe(&[id.to_string()])[0].clone();
+        let producer = Producer {
+            id: if rng.below(10) == 0 {
+                1
+            } else {
+                current.producer_id
+            },
+            epoch: current.producer_epoch - (rng.below(5) == 0) as i16,
+        };
+        let rid = h.rid();
+        let out = match rng.below(9) {
+            0 => {
+                next_pid += 1;
+                h.coordinator
+                    .init_producer_id(now, rid, id, TIMEOUT, next_pid)
+            }
+            1 | 2 => {
+                let p = tp("t", rng.below(4) as i32);
+                h.coordinator.add_partitions(now, rid, id, producer, &[p])
+            }
+            3 => h.coordinator.add_offsets(now, rid, id, producer, "g"),
+            4 => {
+                let (commit, tv2) = (rng.below(2) == 0, rng.below(3) == 0);
+                h.coordinator.end_txn(now, rid, id, producer, commit, tv2)
+            }
+            5 if !markers.is_empty() => {
+                let m = markers.remove(rng.below(markers.len() as u64) as usize);
+                let producer = Producer {
+                    id: m.producer_id,
+                    epoch: m.producer_epoch,
+                };
+                if m.commit {
+                    commits += 1;
+                } else {
+                    aborts += 1;
+                }
+                let out = h
+                    .coordinator
+                    .markers_written(now, &m.transactional_id, producer);
+                take(out, &mut queued, &mut markers, &h.coordinator);
+                continue;
+            }
+            6 => {
+                let out = h.coordinator.poll(now);
+                take(out, &mut queued, &mut markers, &h.coordinator);
+                continue;
+            }
+            _ => {
+                // Settle the oldest write: usually durable, sometimes failed.
+                if let Some(write) = queued.pop_front() {
+                    let out = if rng.below(8) == 0 {
+                        failed += 1;
+                        h.coordinator.write_failed(write.id, codes::NOT_COORDINATOR)
+                    } else {
+                        h.log.push((write.partition, write.key, write.value));
+                        h.coordinator.write_completed(write.id)
+                    };
+                    take(out, &mut queued, &mut markers, &h.coordinator);
+                }
+                continue;
+            }
+        };
+        asked.push(rid);
+        take(out, &mut queued, &mut markers, &h.coordinator);
+    }
+    // Quiesce: every write durable, every marker written, until nothing is left.
+    loop {
+        if let Some(write) = queued.pop_front() {
+            h.log.push((write.partition, write.key, write.value));
+            let out = h.coordinator.write_completed(write.id);
+            take(out, &mut queued, &mut markers, &h.coordinator);
+        } else if let Some(m) = markers.pop() {
+            let producer = Producer {
+                id: m.producer_id,
+                epoch: m.producer_epoch,
+            };
+            let out = h
+                .coordinator
+                .markers_written(now, &m.transactional_id, producer);
+            take(out, &mut queued, &mut markers, &h.coordinator);
+        } else {
+            break;
+        }
+    }
+    let (answered, _) = take(Output::default(), &mut queued, &mut markers, &h.coordinator);
+    println!(
+        "{commits} commits and {aborts} aborts completed during the schedule, {failed} writes failed"
+    );
+    assert!(
+        commits > 10 && aborts > 10 && failed > 10,
+        "the schedule reaches commits, aborts and failures"
+    );
+    for rid in &asked {
+        assert_eq!(answered.get(rid), Some(&1), "request {rid:?} answered once");
+    }
+    assert_eq!(
+        answered.len(),
+        asked.len(),
+        "no answer to a request never asked"
+    );
+
+    let mut replayed = Coordinator::new(Config::default());
+    for p in 0..50 {
+        replayed.load_partition(p, EPOCH);
+    }
+    for (p, key, value) in &h.log {
+        replayed.replay(*p, key, value.as_deref()).unwrap();
+    }
+    for p in 0..50 {
+        replayed.finish_load(p);
+    }
+    let all: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    assert_eq!(replayed.describe(&all), h.coordinator.describe(&all));
+    assert_eq!(replayed.list(&[], &[]), h.coordinator.list(&[], &[]));
 }
