@@ -87,3 +87,31 @@ def test_kafka_python_round_trip(broker, codec, caplog):
     admin.close()
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == [], [r.getMessage() for r in errors]
+
+
+def test_describe_producers_shows_the_idempotent_producer_of_each_partition(broker):
+    """DescribeProducers (KIP-664) through kafka-python's admin client: the partition an
+    idempotent producer wrote to lists it with its epoch and last sequence; the other lists
+    nobody; an unknown partition is an error."""
+    from kafka.errors import UnknownTopicOrPartitionError
+
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, client_id="strom-test-admin")
+    topic = "described-producers"
+    admin.create_topics([NewTopic(topic, 2, 1)])
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, enable_idempotence=True, acks="all")
+    for i in range(25):
+        producer.send(topic, value=b"v%d" % i, partition=0).get(timeout=60)
+    producer.close()
+
+    states = admin.describe_producers([TopicPartition(topic, 0), TopicPartition(topic, 1)])
+    [active] = states[TopicPartition(topic, 0)].active_producers
+    assert active.producer_id >= 0
+    assert active.producer_epoch == 0
+    assert active.last_sequence == 24, "25 records, sequences 0-24"
+    assert active.last_timestamp > 0
+    assert active.current_transaction_start_offset == -1, "not transactional"
+    assert states[TopicPartition(topic, 1)].active_producers == []
+
+    with pytest.raises(UnknownTopicOrPartitionError):
+        admin.describe_producers([TopicPartition(topic, 7)])
+    admin.close()

@@ -215,6 +215,15 @@ async fn every_version_of_every_api_answers() {
         DescribeLogDirsRequest::default().with_topics(None)
     })
     .await;
+    every_version(&mut conn, &mut checked, |_| {
+        // Partition 0 exists, 5 does not: both the answer and the error shape are encoded.
+        DescribeProducersRequest::default().with_topics(vec![
+            describe_producers_request::TopicRequest::default()
+                .with_name(topic_name("t"))
+                .with_partition_indexes(vec![0, 5]),
+        ])
+    })
+    .await;
     every_version(&mut conn, &mut checked, |v| {
         DescribeClusterRequest::default().with_include_fenced_brokers(v >= 2)
     })

@@ -124,6 +124,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_producers;
 pub mod describe_quorum;
 pub mod elect_leaders;
 pub mod fetch;
@@ -182,6 +183,7 @@ registry! {
     DescribeConfigs => describe_configs,
     AlterConfigs => alter_configs,
     DescribeLogDirs => describe_log_dirs,
+    DescribeProducers => describe_producers,
     CreatePartitions => create_partitions,
     IncrementalAlterConfigs => incremental_alter_configs,
     DescribeCluster => describe_cluster,
