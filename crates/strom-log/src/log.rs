@@ -25,7 +25,7 @@ use bytes::Bytes;
 
 use crate::batch::{self, BatchHeader, Validation};
 use crate::leader_epoch::{LeaderEpochCache, LeaderEpochFile};
-use crate::producer_state::{self, Check, ProducerStateManager};
+use crate::producer_state::{self, Check, CompletedTxn, ProducerStateManager};
 use crate::segment::{self, LogSegment, RollInput, SegmentFile};
 use crate::{
     AppendError, AppendInfo, Error, LogConfig, OpenOptions, ReadInfo, Result, TimestampAndOffset,
@@ -452,6 +452,7 @@ impl Log {
         }
         written?;
         debug_assert!(next_offset > first_offset);
+        // No marker comes from Produce: nothing ends a transaction here.
         self.publish_append(producers, &headers, next_offset, record_count, now_ms);
         drop(writer);
 
@@ -532,7 +533,8 @@ impl Log {
     /// Makes written batches visible: records them in the producer state, then publishes the
     /// new log end offset (release store, so a reader that sees it also sees the bytes and
     /// index entries below it) and counts the records for `flush.messages` and `flush.ms`.
-    /// Called with the append lock held, after [`Log::write_batches`] succeeded.
+    /// Called with the append lock held, after [`Log::write_batches`] succeeded. Returns the
+    /// transactions the batches' markers ended.
     fn publish_append(
         &self,
         producers: &mut ProducerStateManager,
@@ -540,10 +542,11 @@ impl Log {
         next_offset: i64,
         record_count: i64,
         now_ms: i64,
-    ) {
-        for (_, header) in headers {
-            producers.update(header);
-        }
+    ) -> Vec<CompletedTxn> {
+        let ended: Vec<CompletedTxn> = headers
+            .iter()
+            .filter_map(|(_, header)| producers.update(header))
+            .collect();
         debug_assert!(next_offset > self.log_end_offset.load(Ordering::Acquire));
         self.log_end_offset.store(next_offset, Ordering::Release);
         self.appended_records
@@ -554,6 +557,7 @@ impl Log {
             Ordering::AcqRel,
             Ordering::Acquire,
         );
+        ended
     }
 
     /// `flush.messages`: fsyncs once that many records are unflushed. Called after the append

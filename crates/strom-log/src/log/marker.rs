@@ -47,8 +47,7 @@ impl Log {
             .log_end_offset
             .load(std::sync::atomic::Ordering::Acquire);
         batch::set_base_offset(&mut bytes, offset);
-        let mut header = batch::validate(&bytes, batch::Validation::Produce)?;
-        header.base_offset = offset;
+        let header = batch::validate(&bytes, batch::Validation::Produce)?;
         let append = AppendShape {
             bytes: bytes.len() as u64,
             max_timestamp: now_ms,
@@ -63,17 +62,9 @@ impl Log {
             &headers,
             &config,
         )?;
-        // The producer state learns the marker before the log end offset moves past it, as
-        // for any append; `publish_append` does both, so look the transaction up first.
-        let ended = producers
-            .get(producer_id)
-            .and_then(|entry| entry.current_txn_first_offset)
-            .map(|first_offset| CompletedTxn {
-                producer_id,
-                first_offset,
-                last_offset: offset,
-            });
-        self.publish_append(producers, &headers, offset + 1, 1, now_ms);
+        let ended = self
+            .publish_append(producers, &headers, offset + 1, 1, now_ms)
+            .pop();
         drop(writer);
 
         self.flush_if_messages_due(&config)?;
