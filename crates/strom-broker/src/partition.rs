@@ -293,6 +293,46 @@ impl Partition {
         attempt.and_then(|appended| appended.ok_or_else(not_leader))
     }
 
+    /// The group coordinator's transactional offset commits (TxnOffsetCommit): batches with a
+    /// producer id and no sequence numbers, appended without the client's sequence checks, as
+    /// Kafka's coordinator-origin appends. Always acks=all. Blocking file IO.
+    pub fn append_as_coordinator(
+        &self,
+        records: &[u8],
+        now_ms: i64,
+    ) -> Result<Appended, KafkaError> {
+        let attempt = self.append_with(true, |epoch| {
+            self.log
+                .append_as_coordinator(records, epoch, now_ms)
+                .map(Some)
+        });
+        attempt.and_then(|appended| appended.ok_or_else(not_leader))
+    }
+
+    /// WriteTxnMarkers on this leader: appends the COMMIT or ABORT marker that ends
+    /// `producer_id`'s transaction here. Always acks=all (the coordinator completes the
+    /// transaction only once every marker is committed). Blocking file IO.
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: strom_log::control::Marker,
+        now_ms: i64,
+    ) -> Result<Appended, KafkaError> {
+        let attempt = self.append_with(true, |epoch| {
+            self.log
+                .append_marker_as_leader(producer_id, producer_epoch, marker, epoch, now_ms)
+                .map(|(info, _)| Some(info))
+        });
+        attempt.and_then(|appended| appended.ok_or_else(not_leader))
+    }
+
+    /// The last stable offset: the first offset of the oldest open transaction, or the high
+    /// watermark when none is open below it. A read_committed consumer reads up to here.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.log.last_stable_offset()
+    }
+
     /// [`Partition::append_as_leader`] for a caller on an async worker: `None` when the append
     /// would block on more than a page-cache write (a contended lock, a segment roll, a new
     /// epoch to persist, a `flush.messages` fsync), and nothing changed; the caller then uses

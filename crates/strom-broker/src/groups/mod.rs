@@ -157,6 +157,19 @@ impl GroupCoordinator {
         .await
     }
 
+    /// A COMMIT or ABORT marker for `producer_id` is in `__consumer_offsets` partition
+    /// `partition`: its transactional offset commits there become committed or are dropped.
+    // TODO(issue 12): the pure coordinator's pending transactional offsets.
+    pub async fn complete_transaction(
+        &self,
+        partition: i32,
+        producer_id: i64,
+        commit: bool,
+    ) -> Result<(), Unavailable> {
+        let _ = (partition, producer_id, commit);
+        Ok(())
+    }
+
     /// Loads the `__consumer_offsets` partitions in `led` that are not loaded (replaying their
     /// logs) and unloads loaded ones not in `led`. Returns when done.
     pub async fn sync_partitions(&self, led: BTreeSet<i32>) -> Result<(), Unavailable> {

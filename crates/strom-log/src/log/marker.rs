@@ -80,4 +80,28 @@ impl Log {
             ended,
         ))
     }
+
+    /// The group coordinator's transactional offset commits: like
+    /// [`Log::append_as_leader`], for batches with a producer id but no sequence numbers.
+    // TODO(issue 12): skip sequence checks for coordinator-origin batches.
+    pub fn append_as_coordinator(
+        &self,
+        records: &[u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        self.append_as_leader(records, leader_epoch, now_ms)
+    }
+
+    /// The aborted transactions a read_committed fetch from `from_offset` up to (not
+    /// including) `upper_bound` overlaps, oldest first.
+    // TODO(issue 12): read the segments' aborted-transaction indexes.
+    pub fn aborted_transactions(
+        &self,
+        from_offset: i64,
+        upper_bound: i64,
+    ) -> Vec<crate::txn_index::AbortedTxn> {
+        let _ = (from_offset, upper_bound);
+        Vec::new()
+    }
 }
