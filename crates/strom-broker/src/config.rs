@@ -107,6 +107,13 @@ pub struct BrokerSettings {
     pub offsets_topic_num_partitions: i32,
     pub offsets_topic_replication_factor: i16,
     pub offsets_topic_segment_bytes: i64,
+    pub transaction_state_log_num_partitions: i32,
+    pub transaction_state_log_replication_factor: i16,
+    pub transaction_state_log_min_isr: i32,
+    pub transaction_state_log_segment_bytes: i64,
+    pub transaction_max_timeout_ms: i32,
+    pub transactional_id_expiration_ms: i64,
+    pub transaction_abort_cleanup_interval_ms: i64,
     pub offsets_retention_ms: i64,
     pub offsets_retention_check_interval_ms: i64,
     pub offset_metadata_max_bytes: usize,
@@ -278,6 +285,19 @@ impl Resolver<'_> {
             offsets_topic_num_partitions: self.long("offsets.topic.num.partitions")? as i32,
             offsets_topic_replication_factor: self.long("offsets.topic.replication.factor")? as i16,
             offsets_topic_segment_bytes: self.long("offsets.topic.segment.bytes")?,
+            transaction_state_log_num_partitions: self
+                .long("transaction.state.log.num.partitions")?
+                as i32,
+            transaction_state_log_replication_factor: self
+                .long("transaction.state.log.replication.factor")?
+                as i16,
+            transaction_state_log_min_isr: self.long("transaction.state.log.min.isr")? as i32,
+            transaction_state_log_segment_bytes: self
+                .long("transaction.state.log.segment.bytes")?,
+            transaction_max_timeout_ms: self.long("transaction.max.timeout.ms")? as i32,
+            transactional_id_expiration_ms: self.long("transactional.id.expiration.ms")?,
+            transaction_abort_cleanup_interval_ms: self
+                .long("transaction.abort.timed.out.transaction.cleanup.interval.ms")?,
             offsets_retention_ms: self.long("offsets.retention.minutes")? * 60_000,
             offsets_retention_check_interval_ms: self
                 .long("offsets.retention.check.interval.ms")?,

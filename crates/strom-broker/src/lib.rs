@@ -28,6 +28,7 @@ pub mod replication;
 pub mod server;
 pub mod state;
 pub mod topics;
+pub mod txn;
 
 pub use config::BrokerConfig;
 

@@ -305,12 +305,19 @@ async fn stop_and_delete(state: &Arc<BrokerState>, image: &MetadataImage, tp: &T
     }
 }
 
-/// Tells the group coordinator which `__consumer_offsets` partitions this broker now leads.
+/// Tells the group and transaction coordinators which `__consumer_offsets` and
+/// `__transaction_state` partitions this broker now leads.
 async fn sync_group_partitions(state: &BrokerState, image: &MetadataImage) {
     if let Some(groups) = state.groups() {
         let led = crate::groups::led_offsets_partitions(state, image);
         if groups.sync_partitions(led).await.is_err() {
             tracing::error!("the group coordinator is not running");
+        }
+    }
+    if let Some(transactions) = state.transactions() {
+        let led = crate::txn::led_partitions(state, image);
+        if transactions.sync_partitions(led).await.is_err() {
+            tracing::error!("the transaction coordinator is not running");
         }
     }
 }

@@ -228,6 +228,18 @@ impl Broker {
             offsets_partitions,
         )?;
         state.set_groups(groups);
+        // Likewise the transaction coordinator: a transactional id's partition must never
+        // change under it.
+        let transaction_partitions = image
+            .topic(crate::txn::TRANSACTION_STATE_TOPIC)
+            .map_or(state.config.transaction_state_log_num_partitions, |t| {
+                t.partitions.len() as i32
+            });
+        state.set_transactions(crate::txn::TxnCoordinator::spawn(
+            Arc::downgrade(&state),
+            transaction_partitions,
+            offsets_partitions,
+        ));
         let (isr_changes, isr_task) = crate::replication::isr::spawn(Arc::downgrade(&state));
         state.set_isr_changes(isr_changes);
         let replica_manager = crate::replica_manager::spawn(

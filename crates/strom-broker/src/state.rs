@@ -30,6 +30,7 @@ use crate::metrics::BrokerMetrics;
 use crate::partition::Partition;
 use crate::replication::fetcher::FetcherManager;
 use crate::replication::isr::IsrChanges;
+use crate::txn::TxnCoordinator;
 
 /// How long a handler waits for the controller: under clients' default `request.timeout.ms`
 /// (30 s), so a client gets a retriable error instead of timing out itself.
@@ -62,6 +63,7 @@ pub struct BrokerState {
     caught_up: watch::Sender<bool>,
     /// Started once the state is shared (it refers back to it).
     groups: OnceLock<GroupCoordinator>,
+    transactions: OnceLock<TxnCoordinator>,
     /// The replica fetchers of the partitions this broker follows.
     pub fetchers: FetcherManager,
     /// Where leaders send their in-sync replica proposals; set at start.
@@ -103,6 +105,7 @@ impl BrokerState {
             fenced: AtomicBool::new(true),
             caught_up: watch::Sender::new(false),
             groups: OnceLock::new(),
+            transactions: OnceLock::new(),
             fetchers: FetcherManager::default(),
             isr: OnceLock::new(),
             serving: AtomicBool::new(false),
@@ -121,6 +124,15 @@ impl BrokerState {
     /// The group coordinator, once started.
     pub fn groups(&self) -> Option<&GroupCoordinator> {
         self.groups.get()
+    }
+
+    /// The transaction coordinator, once started.
+    pub fn transactions(&self) -> Option<&TxnCoordinator> {
+        self.transactions.get()
+    }
+
+    pub(crate) fn set_transactions(&self, transactions: TxnCoordinator) {
+        let _ = self.transactions.set(transactions);
     }
 
     pub(crate) fn set_groups(&self, groups: GroupCoordinator) {

@@ -890,6 +890,62 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "Replication factor of __consumer_offsets (capped at the number of brokers)."
     ),
     broker_config!(
+        "transaction.state.log.num.partitions",
+        Int,
+        Some("50"),
+        Check::Range(1.0, i32::MAX as f64),
+        false,
+        "Partitions of the __transaction_state topic (fixed once the topic exists)."
+    ),
+    broker_config!(
+        "transaction.state.log.replication.factor",
+        Short,
+        Some("3"),
+        Check::Range(1.0, 32767.0),
+        false,
+        "Replication factor of __transaction_state (capped at the number of brokers)."
+    ),
+    broker_config!(
+        "transaction.state.log.min.isr",
+        Int,
+        Some("2"),
+        Check::Range(1.0, i32::MAX as f64),
+        false,
+        "min.insync.replicas of __transaction_state (capped at its replication factor)."
+    ),
+    broker_config!(
+        "transaction.state.log.segment.bytes",
+        Int,
+        Some("104857600"),
+        Check::Range(1.0, i32::MAX as f64),
+        false,
+        "segment.bytes of __transaction_state."
+    ),
+    broker_config!(
+        "transaction.max.timeout.ms",
+        Int,
+        Some("900000"),
+        Check::Range(1.0, i32::MAX as f64),
+        false,
+        "The largest transaction.timeout.ms a producer may ask for."
+    ),
+    broker_config!(
+        "transactional.id.expiration.ms",
+        Int,
+        Some("604800000"),
+        Check::Range(1.0, i32::MAX as f64),
+        false,
+        "How long the coordinator keeps a transactional id it has heard nothing from."
+    ),
+    broker_config!(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        Int,
+        Some("10000"),
+        Check::Range(1.0, i32::MAX as f64),
+        false,
+        "How often the coordinator aborts transactions past their timeout and forgets expired ids."
+    ),
+    broker_config!(
         "offsets.topic.segment.bytes",
         Int,
         Some("104857600"),
@@ -1031,16 +1087,6 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "socket.send.buffer.bytes",
         Int,
         "Strom uses the operating system's socket buffer sizes."
-    ),
-    ignored_config!(
-        "transaction.state.log.min.isr",
-        Short,
-        "Transactions are not implemented yet."
-    ),
-    ignored_config!(
-        "transaction.state.log.replication.factor",
-        Short,
-        "Transactions are not implemented yet."
     ),
 ];
 

@@ -1,6 +1,7 @@
 //! FindCoordinator: which broker coordinates a group (the leader of the group's
-//! `__consumer_offsets` partition). Creates `__consumer_offsets` on first use, as Kafka does.
-//! v4+ answers many keys at once.
+//! `__consumer_offsets` partition) or a transactional id (the leader of its
+//! `__transaction_state` partition). Creates the topic on first use, as Kafka does. v4+ answers
+//! many keys at once.
 
 use std::sync::Arc;
 
@@ -75,15 +76,26 @@ async fn find(
     key_type: i8,
     key: &str,
 ) -> Result<(i32, String, i32), KafkaError> {
-    match key_type {
-        KEY_TYPE_GROUP => {}
-        // Without a transaction coordinator no transactional id can be served; this code makes
-        // a transactional client fail with a clear, non-retriable error instead of retrying.
+    let not_running = |what: &str| {
+        KafkaError::new(
+            ResponseError::CoordinatorNotAvailable,
+            format!("The {what} coordinator is not running."),
+        )
+    };
+    let (topic, partition) = match key_type {
+        KEY_TYPE_GROUP => {
+            crate::groups::ensure_offsets_topic(state).await?;
+            let groups = state.groups().ok_or_else(|| not_running("group"))?;
+            let partition = strom_group::partition_for_group(key, groups.offsets_partitions);
+            (strom_cluster::CONSUMER_OFFSETS_TOPIC, partition)
+        }
         KEY_TYPE_TRANSACTION => {
-            return Err(KafkaError::new(
-                ResponseError::TransactionalIdAuthorizationFailed,
-                "Strom does not support transactions yet.",
-            ));
+            crate::txn::ensure_topic(state).await?;
+            let transactions = state
+                .transactions()
+                .ok_or_else(|| not_running("transaction"))?;
+            let partition = strom_group::partition_for_group(key, transactions.num_partitions);
+            (crate::txn::TRANSACTION_STATE_TOPIC, partition)
         }
         other => {
             return Err(KafkaError::new(
@@ -91,18 +103,10 @@ async fn find(
                 format!("Coordinator key type {other} is not supported."),
             ));
         }
-    }
-    crate::groups::ensure_offsets_topic(state).await?;
-    let groups = state.groups().ok_or_else(|| {
-        KafkaError::new(
-            ResponseError::CoordinatorNotAvailable,
-            "The group coordinator is not running.",
-        )
-    })?;
-    let partition = strom_group::partition_for_group(key, groups.offsets_partitions);
+    };
     let image = state.image();
     let leader = image
-        .partition(strom_cluster::CONSUMER_OFFSETS_TOPIC, partition)
+        .partition(topic, partition)
         .map(|p| p.leader)
         .and_then(|leader| image.brokers.get(&leader))
         .filter(|b| !b.fenced);

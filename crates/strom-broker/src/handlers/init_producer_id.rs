@@ -1,8 +1,9 @@
-//! InitProducerId: a producer id and epoch for an idempotent producer.
+//! InitProducerId: a producer id and epoch for an idempotent or transactional producer.
 //!
 //! Ids come from blocks reserved through the metadata log, so they are never reused, even
-//! after a restart. Transactional producers need a transaction coordinator, which Strom does
-//! not have yet: such requests are refused with a message saying so.
+//! after a restart. A transactional producer's request goes to the transaction coordinator,
+//! which keeps the id's producer id across instances, bumps the epoch (fencing the previous
+//! instance) and aborts the transaction that instance left open.
 
 use std::sync::Arc;
 
@@ -17,33 +18,52 @@ pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
 
 pub async fn handle(
     state: &Arc<BrokerState>,
-    ctx: RequestContext,
+    _ctx: RequestContext,
     request: InitProducerIdRequest,
 ) -> Reply<InitProducerIdResponse> {
     let response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    // An empty transactional id is no transactional id (the codec's default is an empty string).
-    if let Some(txn) = request.transactional_id.as_ref().filter(|t| !t.is_empty()) {
-        tracing::info!(client = ?ctx.client_id, transactional_id = %txn.as_str(), "refusing a transactional producer: transactions are not supported yet");
-        // Without a transaction coordinator no transactional id can be served; this code makes
-        // clients fail init_transactions with a clear, non-retriable error.
-        return Reply::Now(
-            response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code()),
-        );
-    }
-    // An idempotent producer, new or bumping its epoch after an error (KIP-360): both get a fresh
-    // producer id with epoch 0, which no stale state in any log can conflict with.
-    match state.next_producer_id().await {
-        Ok(id) => Reply::Now(
-            response
-                .with_producer_id(ProducerId(id))
-                .with_producer_epoch(0),
-        ),
+    // A new producer id: taken by a new transactional id, one whose epoch is exhausted, and
+    // every idempotent producer. Unused ones are simply skipped (ids are plentiful).
+    let fresh = match state.next_producer_id().await {
+        Ok(id) => id,
         Err(e) => {
             // Retriable for the client: the controller may be moving; the producer tries again.
             tracing::warn!(error = %e.message, "cannot allocate producer ids");
-            Reply::Now(response.with_error_code(ResponseError::CoordinatorNotAvailable.code()))
+            return Reply::Now(
+                response.with_error_code(ResponseError::CoordinatorNotAvailable.code()),
+            );
         }
+    };
+    // An empty transactional id is no transactional id (the codec's default is an empty string).
+    if let Some(txn) = request.transactional_id.as_ref().filter(|t| !t.is_empty()) {
+        let transactional_id = txn.to_string();
+        let timeout_ms = request.transaction_timeout_ms;
+        return super::txn_call(
+            state,
+            move |coordinator, now, rid| {
+                coordinator.init_producer_id(now, rid, &transactional_id, timeout_ms, fresh)
+            },
+            move |answer| match answer {
+                Some(strom_txn::Response::InitProducerId {
+                    error,
+                    producer_id,
+                    producer_epoch,
+                }) => response
+                    .with_error_code(error)
+                    .with_producer_id(ProducerId(producer_id))
+                    .with_producer_epoch(producer_epoch),
+                _ => response.with_error_code(ResponseError::CoordinatorNotAvailable.code()),
+            },
+        )
+        .await;
     }
+    // An idempotent producer, new or bumping its epoch after an error (KIP-360): both get a fresh
+    // producer id with epoch 0, which no stale state in any log can conflict with.
+    Reply::Now(
+        response
+            .with_producer_id(ProducerId(fresh))
+            .with_producer_epoch(0),
+    )
 }

@@ -102,6 +102,23 @@ pub(crate) async fn group_call<T: Send + 'static>(
     }
 }
 
+/// Runs a transaction coordinator call, as [`group_call`] does for groups.
+pub(crate) async fn txn_call<T: Send + 'static>(
+    state: &Arc<BrokerState>,
+    call: impl FnOnce(&mut strom_txn::Coordinator, i64, strom_txn::RequestId) -> strom_txn::Output
+    + Send
+    + 'static,
+    respond: impl FnOnce(Option<strom_txn::Response>) -> T + Send + 'static,
+) -> Reply<T> {
+    let Some(transactions) = state.transactions() else {
+        return Reply::Now(respond(None));
+    };
+    match transactions.submit(call).await {
+        Ok(receiver) => Reply::Later(Box::pin(async move { respond(receiver.await.ok()) })),
+        Err(_) => Reply::Now(respond(None)),
+    }
+}
+
 /// Kafka prints a member's host as `InetAddress.toString()` does: `/127.0.0.1`.
 pub(crate) fn client_host(ctx: &RequestContext) -> String {
     format!("/{}", ctx.peer.ip())
@@ -112,6 +129,8 @@ pub(crate) const COORDINATOR_NOT_AVAILABLE: i16 =
     kafka_protocol::error::ResponseError::CoordinatorNotAvailable.code();
 
 // The handler modules are declared here, outside the macro, so rustfmt formats them.
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod api_versions;
@@ -126,7 +145,9 @@ pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_quorum;
+pub mod describe_transactions;
 pub mod elect_leaders;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -137,6 +158,7 @@ pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod list_partition_reassignments;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -145,6 +167,7 @@ pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
 pub mod unregister_broker;
+pub mod write_txn_markers;
 
 macro_rules! registry {
     ($($key:ident => $module:ident),* $(,)?) => {
@@ -184,6 +207,12 @@ registry! {
     AlterConfigs => alter_configs,
     DescribeLogDirs => describe_log_dirs,
     DescribeProducers => describe_producers,
+    DescribeTransactions => describe_transactions,
+    ListTransactions => list_transactions,
+    AddPartitionsToTxn => add_partitions_to_txn,
+    AddOffsetsToTxn => add_offsets_to_txn,
+    EndTxn => end_txn,
+    WriteTxnMarkers => write_txn_markers,
     CreatePartitions => create_partitions,
     IncrementalAlterConfigs => incremental_alter_configs,
     DescribeCluster => describe_cluster,
