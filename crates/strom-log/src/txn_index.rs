@@ -11,8 +11,15 @@
 //! after the marker, which lets a lookup stop early: once an entry's LSO is past the fetch's
 //! upper bound, no later entry can overlap it.
 //!
-//! This module is the pure part (the entry format, the in-memory index and its queries); the
-//! segments do not keep a `.txnindex` file yet (see `docs/transactions.md`).
+//! This module is the pure part (the entry format, the in-memory index and its queries, and
+//! [`apply_batch`], which turns an appended batch into an entry); each segment keeps its
+//! entries in a `<base offset>.txnindex` file (see `segment.rs`), written on every path that
+//! stores an ABORT marker: the leader's marker append, the follower's append, and the replay
+//! of the producer state when a log is opened or truncated.
+
+use crate::batch::BatchHeader;
+use crate::control;
+use crate::producer_state::{CompletedTxn, ProducerStateManager};
 
 /// Bytes per entry.
 pub const ENTRY_BYTES: usize = 34;
@@ -139,6 +146,49 @@ impl TxnIndex {
         }
         false
     }
+}
+
+/// Records a stored batch (`bytes`, its `header`, final offsets) in the producer state and
+/// returns the transaction it ended, if it ended one, and the index entry when that
+/// transaction was aborted. The entry's last stable offset is the partition's right after the
+/// marker, as far as the producer state bounds it: the oldest other open transaction's first
+/// offset, or the offset after the marker.
+///
+/// A control batch whose marker cannot be parsed ends the transaction in the producer state
+/// (its header says it is a marker) but adds no entry; it is logged, since a read_committed
+/// consumer may then see that transaction's records.
+pub(crate) fn apply_batch(
+    producers: &mut ProducerStateManager,
+    header: &BatchHeader,
+    bytes: &[u8],
+) -> (Option<CompletedTxn>, Option<AbortedTxn>) {
+    let Some(ended) = producers.update(header) else {
+        return (None, None);
+    };
+    let aborted = match control::parse_marker(bytes, header) {
+        Ok(Some(marker)) => !marker.commit,
+        Ok(None) => false,
+        Err(error) => {
+            tracing::warn!(
+                producer_id = header.producer_id,
+                offset = header.base_offset,
+                %error,
+                "a transaction marker that cannot be parsed is not indexed"
+            );
+            false
+        }
+    };
+    let entry = aborted.then(|| AbortedTxn {
+        producer_id: ended.producer_id,
+        first_offset: ended.first_offset,
+        last_offset: ended.last_offset,
+        last_stable_offset: producers
+            .first_unstable_offset()
+            .map_or(ended.last_offset + 1, |first| {
+                first.min(ended.last_offset + 1)
+            }),
+    });
+    (Some(ended), entry)
 }
 
 #[cfg(test)]
