@@ -9,7 +9,7 @@
 //! it loads) or when a leader refuses the marker as fenced (a newer producer epoch exists:
 //! its coordinator is the one to finish).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -19,12 +19,12 @@ use kafka_protocol::messages::write_txn_markers_request::{
 };
 use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
 use kafka_protocol::protocol::StrBytes;
-use strom_client::{Connection, ConnectionConfig};
 use strom_log::TopicPartition;
 use strom_log::control::Marker;
 use strom_txn::{Markers, Producer};
 use tokio::sync::mpsc;
 
+use super::verify::Peers;
 use super::{Event, TRANSACTION_STATE_TOPIC};
 use crate::state::BrokerState;
 
@@ -38,14 +38,19 @@ const WRITE_TXN_MARKERS_VERSION: i16 = 1;
 type Partitions = BTreeSet<(String, i32)>;
 
 /// Starts the task that writes `markers` to every partition of the transaction.
-pub fn spawn(state: Weak<BrokerState>, markers: Markers, events: mpsc::UnboundedSender<Event>) {
+pub fn spawn(
+    state: Weak<BrokerState>,
+    peers: Arc<Peers>,
+    markers: Markers,
+    events: mpsc::UnboundedSender<Event>,
+) {
     tokio::spawn(async move {
         let producer = Producer {
             id: markers.producer_id,
             epoch: markers.producer_epoch,
         };
         let transactional_id = markers.transactional_id.clone();
-        if send_all(state, markers).await {
+        if send_all(state, &peers, markers).await {
             let _ = events.send(Event::MarkersWritten {
                 transactional_id,
                 producer,
@@ -55,9 +60,8 @@ pub fn spawn(state: Weak<BrokerState>, markers: Markers, events: mpsc::Unbounded
 }
 
 /// True once every partition has the marker; false when the task must give up.
-async fn send_all(state: Weak<BrokerState>, markers: Markers) -> bool {
+async fn send_all(state: Weak<BrokerState>, peers: &Peers, markers: Markers) -> bool {
     let mut remaining: Partitions = markers.partitions.iter().cloned().collect();
-    let mut connections: HashMap<i32, Arc<Connection>> = HashMap::new();
     let mut backoff = FIRST_BACKOFF;
     loop {
         let Some(state) = state.upgrade() else {
@@ -85,7 +89,7 @@ async fn send_all(state: Weak<BrokerState>, markers: Markers) -> bool {
             let results = if leader == state.node_id.0 {
                 write_markers_locally(&state, &markers, &partitions).await
             } else {
-                send_remote(&state, &mut connections, leader, &markers, &partitions).await
+                send_remote(&state, peers, leader, &markers, &partitions).await
             };
             for (tp, code) in results {
                 if code == 0 {
@@ -189,13 +193,13 @@ async fn write_one(
 /// request itself fails.
 async fn send_remote(
     state: &BrokerState,
-    connections: &mut HashMap<i32, Arc<Connection>>,
+    peers: &Peers,
     leader: i32,
     markers: &Markers,
     partitions: &[(String, i32)],
 ) -> Vec<((String, i32), i16)> {
     let failed = |code: i16| partitions.iter().map(|tp| (tp.clone(), code)).collect();
-    let Some(connection) = connect(state, connections, leader).await else {
+    let Some(connection) = peers.connect(state, leader).await else {
         return failed(ResponseError::NetworkException.code());
     };
     let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
@@ -225,7 +229,7 @@ async fn send_remote(
         Ok(response) => response,
         Err(e) => {
             tracing::debug!(leader, error = %e, "WriteTxnMarkers failed");
-            connections.remove(&leader);
+            peers.forget(leader).await;
             return failed(ResponseError::NetworkException.code());
         }
     };
@@ -238,32 +242,4 @@ async fn send_remote(
         }
     }
     results
-}
-
-async fn connect(
-    state: &BrokerState,
-    connections: &mut HashMap<i32, Arc<Connection>>,
-    leader: i32,
-) -> Option<Arc<Connection>> {
-    if let Some(c) = connections.get(&leader).filter(|c| !c.is_closed()) {
-        return Some(Arc::clone(c));
-    }
-    let image = state.image();
-    let broker = image.brokers.get(&strom_cluster::BrokerId(leader))?;
-    let address = format!("{}:{}", broker.host(), broker.port());
-    let config = ConnectionConfig {
-        client_id: Some(format!("strom-txn-markers-{}", state.node_id)),
-        ..ConnectionConfig::default()
-    };
-    match Connection::connect(&address, &config).await {
-        Ok(c) => {
-            let c = Arc::new(c);
-            connections.insert(leader, Arc::clone(&c));
-            Some(c)
-        }
-        Err(e) => {
-            tracing::debug!(leader, error = %e, "cannot connect to send markers");
-            None
-        }
-    }
 }

@@ -20,6 +20,7 @@
 
 mod load;
 mod markers;
+pub mod verify;
 mod writer;
 
 use std::collections::{BTreeMap, HashMap};
@@ -80,6 +81,8 @@ pub struct TxnCoordinator {
     commands: mpsc::Sender<Command>,
     /// `transaction.state.log.num.partitions` as the coordinator was started with.
     pub num_partitions: i32,
+    /// Connections to other brokers, for markers and produce-time verification.
+    pub peers: Arc<verify::Peers>,
 }
 
 impl TxnCoordinator {
@@ -101,6 +104,7 @@ impl TxnCoordinator {
             None => (Config::default(), Duration::from_secs(10)),
         };
         let (events_tx, events) = mpsc::unbounded_channel();
+        let peers = Arc::new(verify::Peers::default());
         let actor = Actor {
             coordinator: Coordinator::new(config),
             state,
@@ -109,12 +113,14 @@ impl TxnCoordinator {
             writers: HashMap::new(),
             loaded: BTreeMap::new(),
             events_tx,
+            peers: Arc::clone(&peers),
             last_now_ms: 0,
         };
         tokio::spawn(actor.run(receiver, events, poll_interval));
         TxnCoordinator {
             commands,
             num_partitions,
+            peers,
         }
     }
 
@@ -172,6 +178,7 @@ struct Actor {
     /// Loaded partitions and the coordinator epoch they were loaded at.
     loaded: BTreeMap<i32, i32>,
     events_tx: mpsc::UnboundedSender<Event>,
+    peers: Arc<verify::Peers>,
     /// The coordinator needs a clock that never goes back.
     last_now_ms: i64,
 }
@@ -248,7 +255,12 @@ impl Actor {
             }
         }
         for markers in output.markers {
-            markers::spawn(self.state.clone(), markers, self.events_tx.clone());
+            markers::spawn(
+                self.state.clone(),
+                Arc::clone(&self.peers),
+                markers,
+                self.events_tx.clone(),
+            );
         }
     }
 

@@ -1,0 +1,206 @@
+//! KIP-890 part 1 on the produce path: before a partition leader appends the first
+//! transactional batch of a producer's transaction, it asks the transaction coordinator
+//! whether the partition is in that producer's open transaction (AddPartitionsToTxn with
+//! `verify_only`). A batch the coordinator does not know about would start a transaction no
+//! marker ever ends: a hanging transaction that holds every read_committed consumer of the
+//! partition at its last stable offset.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::add_partitions_to_txn_request::{
+    AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+};
+use kafka_protocol::messages::{AddPartitionsToTxnRequest, ProducerId, TopicName, TransactionalId};
+use kafka_protocol::protocol::StrBytes;
+use strom_client::{Connection, ConnectionConfig};
+use strom_txn::Producer;
+use tokio::sync::Mutex;
+
+use super::TRANSACTION_STATE_TOPIC;
+use crate::state::BrokerState;
+
+/// AddPartitionsToTxn's first batched (broker-to-broker) version.
+const BATCHED_VERSION: i16 = 4;
+
+/// Connections to other brokers' transaction coordinators, kept for reuse.
+#[derive(Default)]
+pub struct Peers {
+    connections: Mutex<HashMap<i32, Arc<Connection>>>,
+}
+
+/// One code per partition: NONE when the partition is in the producer's open transaction.
+/// Coordinator trouble (moving, loading, unreachable) comes back as NOT_ENOUGH_REPLICAS, the
+/// retriable produce error Kafka uses here so that every client retries the batch.
+pub async fn verify(
+    state: &Arc<BrokerState>,
+    transactional_id: &str,
+    producer: Producer,
+    partitions: &[(String, i32)],
+) -> Vec<i16> {
+    let Some(transactions) = state.transactions() else {
+        return vec![retriable(); partitions.len()];
+    };
+    let index = strom_group::partition_for_group(transactional_id, transactions.num_partitions);
+    let leader = state
+        .image()
+        .partition(TRANSACTION_STATE_TOPIC, index)
+        .map(|p| p.leader);
+    let codes = match leader {
+        Some(leader) if leader == state.node_id => {
+            let (id, asked) = (transactional_id.to_string(), partitions.to_vec());
+            match transactions
+                .inspect(move |c| c.verify_partitions(&id, producer, &asked))
+                .await
+            {
+                Ok(answer) => answer.into_iter().map(|(_, code)| code).collect(),
+                Err(_) => vec![retriable(); partitions.len()],
+            }
+        }
+        Some(leader) if leader != strom_cluster::BrokerId::NONE => {
+            remote(state, &transactions.peers, leader.0, transactional_id, producer, partitions)
+                .await
+        }
+        _ => vec![retriable(); partitions.len()],
+    };
+    codes.into_iter().map(produce_error).collect()
+}
+
+fn retriable() -> i16 {
+    ResponseError::NotEnoughReplicas.code()
+}
+
+/// The produce error for a verification answer (Kafka's mapping: coordinator trouble is
+/// retriable, INVALID_TXN_STATE and fencing are the client's problem).
+fn produce_error(code: i16) -> i16 {
+    let retriable_codes = [
+        ResponseError::CoordinatorNotAvailable.code(),
+        ResponseError::NotCoordinator.code(),
+        ResponseError::CoordinatorLoadInProgress.code(),
+        ResponseError::ConcurrentTransactions.code(),
+        ResponseError::NetworkException.code(),
+        ResponseError::RequestTimedOut.code(),
+    ];
+    if retriable_codes.contains(&code) {
+        retriable()
+    } else {
+        code
+    }
+}
+
+async fn remote(
+    state: &BrokerState,
+    peers: &Peers,
+    coordinator: i32,
+    transactional_id: &str,
+    producer: Producer,
+    partitions: &[(String, i32)],
+) -> Vec<i16> {
+    let failed = || vec![retriable(); partitions.len()];
+    let Some(connection) = peers.connect(state, coordinator).await else {
+        return failed();
+    };
+    let mut topics: Vec<AddPartitionsToTxnTopic> = Vec::new();
+    for (topic, index) in partitions {
+        match topics.iter_mut().find(|t| t.name.0.as_str() == topic) {
+            Some(t) => t.partitions.push(*index),
+            None => topics.push(
+                AddPartitionsToTxnTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.clone())))
+                    .with_partitions(vec![*index]),
+            ),
+        }
+    }
+    let transaction = AddPartitionsToTxnTransaction::default()
+        .with_transactional_id(TransactionalId(StrBytes::from_string(
+            transactional_id.to_string(),
+        )))
+        .with_producer_id(ProducerId(producer.id))
+        .with_producer_epoch(producer.epoch)
+        .with_verify_only(true)
+        .with_topics(topics);
+    let request = AddPartitionsToTxnRequest::default().with_transactions(vec![transaction]);
+    let response = match connection.send_version(request, BATCHED_VERSION).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(coordinator, error = %e, "transaction verification failed");
+            peers.forget(coordinator).await;
+            return failed();
+        }
+    };
+    if response.error_code != 0 {
+        return vec![response.error_code; partitions.len()];
+    }
+    partitions
+        .iter()
+        .map(|(topic, index)| {
+            response
+                .results_by_transaction
+                .iter()
+                .flat_map(|r| &r.topic_results)
+                .filter(|t| t.name.0.as_str() == topic)
+                .flat_map(|t| &t.results_by_partition)
+                .find(|p| p.partition_index == *index)
+                .map_or(retriable(), |p| p.partition_error_code)
+        })
+        .collect()
+}
+
+impl Peers {
+    /// A live connection to broker `id`, opened if needed.
+    pub async fn connect(&self, state: &BrokerState, id: i32) -> Option<Arc<Connection>> {
+        let mut connections = self.connections.lock().await;
+        if let Some(c) = connections.get(&id).filter(|c| !c.is_closed()) {
+            return Some(Arc::clone(c));
+        }
+        let image = state.image();
+        let broker = image.brokers.get(&strom_cluster::BrokerId(id))?;
+        let address = format!("{}:{}", broker.host(), broker.port());
+        let config = ConnectionConfig {
+            client_id: Some(format!("strom-txn-{}", state.node_id)),
+            ..ConnectionConfig::default()
+        };
+        match Connection::connect(&address, &config).await {
+            Ok(c) => {
+                let c = Arc::new(c);
+                connections.insert(id, Arc::clone(&c));
+                Some(c)
+            }
+            Err(e) => {
+                tracing::debug!(broker = id, error = %e, "cannot connect to a transaction peer");
+                None
+            }
+        }
+    }
+
+    /// Drops the connection to `id` after a failure, so the next use reconnects.
+    pub async fn forget(&self, id: i32) {
+        self.connections.lock().await.remove(&id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coordinator_trouble_is_retriable_for_the_producer() {
+        for code in [
+            ResponseError::CoordinatorNotAvailable,
+            ResponseError::NotCoordinator,
+            ResponseError::CoordinatorLoadInProgress,
+            ResponseError::ConcurrentTransactions,
+        ] {
+            assert_eq!(produce_error(code.code()), retriable());
+        }
+        for code in [
+            ResponseError::InvalidTxnState,
+            ResponseError::ProducerFenced,
+            ResponseError::InvalidProducerIdMapping,
+        ] {
+            assert_eq!(produce_error(code.code()), code.code());
+        }
+        assert_eq!(produce_error(0), 0);
+    }
+}
