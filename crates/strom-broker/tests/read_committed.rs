@@ -42,7 +42,17 @@ fn transactional_batch(
     first_sequence: i32,
     count: i32,
 ) -> bytes::Bytes {
-    let now = now_ms();
+    transactional_batch_at(producer_id, epoch, first_sequence, count, now_ms())
+}
+
+/// [`transactional_batch`] with every record stamped `now`.
+fn transactional_batch_at(
+    producer_id: i64,
+    epoch: i16,
+    first_sequence: i32,
+    count: i32,
+    now: i64,
+) -> bytes::Bytes {
     let records: Vec<Record> = (0..count)
         .map(|i| {
             let mut r = record(i64::from(i), now);
@@ -91,6 +101,10 @@ async fn fetch(
 }
 
 async fn latest(conn: &mut Conn, isolation_level: i8) -> i64 {
+    offset_for(conn, -1, isolation_level).await
+}
+
+async fn offset_for(conn: &mut Conn, timestamp: i64, isolation_level: i8) -> i64 {
     let request = ListOffsetsRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_isolation_level(isolation_level)
@@ -101,7 +115,7 @@ async fn latest(conn: &mut Conn, isolation_level: i8) -> i64 {
                     list_offsets_request::ListOffsetsPartition::default()
                         .with_partition_index(0)
                         .with_current_leader_epoch(-1)
-                        .with_timestamp(-1),
+                        .with_timestamp(timestamp),
                 ]),
         ]);
     let mut response = conn.send(8, request).await;
@@ -273,5 +287,48 @@ async fn a_client_control_batch_is_an_invalid_record() {
         response.error_code,
         kafka_protocol::error::ResponseError::InvalidRecord.code()
     );
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn read_committed_timestamp_lookups_find_nothing_at_or_past_the_last_stable_offset() {
+    let broker = TestBroker::start().await;
+    let mut conn = broker.connect().await;
+    conn.create_topic(TOPIC, 1, &[]).await;
+    let (pid, epoch) = producer_id(&mut conn).await;
+    let now = now_ms();
+    assert_eq!(
+        conn.produce(TOPIC, 0, -1, simple_batch(0, 1))
+            .await
+            .error_code,
+        0
+    ); // 0
+    let later = now + 60_000;
+    let produced = conn
+        .produce(
+            TOPIC,
+            0,
+            -1,
+            transactional_batch_at(pid, epoch, 0, 2, later),
+        )
+        .await; // 1..=2
+    assert_eq!(produced.error_code, 0);
+    let after_now = now + 30_000;
+    assert_eq!(offset_for(&mut conn, after_now, READ_UNCOMMITTED).await, 1);
+    assert_eq!(
+        offset_for(&mut conn, after_now, READ_COMMITTED).await,
+        -1,
+        "the match is past the LSO"
+    );
+    assert_eq!(
+        offset_for(&mut conn, -3, READ_COMMITTED).await,
+        -1,
+        "MAX_TIMESTAMP too"
+    );
+    partition(&broker)
+        .append_marker(pid, epoch, marker(true), now_ms())
+        .expect("commit");
+    assert_eq!(offset_for(&mut conn, after_now, READ_COMMITTED).await, 1);
+    assert_eq!(offset_for(&mut conn, -3, READ_COMMITTED).await, 1);
     broker.stop().await;
 }
