@@ -409,3 +409,38 @@ fn the_last_stable_offset_follows_markers_and_the_log_start_offset() {
     log.update_high_watermark(5);
     assert_eq!(log.last_stable_offset(), 5);
 }
+
+#[test]
+fn a_crash_at_any_step_of_compaction_keeps_the_aborted_transactions() {
+    use crate::cleaner::{CRASH_AT, CrashPoint};
+    let config = LogConfig {
+        cleanup_policy: crate::CleanupPolicy {
+            delete: false,
+            compact: true,
+        },
+        min_cleanable_dirty_ratio: 0.0,
+        ..small_config()
+    };
+    for point in [
+        CrashPoint::AfterCleaned,
+        CrashPoint::AfterIndexSwapRename,
+        CrashPoint::AfterCommit,
+        CrashPoint::AfterFirstOldDeleted,
+        CrashPoint::AfterSwapIndexLive,
+        CrashPoint::BeforeUnlink,
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = open(dir.path(), config.clone());
+        let before = aborts_across_segments(&log, 4);
+        CRASH_AT.with(|at| at.set(Some(point)));
+        let result = log.compact(NOW);
+        CRASH_AT.with(|at| at.set(None));
+        assert!(result.is_err(), "{point:?}: the crash happened");
+        drop(log);
+        let log = reopen_unclean(dir.path(), config.clone(), 0);
+        assert_eq!(all_entries(&log), before, "{point:?}");
+        log.update_high_watermark(log.log_end_offset());
+        let end = log.log_end_offset();
+        assert_eq!(log.aborted_transactions(0, end), before, "{point:?}");
+    }
+}
