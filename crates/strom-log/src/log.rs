@@ -16,6 +16,12 @@
 //! `flush_lock` serializes fsyncs and is never held with another lock. Readers take no lock
 //! but the momentary `segments` one: they load the log end offset, snapshot the list, and read
 //! each segment below its committed size, so they never wait for an append's IO.
+//!
+//! Transactions: the producer state (under `writer`) tracks each producer's open transaction;
+//! every change to it refreshes an atomic copy of its first unstable offset, so the last stable
+//! offset is read lock-free, and an ABORT marker (leader, follower or replay) adds an entry to
+//! its segment's aborted-transaction index before the log end offset passes it. The markers
+//! themselves are written in `log/marker.rs`, which also answers `aborted_transactions`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};

@@ -1,5 +1,7 @@
 //! One segment of a partition log: the `.log` file of concatenated record batches, its sparse
-//! `.index` and `.timeindex`, and the in-memory state that readers and the appender share.
+//! `.index` and `.timeindex`, its optional `.txnindex` (the aborted transactions whose ABORT
+//! marker it holds, see [`crate::txn_index`]), and the in-memory state that readers and the
+//! appender share.
 //!
 //! The `.log` file is nothing but whole v2 record batches back to back (see [`crate::batch`]),
 //! named `<base offset as 20 digits>.log`; the base offset is the first offset the segment may

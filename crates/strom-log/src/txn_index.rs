@@ -265,6 +265,68 @@ mod tests {
         assert_eq!(out.len(), 3);
     }
 
+    fn header(producer_id: i64, base_offset: i64, records: i32, control: bool) -> BatchHeader {
+        let mut bytes = crate::testing::encode(
+            &[crate::testing::Rec::kv(b"k", b"v", 0)],
+            &crate::testing::BatchSpec {
+                producer_id,
+                producer_epoch: 0,
+                base_sequence: if control { -1 } else { 0 },
+                transactional: true,
+                control,
+                ..crate::testing::BatchSpec::default()
+            },
+        )
+        .to_vec();
+        crate::batch::set_base_offset(&mut bytes, base_offset);
+        let mut header = BatchHeader::parse(&bytes).expect("header");
+        header.last_offset_delta = records - 1;
+        header
+    }
+
+    #[test]
+    fn an_abort_becomes_an_entry_with_the_oldest_other_open_transaction_as_its_lso() {
+        let mut producers = ProducerStateManager::new();
+        assert_eq!(
+            apply_batch(&mut producers, &header(1, 0, 3, false), &[]),
+            (None, None)
+        );
+        apply_batch(&mut producers, &header(2, 3, 1, false), &[]);
+        let abort = control::marker_batch(
+            1,
+            0,
+            control::Marker {
+                commit: false,
+                coordinator_epoch: 0,
+            },
+            0,
+            0,
+        );
+        let mut abort = abort.to_vec();
+        crate::batch::set_base_offset(&mut abort, 4);
+        let abort_header = BatchHeader::parse(&abort).expect("header");
+        let (ended, entry) = apply_batch(&mut producers, &abort_header, &abort);
+        assert_eq!(ended.map(|t| (t.first_offset, t.last_offset)), Some((0, 4)));
+        assert_eq!(entry, Some(txn(1, 0, 4, 3)), "producer 2 is open from 3");
+
+        let commit = control::marker_batch(
+            2,
+            0,
+            control::Marker {
+                commit: true,
+                coordinator_epoch: 0,
+            },
+            0,
+            0,
+        );
+        let mut commit = commit.to_vec();
+        crate::batch::set_base_offset(&mut commit, 5);
+        let commit_header = BatchHeader::parse(&commit).expect("header");
+        let (ended, entry) = apply_batch(&mut producers, &commit_header, &commit);
+        assert!(ended.is_some());
+        assert_eq!(entry, None, "a commit is not indexed");
+    }
+
     #[test]
     fn truncation_forgets_transactions_whose_marker_is_gone() {
         let mut index = TxnIndex::default();
