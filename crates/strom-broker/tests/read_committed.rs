@@ -1,8 +1,9 @@
 //! The storage side of transactions (KIP-98) through the wire: a transactional batch holds the
 //! last stable offset (LSO) back, read_committed Fetch and ListOffsets stop at it, and a
 //! marker written by `Partition::append_marker` moves it, listing an aborted transaction for
-//! the consumer to filter. The producer is idempotent (InitProducerId without a
-//! transactional id); its batches carry the transactional attribute by hand.
+//! the consumer to filter. The producer registers with the transaction coordinator like a
+//! client; its batches are built by hand and the markers written directly, so the test
+//! decides exactly when the LSO moves.
 
 mod common;
 
@@ -20,19 +21,11 @@ const TOPIC: &str = "txn";
 const READ_UNCOMMITTED: i8 = 0;
 const READ_COMMITTED: i8 = 1;
 
+const TRANSACTIONAL_ID: &str = "read-committed";
+
 async fn producer_id(conn: &mut Conn) -> (i64, i16) {
-    let response = conn
-        .send(
-            4,
-            InitProducerIdRequest::default()
-                .with_transactional_id(None)
-                .with_transaction_timeout_ms(60_000)
-                .with_producer_id(ProducerId(-1))
-                .with_producer_epoch(-1),
-        )
-        .await;
-    assert_eq!(response.error_code, 0);
-    (response.producer_id.0, response.producer_epoch)
+    conn.transactional_producer(TRANSACTIONAL_ID, &[(TOPIC, 0)])
+        .await
 }
 
 /// An idempotent producer's batch with the transactional attribute.
@@ -175,7 +168,12 @@ async fn read_committed_reads_stop_at_the_last_stable_offset_and_list_aborted_tr
         0
     ); // 0..=1
     let produced = conn
-        .produce(TOPIC, 0, -1, transactional_batch(pid, epoch, 0, 3))
+        .produce_transactional(
+            TRANSACTIONAL_ID,
+            TOPIC,
+            0,
+            transactional_batch(pid, epoch, 0, 3),
+        )
         .await; // 2..=4
     assert_eq!((produced.error_code, produced.base_offset), (0, 2));
     assert_eq!(
@@ -242,7 +240,12 @@ async fn read_committed_reads_stop_at_the_last_stable_offset_and_list_aborted_tr
 
     // A committed transaction lists nothing.
     let produced = conn
-        .produce(TOPIC, 0, -1, transactional_batch(pid, epoch, 3, 2))
+        .produce_transactional(
+            TRANSACTIONAL_ID,
+            TOPIC,
+            0,
+            transactional_batch(pid, epoch, 3, 2),
+        )
         .await; // 8..=9
     assert_eq!((produced.error_code, produced.base_offset), (0, 8));
     assert_eq!(latest(&mut conn, READ_COMMITTED).await, 8);
@@ -305,10 +308,10 @@ async fn read_committed_timestamp_lookups_find_nothing_at_or_past_the_last_stabl
     ); // 0
     let later = now + 60_000;
     let produced = conn
-        .produce(
+        .produce_transactional(
+            TRANSACTIONAL_ID,
             TOPIC,
             0,
-            -1,
             transactional_batch_at(pid, epoch, 0, 2, later),
         )
         .await; // 1..=2

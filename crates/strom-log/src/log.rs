@@ -924,6 +924,23 @@ impl Log {
             .max(self.log_start_offset());
         first_unstable.min(high_watermark)
     }
+    /// Whether `producer_id` has a transaction open in this partition at `epoch` or later: a
+    /// transactional batch for it continues that transaction rather than starting one (which
+    /// the leader verifies with the coordinator first, KIP-890). Called on async workers, so it
+    /// never waits for the append lock: `false` when the lock is busy, which only costs the
+    /// caller a verification it did not need.
+    pub fn has_open_transaction(&self, producer_id: i64, epoch: i16) -> bool {
+        let writer = match self.writer.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return false,
+        };
+        writer
+            .producers
+            .get(producer_id)
+            .is_some_and(|entry| entry.epoch >= epoch && entry.current_txn_first_offset.is_some())
+    }
+
     /// Sets the high watermark (clamped into `[log_start_offset, log_end_offset]`).
     pub fn update_high_watermark(&self, offset: i64) -> i64 {
         let clamped = offset.clamp(self.log_start_offset(), self.log_end_offset());

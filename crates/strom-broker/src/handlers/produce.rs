@@ -2,7 +2,9 @@
 //! ([`Partition::append_as_leader`]).
 //!
 //! The batches stay the bytes the client sent; the log validates them (framing, CRC32C, size,
-//! timestamps, idempotent sequences), assigns offsets and writes them. Every partition of the
+//! timestamps, idempotent sequences), assigns offsets and writes them. A transactional batch
+//! that would start a producer's transaction on a partition is first verified with the
+//! transaction coordinator (KIP-890, [`crate::txn::verify`]). Every partition of the
 //! request is appended in one blocking task (or inline when small), in request order. Then, by
 //! `acks`: 0: no response; 1: answer now; -1 (all): answer once the records are committed:
 //! every in-sync replica has them (`min.insync.replicas` of them at least) and, when the leader
@@ -49,6 +51,12 @@ pub async fn handle(
         )
     });
 
+    // An empty transactional id is none (the codec's default).
+    let transactional_id = request
+        .transactional_id
+        .as_ref()
+        .filter(|t| !t.is_empty())
+        .map(|t| t.to_string());
     let mut image = state.image();
     let mut responses: Vec<TopicProduceResponse> = Vec::with_capacity(request.topic_data.len());
     let mut appends: Vec<Append> = Vec::new();
@@ -111,6 +119,24 @@ pub async fn handle(
         }
         responses.push(topic_response);
     }
+
+    let targets: Vec<_> = appends
+        .iter()
+        .map(|a| (&a.partition, a.records.as_ref()))
+        .collect();
+    let checks =
+        crate::txn::verify::check_produce(state, transactional_id.as_deref(), &targets).await;
+    let mut verified = Vec::with_capacity(appends.len());
+    for (append, check) in appends.into_iter().zip(checks) {
+        match check {
+            None => verified.push(append),
+            Some(e) => {
+                let response = &mut responses[append.topic].partition_responses[append.slot];
+                *response = with_error(std::mem::take(response), &e);
+            }
+        }
+    }
+    let appends = verified;
 
     let outcomes = append_all(&appends, acks == -1).await;
     let mut commit_waits = Vec::new();

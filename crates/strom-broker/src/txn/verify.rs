@@ -18,7 +18,11 @@ use strom_client::{Connection, ConnectionConfig};
 use strom_txn::Producer;
 use tokio::sync::Mutex;
 
+use strom_log::batch::{Validation, batches};
+
 use super::TRANSACTION_STATE_TOPIC;
+use crate::errors::KafkaError;
+use crate::partition::Partition;
 use crate::state::BrokerState;
 
 /// AddPartitionsToTxn's first batched (broker-to-broker) version.
@@ -59,12 +63,80 @@ pub async fn verify(
             }
         }
         Some(leader) if leader != strom_cluster::BrokerId::NONE => {
-            remote(state, &transactions.peers, leader.0, transactional_id, producer, partitions)
-                .await
+            remote(
+                state,
+                &transactions.peers,
+                leader.0,
+                transactional_id,
+                producer,
+                partitions,
+            )
+            .await
         }
         _ => vec![retriable(); partitions.len()],
     };
     codes.into_iter().map(produce_error).collect()
+}
+
+/// The produce path's check of each partition's records (KIP-98, KIP-890 part 1): `None`
+/// when the append may go ahead. Transactional batches need the request's transactional id
+/// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED without one, as in Kafka), and the first batch of a
+/// producer's transaction on a partition needs the coordinator's word that the partition is
+/// in that transaction. Other batches pass untouched.
+pub async fn check_produce(
+    state: &Arc<BrokerState>,
+    transactional_id: Option<&str>,
+    targets: &[(&Arc<Partition>, &[u8])],
+) -> Vec<Option<KafkaError>> {
+    let mut checks: Vec<Option<KafkaError>> = vec![None; targets.len()];
+    let mut unverified: Vec<usize> = Vec::new();
+    let mut producer = None;
+    for (i, (partition, records)) in targets.iter().enumerate() {
+        let Some(Ok(first)) = batches(records, Validation::Produce).next() else {
+            continue; // empty or malformed: the log's own validation answers
+        };
+        let header = first.header;
+        if !header.is_transactional() || header.is_control() {
+            continue;
+        }
+        if transactional_id.is_none() {
+            checks[i] = Some(KafkaError::new(
+                ResponseError::TransactionalIdAuthorizationFailed,
+                "A transactional batch needs the request's transactional id.",
+            ));
+            continue;
+        }
+        if !partition
+            .log
+            .has_open_transaction(header.producer_id, header.producer_epoch)
+        {
+            unverified.push(i);
+            producer = Some(Producer {
+                id: header.producer_id,
+                epoch: header.producer_epoch,
+            });
+        }
+    }
+    let (Some(transactional_id), Some(producer)) = (transactional_id, producer) else {
+        return checks;
+    };
+    let partitions: Vec<(String, i32)> = unverified
+        .iter()
+        .map(|&i| {
+            let tp = &targets[i].0.topic_partition;
+            (tp.topic.clone(), tp.partition)
+        })
+        .collect();
+    let codes = verify(state, transactional_id, producer, &partitions).await;
+    for (&i, code) in unverified.iter().zip(codes) {
+        if code != 0 {
+            checks[i] = Some(KafkaError::new(
+                ResponseError::try_from_code(code).unwrap_or(ResponseError::InvalidTxnState),
+                "The partition is not in the producer's open transaction.",
+            ));
+        }
+    }
+    checks
 }
 
 fn retriable() -> i16 {

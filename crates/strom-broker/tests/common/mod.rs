@@ -280,6 +280,98 @@ impl Conn {
         response.responses.remove(0).partition_responses.remove(0)
     }
 
+    /// [`Conn::produce`] of a transactional producer: the request names its transactional id.
+    pub async fn produce_transactional(
+        &mut self,
+        transactional_id: &str,
+        topic: &str,
+        partition: i32,
+        batches: Bytes,
+    ) -> produce_response::PartitionProduceResponse {
+        let request = ProduceRequest::default()
+            .with_transactional_id(Some(TransactionalId(transactional_id.to_string().into())))
+            .with_acks(-1)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(topic_name(topic))
+                    .with_partition_data(vec![
+                        PartitionProduceData::default()
+                            .with_index(partition)
+                            .with_records(Some(batches)),
+                    ]),
+            ]);
+        let mut response = self.send(9, request).await;
+        response.responses.remove(0).partition_responses.remove(0)
+    }
+
+    /// A transactional producer as a client starts one on a single broker: FindCoordinator
+    /// (which creates `__transaction_state`), InitProducerId until the coordinator has loaded
+    /// the id's partition, then AddPartitionsToTxn for `partitions`. Returns the producer id
+    /// and epoch.
+    pub async fn transactional_producer(
+        &mut self,
+        transactional_id: &str,
+        partitions: &[(&str, i32)],
+    ) -> (i64, i16) {
+        let id = || TransactionalId(transactional_id.to_string().into());
+        let found = self
+            .send(
+                4,
+                FindCoordinatorRequest::default()
+                    .with_key_type(1)
+                    .with_coordinator_keys(vec![transactional_id.to_string().into()]),
+            )
+            .await;
+        assert_eq!(found.coordinators[0].error_code, 0, "FindCoordinator");
+        let mut init = None;
+        // The coordinator loads the new topic's partitions as the broker learns it leads them:
+        // until then it answers with a retriable error, as to any client.
+        for _ in 0..500 {
+            let response = self
+                .send(
+                    4,
+                    InitProducerIdRequest::default()
+                        .with_transactional_id(Some(id()))
+                        .with_transaction_timeout_ms(60_000)
+                        .with_producer_id(ProducerId(-1))
+                        .with_producer_epoch(-1),
+                )
+                .await;
+            if response.error_code == 0 {
+                init = Some((response.producer_id.0, response.producer_epoch));
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let (producer_id, epoch) =
+            init.expect("InitProducerId succeeds once the coordinator loaded");
+        let mut topics: Vec<add_partitions_to_txn_request::AddPartitionsToTxnTopic> = Vec::new();
+        for (topic, partition) in partitions {
+            topics.push(
+                add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                    .with_name(topic_name(topic))
+                    .with_partitions(vec![*partition]),
+            );
+        }
+        let added = self
+            .send(
+                3,
+                AddPartitionsToTxnRequest::default()
+                    .with_v3_and_below_transactional_id(id())
+                    .with_v3_and_below_producer_id(ProducerId(producer_id))
+                    .with_v3_and_below_producer_epoch(epoch)
+                    .with_v3_and_below_topics(topics),
+            )
+            .await;
+        for topic in &added.results_by_topic_v3_and_below {
+            for p in &topic.results_by_partition {
+                assert_eq!(p.partition_error_code, 0, "AddPartitionsToTxn");
+            }
+        }
+        (producer_id, epoch)
+    }
+
     pub async fn fetch(
         &mut self,
         topic: &str,
