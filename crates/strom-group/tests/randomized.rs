@@ -355,22 +355,7 @@ impl World {
     /// dropped: they never reached the log.
     fn reload(&mut self) {
         let partition = self.h.coordinator.partition_for(G);
-        let out = self.h.coordinator.unload_partition(self.h.now, partition);
-        self.h.handle(out);
-        self.h.in_flight.retain(|w| w.partition != partition);
-        self.h.coordinator.load_partition(partition).expect("load");
-        for record in self.h.log.get(&partition).cloned().unwrap_or_default() {
-            self.h
-                .coordinator
-                .replay(partition, &record.key, record.value.as_deref())
-                .expect("replay");
-        }
-        let out = self
-            .h
-            .coordinator
-            .finish_load(self.h.now, partition)
-            .expect("finish");
-        self.h.handle(out);
+        self.h.reload(partition);
         self.reloads += 1;
     }
 

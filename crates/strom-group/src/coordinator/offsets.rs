@@ -22,27 +22,38 @@ use crate::timer::TimerKey;
 /// GROUP_ID_NOT_FOUND instead of ILLEGAL_GENERATION.
 const OFFSET_COMMIT_GROUP_ID_NOT_FOUND_VERSION: i16 = 9;
 
-/// Kafka's `ClassicGroup.validateOffsetCommit` for a non-transactional commit.
-fn validate_offset_commit(group: &Group, request: &OffsetCommitRequest) -> Result<(), ErrorCode> {
+/// Who commits: the member fields of an OffsetCommit or TxnOffsetCommit.
+pub(super) struct Committer<'a> {
+    pub generation_id: i32,
+    pub member_id: &'a str,
+    pub group_instance_id: Option<&'a str>,
+    /// A TxnOffsetCommit: its producer may not pass the consumer's group metadata at all
+    /// (before v3, or a producer outside a consumer), and its offsets only count when the
+    /// transaction commits, so a rebalance in progress does not refuse it.
+    pub transactional: bool,
+}
+
+/// Kafka's `ClassicGroup.validateOffsetCommit`.
+pub(super) fn validate_commit(group: &Group, committer: &Committer<'_>) -> Result<(), ErrorCode> {
     if group.state == GroupState::Dead {
         return Err(codes::COORDINATOR_NOT_AVAILABLE);
     }
-    let generation = request.generation_id_or_member_epoch;
+    let generation = committer.generation_id;
     if generation < 0 && group.state == GroupState::Empty {
         // The admin client or a consumer without group management: allowed while the
         // group has no members.
         return Ok(());
     }
-    if generation >= 0 || !request.member_id.is_empty() || request.group_instance_id.is_some() {
-        group.validate_member(&request.member_id, request.group_instance_id.as_deref())?;
+    if generation >= 0 || !committer.member_id.is_empty() || committer.group_instance_id.is_some() {
+        group.validate_member(committer.member_id, committer.group_instance_id)?;
         if generation != group.generation_id {
             return Err(codes::ILLEGAL_GENERATION);
         }
-    } else if group.state != GroupState::Empty {
+    } else if !committer.transactional && group.state != GroupState::Empty {
         // No member id and no generation (OffsetCommit v0) while the group has members.
         return Err(codes::UNKNOWN_MEMBER_ID);
     }
-    if group.state == GroupState::CompletingRebalance {
+    if !committer.transactional && group.state == GroupState::CompletingRebalance {
         // The member knows the new generation from its JoinGroup response but has no
         // assignment yet; it should finish the rebalance first.
         return Err(codes::REBALANCE_IN_PROGRESS);
@@ -50,9 +61,20 @@ fn validate_offset_commit(group: &Group, request: &OffsetCommitRequest) -> Resul
     Ok(())
 }
 
+/// [`validate_commit`] for an OffsetCommit.
+fn validate_offset_commit(group: &Group, request: &OffsetCommitRequest) -> Result<(), ErrorCode> {
+    let committer = Committer {
+        generation_id: request.generation_id_or_member_epoch,
+        member_id: &request.member_id,
+        group_instance_id: request.group_instance_id.as_deref(),
+        transactional: false,
+    };
+    validate_commit(group, &committer)
+}
+
 /// Too long for `offset.metadata.max.bytes` (counted in UTF-16 units, as Java's
 /// `String.length()`), or for the record's `int16` string length.
-fn metadata_too_large(metadata: &str, max: usize) -> bool {
+pub(super) fn metadata_too_large(metadata: &str, max: usize) -> bool {
     metadata.len() > RECORD_NAME_MAX_BYTES || metadata.encode_utf16().count() > max
 }
 
@@ -265,6 +287,11 @@ impl Coordinator {
                 // tombstones are durable) still shows them, as Kafka's reads at the last
                 // committed offset do; a missing group has none, and no error either.
                 let committed = shard.offsets.group(&fetch.group_id);
+                // KIP-447: a consumer that asks for stable offsets retries rather than read an
+                // offset a pending transaction is about to replace.
+                let unstable = |key: &(String, i32)| {
+                    request.require_stable && shard.txn_offsets.has_partition(&fetch.group_id, key)
+                };
                 let topics = match &fetch.topics {
                     Some(topics) => topics
                         .iter()
@@ -274,9 +301,11 @@ impl Coordinator {
                                 .partition_indexes
                                 .iter()
                                 .map(|&p| {
-                                    let offset =
-                                        committed.and_then(|c| c.get(&(topic.name.clone(), p)));
-                                    fetched_partition(p, offset)
+                                    let key = (topic.name.clone(), p);
+                                    if unstable(&key) {
+                                        return unstable_partition(p);
+                                    }
+                                    fetched_partition(p, committed.and_then(|c| c.get(&key)))
                                 })
                                 .collect(),
                         })
@@ -284,11 +313,13 @@ impl Coordinator {
                     None => {
                         let mut by_topic: BTreeMap<&str, Vec<OffsetFetchPartitionResponse>> =
                             BTreeMap::new();
-                        for ((topic, p), offset) in committed.into_iter().flatten() {
-                            by_topic
-                                .entry(topic.as_str())
-                                .or_default()
-                                .push(fetched_partition(*p, Some(offset)));
+                        for (key, offset) in committed.into_iter().flatten() {
+                            let fetched = if unstable(key) {
+                                unstable_partition(key.1)
+                            } else {
+                                fetched_partition(key.1, Some(offset))
+                            };
+                            by_topic.entry(key.0.as_str()).or_default().push(fetched);
                         }
                         by_topic
                             .into_iter()
@@ -427,14 +458,18 @@ impl Coordinator {
                 // A commit in flight will add offsets; look again next time.
                 continue;
             }
-            let mut all_expired = true;
+            // Open transactions keep their partitions' offsets, and the group (Kafka counts
+            // pending transactional offsets as offsets of the group).
+            let mut all_expired = !shard.txn_offsets.has_group(group_id);
             let mut expired = Vec::new();
             if let Some(offsets) = shard.offsets.group(group_id) {
                 match group.offset_expiration() {
                     None => all_expired = false,
                     Some(base) => {
-                        for ((topic, p), offset) in offsets {
+                        for (key, offset) in offsets {
+                            let (topic, p) = key;
                             if !group.is_subscribed_to_topic(topic)
+                                && !shard.txn_offsets.has_partition(group_id, key)
                                 && base.is_expired(offset, now, retention_ms)
                             {
                                 expired.push((topic.clone(), *p));
@@ -477,6 +512,13 @@ impl Coordinator {
                 );
             }
         }
+    }
+}
+
+fn unstable_partition(partition_index: i32) -> OffsetFetchPartitionResponse {
+    OffsetFetchPartitionResponse {
+        error_code: codes::UNSTABLE_OFFSET_COMMIT,
+        ..fetched_partition(partition_index, None)
     }
 }
 
