@@ -144,6 +144,7 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
+pub mod txn_offset_commit;
 pub mod unregister_broker;
 
 macro_rules! registry {
@@ -203,6 +204,7 @@ registry! {
     DescribeGroups => describe_groups,
     DeleteGroups => delete_groups,
     OffsetDelete => offset_delete,
+    TxnOffsetCommit => txn_offset_commit,
 }
 
 /// The versions of `api_key` this broker serves.
