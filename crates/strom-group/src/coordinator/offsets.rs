@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
     Coordinator, Ctx, Effect, Env, FailurePatch, PendingResponse, RECORD_NAME_MAX_BYTES,
-    group_id_too_long, group_key, status_error,
+    TopicPartitionOffset, group_id_too_long, group_key, status_error,
 };
 use crate::api::*;
 use crate::codes::{self, ErrorCode};
@@ -74,8 +74,90 @@ fn validate_offset_commit(group: &Group, request: &OffsetCommitRequest) -> Resul
 
 /// Too long for `offset.metadata.max.bytes` (counted in UTF-16 units, as Java's
 /// `String.length()`), or for the record's `int16` string length.
-pub(super) fn metadata_too_large(metadata: &str, max: usize) -> bool {
+fn metadata_too_large(metadata: &str, max: usize) -> bool {
     metadata.len() > RECORD_NAME_MAX_BYTES || metadata.encode_utf16().count() > max
+}
+
+/// The records of a commit and what it answers.
+pub(super) struct CommitRecords {
+    /// One OffsetCommit record per accepted offset, in request order.
+    pub records: Vec<Record>,
+    /// The accepted offsets, matching `records` one to one.
+    pub offsets: Vec<TopicPartitionOffset>,
+    /// Each requested partition with its error code.
+    pub topics: Vec<OffsetCommitTopicResponse>,
+}
+
+/// Checks each requested (topic, [(partition, offset)]) and encodes the acceptable ones as
+/// OffsetCommit records (the same for OffsetCommit and TxnOffsetCommit).
+pub(super) fn commit_records<'a>(
+    group_id: &str,
+    requested: impl Iterator<Item = (&'a str, Vec<(i32, OffsetAndMetadata)>)>,
+    metadata_max_bytes: usize,
+) -> CommitRecords {
+    let mut commit = CommitRecords {
+        records: Vec::new(),
+        offsets: Vec::new(),
+        topics: Vec::new(),
+    };
+    for (topic, offsets) in requested {
+        let partitions = offsets
+            .into_iter()
+            .map(|(partition_index, offset)| OffsetCommitPartitionResponse {
+                partition_index,
+                error_code: commit.add(
+                    group_id,
+                    topic,
+                    partition_index,
+                    offset,
+                    metadata_max_bytes,
+                ),
+            })
+            .collect();
+        commit.topics.push(OffsetCommitTopicResponse {
+            name: topic.to_owned(),
+            partitions,
+        });
+    }
+    commit
+}
+
+impl CommitRecords {
+    /// Adds one offset's record if it is acceptable; returns the partition's error code.
+    fn add(
+        &mut self,
+        group_id: &str,
+        topic: &str,
+        partition: i32,
+        offset: OffsetAndMetadata,
+        metadata_max_bytes: usize,
+    ) -> ErrorCode {
+        if topic.len() > RECORD_NAME_MAX_BYTES {
+            // No topic can have such a name.
+            return codes::UNKNOWN_TOPIC_OR_PARTITION;
+        }
+        if metadata_too_large(&offset.metadata, metadata_max_bytes) {
+            return codes::OFFSET_METADATA_TOO_LARGE;
+        }
+        let key = RecordKey::OffsetCommit {
+            group: group_id.to_owned(),
+            topic: topic.to_owned(),
+            partition,
+        }
+        .encode();
+        match (key, offset.to_record().encode()) {
+            (Ok(key), Ok(value)) => {
+                self.records.push(Record {
+                    key,
+                    value: Some(value),
+                });
+                self.offsets.push((topic.to_owned(), partition, offset));
+                codes::NONE
+            }
+            // The checks above rule this out.
+            _ => codes::UNKNOWN_SERVER_ERROR,
+        }
+    }
 }
 
 fn tombstone(group_id: &str, topic: &str, partition: i32) -> Option<Record> {
@@ -154,60 +236,34 @@ impl Coordinator {
         let now = ctx.now_ms;
         let expire_timestamp_ms = (request.retention_time_ms != -1)
             .then(|| now.saturating_add(request.retention_time_ms));
-        let mut records = Vec::new();
-        let mut offsets = Vec::new();
-        let mut response = OffsetCommitResponse { topics: Vec::new() };
-        for topic in &request.topics {
-            let mut partitions = Vec::with_capacity(topic.partitions.len());
-            for p in &topic.partitions {
-                let metadata = p.committed_metadata.clone().unwrap_or_default();
-                let error_code = if topic.name.len() > RECORD_NAME_MAX_BYTES {
-                    // No topic can have such a name.
-                    codes::UNKNOWN_TOPIC_OR_PARTITION
-                } else if metadata_too_large(&metadata, config.offset_metadata_max_bytes) {
-                    codes::OFFSET_METADATA_TOO_LARGE
-                } else {
-                    let offset = OffsetAndMetadata {
-                        committed_offset: p.committed_offset,
-                        leader_epoch: (p.committed_leader_epoch != -1)
-                            .then_some(p.committed_leader_epoch),
-                        metadata,
-                        commit_timestamp_ms: if p.commit_timestamp == -1 {
-                            now
-                        } else {
-                            p.commit_timestamp
-                        },
-                        expire_timestamp_ms,
-                    };
-                    let key = RecordKey::OffsetCommit {
-                        group: request.group_id.clone(),
-                        topic: topic.name.clone(),
-                        partition: p.partition_index,
-                    }
-                    .encode();
-                    match (key, offset.to_record().encode()) {
-                        (Ok(key), Ok(value)) => {
-                            records.push(Record {
-                                key,
-                                value: Some(value),
-                            });
-                            offsets.push((topic.name.clone(), p.partition_index, offset));
-                            codes::NONE
-                        }
-                        // The checks above rule this out.
-                        _ => codes::UNKNOWN_SERVER_ERROR,
-                    }
+        let requested = request.topics.iter().map(|topic| {
+            let offsets = topic.partitions.iter().map(|p| {
+                let offset = OffsetAndMetadata {
+                    committed_offset: p.committed_offset,
+                    leader_epoch: (p.committed_leader_epoch != -1)
+                        .then_some(p.committed_leader_epoch),
+                    metadata: p.committed_metadata.clone().unwrap_or_default(),
+                    commit_timestamp_ms: if p.commit_timestamp == -1 {
+                        now
+                    } else {
+                        p.commit_timestamp
+                    },
+                    expire_timestamp_ms,
                 };
-                partitions.push(OffsetCommitPartitionResponse {
-                    partition_index: p.partition_index,
-                    error_code,
-                });
-            }
-            response.topics.push(OffsetCommitTopicResponse {
-                name: topic.name.clone(),
-                partitions,
+                (p.partition_index, offset)
             });
-        }
+            (topic.name.as_str(), offsets.collect())
+        });
+        let CommitRecords {
+            records,
+            offsets,
+            topics,
+        } = commit_records(
+            &request.group_id,
+            requested,
+            config.offset_metadata_max_bytes,
+        );
+        let response = OffsetCommitResponse { topics };
         let response = Response::OffsetCommit(response);
         if records.is_empty() {
             return ctx.respond(request_id, response);

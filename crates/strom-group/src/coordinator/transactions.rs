@@ -15,16 +15,15 @@
 
 use std::collections::BTreeMap;
 
-use super::offsets::{Committer, metadata_too_large, validate_commit};
+use super::offsets::{CommitRecords, Committer, commit_records, validate_commit};
 use super::{
-    Coordinator, Ctx, Effect, FailurePatch, RECORD_NAME_MAX_BYTES, Shard, TopicPartitionOffset,
-    group_id_too_long, status_error,
+    Coordinator, Ctx, Effect, FailurePatch, Shard, TopicPartitionOffset, group_id_too_long,
+    status_error,
 };
 use crate::api::*;
 use crate::codes::{self, ErrorCode};
 use crate::group::Group;
 use crate::offsets::{OffsetAndMetadata, PendingTxnOffset};
-use crate::record::RecordKey;
 
 impl Shard {
     /// A transaction's offsets are in the log from `first_record_offset` on: pending until
@@ -180,8 +179,12 @@ impl Coordinator {
         {
             return respond_all(ctx, &request, code);
         }
-        let (records, offsets, response) = self.txn_commit_records(ctx.now_ms, &request);
-        let response = Response::TxnOffsetCommit(response);
+        let CommitRecords {
+            records,
+            offsets,
+            topics,
+        } = self.txn_commit_records(ctx.now_ms, &request);
+        let response = Response::TxnOffsetCommit(TxnOffsetCommitResponse { topics });
         if records.is_empty() {
             return ctx.respond(request_id, response);
         }
@@ -206,68 +209,28 @@ impl Coordinator {
         );
     }
 
-    /// One OffsetCommit record per acceptable partition, the offsets they carry, and the
-    /// response with each partition's code.
-    fn txn_commit_records(
-        &self,
-        now_ms: i64,
-        request: &TxnOffsetCommitRequest,
-    ) -> (
-        Vec<Record>,
-        Vec<(String, i32, OffsetAndMetadata)>,
-        TxnOffsetCommitResponse,
-    ) {
-        let mut records = Vec::new();
-        let mut offsets = Vec::new();
-        let mut response = TxnOffsetCommitResponse { topics: Vec::new() };
-        for topic in &request.topics {
-            let mut partitions = Vec::with_capacity(topic.partitions.len());
-            for p in &topic.partitions {
-                let metadata = p.committed_metadata.clone().unwrap_or_default();
-                let error_code = if topic.name.len() > RECORD_NAME_MAX_BYTES {
-                    // No topic can have such a name.
-                    codes::UNKNOWN_TOPIC_OR_PARTITION
-                } else if metadata_too_large(&metadata, self.config.offset_metadata_max_bytes) {
-                    codes::OFFSET_METADATA_TOO_LARGE
-                } else {
-                    let offset = OffsetAndMetadata {
-                        committed_offset: p.committed_offset,
-                        leader_epoch: (p.committed_leader_epoch != -1)
-                            .then_some(p.committed_leader_epoch),
-                        metadata,
-                        commit_timestamp_ms: now_ms,
-                        expire_timestamp_ms: None,
-                    };
-                    let key = RecordKey::OffsetCommit {
-                        group: request.group_id.clone(),
-                        topic: topic.name.clone(),
-                        partition: p.partition_index,
-                    }
-                    .encode();
-                    match (key, offset.to_record().encode()) {
-                        (Ok(key), Ok(value)) => {
-                            records.push(Record {
-                                key,
-                                value: Some(value),
-                            });
-                            offsets.push((topic.name.clone(), p.partition_index, offset));
-                            codes::NONE
-                        }
-                        // The checks above rule this out.
-                        _ => codes::UNKNOWN_SERVER_ERROR,
-                    }
+    /// The OffsetCommit records of a TxnOffsetCommit. Its offsets never expire by an
+    /// explicit retention time, and are timestamped now.
+    fn txn_commit_records(&self, now_ms: i64, request: &TxnOffsetCommitRequest) -> CommitRecords {
+        let requested = request.topics.iter().map(|topic| {
+            let offsets = topic.partitions.iter().map(|p| {
+                let offset = OffsetAndMetadata {
+                    committed_offset: p.committed_offset,
+                    leader_epoch: (p.committed_leader_epoch != -1)
+                        .then_some(p.committed_leader_epoch),
+                    metadata: p.committed_metadata.clone().unwrap_or_default(),
+                    commit_timestamp_ms: now_ms,
+                    expire_timestamp_ms: None,
                 };
-                partitions.push(OffsetCommitPartitionResponse {
-                    partition_index: p.partition_index,
-                    error_code,
-                });
-            }
-            response.topics.push(OffsetCommitTopicResponse {
-                name: topic.name.clone(),
-                partitions,
+                (p.partition_index, offset)
             });
-        }
-        (records, offsets, response)
+            (topic.name.as_str(), offsets.collect())
+        });
+        commit_records(
+            &request.group_id,
+            requested,
+            self.config.offset_metadata_max_bytes,
+        )
     }
 }
 
