@@ -18,6 +18,11 @@
 //!   and unloading lost ones. That is how a group's coordinator moves between brokers.
 //! - Deadlines (sessions, rebalance timeouts, retention) wake the actor at
 //!   `Coordinator::next_deadline`.
+//! - Transactions: a TxnOffsetCommit's write is a transactional batch of the producer, in the
+//!   same per-partition queue as every other write. When the WriteTxnMarkers handler has
+//!   appended a COMMIT or ABORT marker to a `__consumer_offsets` partition it calls
+//!   [`GroupCoordinator::complete_transaction`], which returns once the coordinator applied
+//!   it. A load replays transactional batches as pending and markers as their outcome.
 
 mod load;
 mod writer;
