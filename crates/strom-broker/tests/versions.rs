@@ -359,6 +359,28 @@ async fn every_version_of_every_api_answers() {
     })
     .await;
     every_version(&mut conn, &mut checked, |v| {
+        // No transaction is open for this producer, so the commit may be refused; the answer
+        // must still encode at every version.
+        TxnOffsetCommitRequest::default()
+            .with_transactional_id(TransactionalId(s("txn")))
+            .with_group_id(GroupId(s("txn-standalone")))
+            .with_producer_id(ProducerId(1))
+            .with_producer_epoch(0)
+            .with_generation_id(-1)
+            .with_topics(vec![
+                txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                    .with_name(topic_name("t"))
+                    .with_partitions(vec![
+                        txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                            .with_partition_index(0)
+                            .with_committed_offset(v as i64)
+                            .with_committed_leader_epoch(if v >= 2 { 0 } else { -1 })
+                            .with_committed_metadata(Some(s("m"))),
+                    ]),
+            ])
+    })
+    .await;
+    every_version(&mut conn, &mut checked, |v| {
         if v >= 8 {
             OffsetFetchRequest::default().with_groups(vec![
                 offset_fetch_request::OffsetFetchRequestGroup::default()

@@ -48,13 +48,24 @@ pub struct Record {
 
 /// Records the shell must append to `__consumer_offsets` partition `partition`, all or
 /// nothing, after every earlier write of that partition and before every later one. When the
-/// append is durable the shell calls [`crate::Coordinator::write_completed`]; when it fails,
-/// [`crate::Coordinator::write_failed`].
+/// append is durable the shell calls [`crate::Coordinator::write_completed`] with the log
+/// offset of the first record; when it fails, [`crate::Coordinator::write_failed`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Write {
     pub id: WriteId,
     pub partition: i32,
     pub records: Vec<Record>,
+    /// Set for a TxnOffsetCommit: the records form one transactional batch of this producer
+    /// (attribute bit 0x10, base sequence -1), and stay pending until the COMMIT or ABORT
+    /// marker of that producer follows them in the partition. `None`: an ordinary batch.
+    pub producer: Option<ProducerIdAndEpoch>,
+}
+
+/// The transactional producer a write is appended for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProducerIdAndEpoch {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
 }
 
 /// What a call hands back to the shell: writes to start and responses to send now.
@@ -95,6 +106,7 @@ pub enum Response {
     Heartbeat(HeartbeatResponse),
     LeaveGroup(LeaveGroupResponse),
     OffsetCommit(OffsetCommitResponse),
+    TxnOffsetCommit(TxnOffsetCommitResponse),
     OffsetFetch(OffsetFetchResponse),
     ListGroups(ListGroupsResponse),
     DescribeGroups(DescribeGroupsResponse),
@@ -386,6 +398,74 @@ impl OffsetCommitResponse {
 }
 
 // ---------------------------------------------------------------------------------------------
+// TxnOffsetCommit (API key 28)
+
+/// TxnOffsetCommit, versions 0-4: offsets written as part of a producer's transaction
+/// (KIP-98). They are pending until the transaction's marker reaches the group's partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnOffsetCommitRequest {
+    pub transactional_id: String,
+    pub group_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// v3+ (KIP-447); -1 (the default) for a producer that does not pass the consumer's group
+    /// metadata, which skips the member checks.
+    pub generation_id: i32,
+    /// v3+; "" (the default).
+    pub member_id: String,
+    /// v3+.
+    pub group_instance_id: Option<String>,
+    pub topics: Vec<TxnOffsetCommitTopic>,
+}
+
+/// Offsets to commit for one topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnOffsetCommitTopic {
+    pub name: String,
+    pub partitions: Vec<TxnOffsetCommitPartition>,
+}
+
+/// One offset to commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnOffsetCommitPartition {
+    pub partition_index: i32,
+    pub committed_offset: i64,
+    /// v2+; -1 (the default) when unknown.
+    pub committed_leader_epoch: i32,
+    pub committed_metadata: Option<String>,
+}
+
+/// TxnOffsetCommit response: one error code per requested partition, shaped like
+/// OffsetCommit's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnOffsetCommitResponse {
+    pub topics: Vec<OffsetCommitTopicResponse>,
+}
+
+impl TxnOffsetCommitResponse {
+    /// Every partition of the request with the same error code.
+    pub(crate) fn all(request: &TxnOffsetCommitRequest, error_code: ErrorCode) -> Self {
+        TxnOffsetCommitResponse {
+            topics: request
+                .topics
+                .iter()
+                .map(|topic| OffsetCommitTopicResponse {
+                    name: topic.name.clone(),
+                    partitions: topic
+                        .partitions
+                        .iter()
+                        .map(|partition| OffsetCommitPartitionResponse {
+                            partition_index: partition.partition_index,
+                            error_code,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // OffsetFetch (API key 9)
 
 /// OffsetFetch, versions 0-9. For v0-7 the handler passes the single group as a one-element
@@ -394,7 +474,8 @@ impl OffsetCommitResponse {
 pub struct OffsetFetchRequest {
     pub groups: Vec<OffsetFetchGroup>,
     /// v7+: wait for in-flight commits of the group's partition before answering, so the
-    /// answer includes every commit acknowledged before it.
+    /// answer includes every commit acknowledged before it, and answer UNSTABLE_OFFSET_COMMIT
+    /// for a partition with transactional offsets pending (KIP-447).
     pub require_stable: bool,
 }
 
@@ -440,7 +521,9 @@ pub struct OffsetFetchTopicResponse {
     pub partitions: Vec<OffsetFetchPartitionResponse>,
 }
 
-/// One committed offset; -1 with epoch -1 and metadata "" when none is committed.
+/// One committed offset; -1 with epoch -1 and metadata "" when none is committed, or when
+/// `error_code` is UNSTABLE_OFFSET_COMMIT (a `require_stable` fetch while a transaction has
+/// offsets for the partition pending).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OffsetFetchPartitionResponse {
     pub partition_index: i32,

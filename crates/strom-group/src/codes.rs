@@ -27,6 +27,8 @@ pub const MEMBER_ID_REQUIRED: ErrorCode = ResponseError::MemberIdRequired.code()
 pub const GROUP_MAX_SIZE_REACHED: ErrorCode = ResponseError::GroupMaxSizeReached.code();
 pub const FENCED_INSTANCE_ID: ErrorCode = ResponseError::FencedInstanceId.code();
 pub const GROUP_SUBSCRIBED_TO_TOPIC: ErrorCode = ResponseError::GroupSubscribedToTopic.code();
+/// OffsetFetch with `require_stable`: a transaction has offsets for the partition pending.
+pub const UNSTABLE_OFFSET_COMMIT: ErrorCode = ResponseError::UnstableOffsetCommit.code();
 
 // Append errors the shell may report for a failed write (inputs to `map_append_error`).
 pub const UNKNOWN_TOPIC_OR_PARTITION: ErrorCode = ResponseError::UnknownTopicOrPartition.code();
@@ -68,6 +70,7 @@ mod tests {
         assert_eq!(FENCED_INSTANCE_ID, 82);
         assert_eq!(GROUP_SUBSCRIBED_TO_TOPIC, 86);
         assert_eq!(NOT_COORDINATOR, 16);
+        assert_eq!(UNSTABLE_OFFSET_COMMIT, 88);
     }
 
     #[test]

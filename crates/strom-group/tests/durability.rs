@@ -57,7 +57,7 @@ fn writes_must_be_resolved_in_order_per_partition() {
     h.send_commit(commit_request(GROUP, "", -1, &[("t", 0, 1)]));
     h.send_commit(commit_request(GROUP, "", -1, &[("t", 0, 2)]));
     let second = h.in_flight[1].id;
-    let error = h.coordinator.write_completed(h.now, second).unwrap_err();
+    let error = h.coordinator.write_completed(h.now, second, 0).unwrap_err();
     assert!(matches!(error, Error::WriteOutOfOrder { .. }), "{error}");
     h.complete_all();
 }

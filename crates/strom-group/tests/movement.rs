@@ -117,7 +117,7 @@ fn load_api_misuse_and_bad_records_are_errors() {
         Err(Error::InvalidPartition { .. })
     ));
     assert_eq!(
-        coordinator.replay(partition, &[0, 2], None),
+        coordinator.replay(partition, 0, &[0, 2], None),
         Err(Error::PartitionNotLoading(partition))
     );
     coordinator.load_partition(partition).unwrap();
@@ -126,11 +126,11 @@ fn load_api_misuse_and_bad_records_are_errors() {
         Err(Error::PartitionAlreadyOwned(partition))
     );
     assert!(matches!(
-        coordinator.replay(partition, &[0, 2, 0], None),
+        coordinator.replay(partition, 0, &[0, 2, 0], None),
         Err(Error::CorruptRecord { .. })
     ));
     assert_eq!(
-        coordinator.replay(partition, &[0, 5, 0, 1, b'g'], None),
+        coordinator.replay(partition, 0, &[0, 5, 0, 1, b'g'], None),
         Err(Error::UnsupportedRecordType(5))
     );
     let other = (0..100)
@@ -139,7 +139,7 @@ fn load_api_misuse_and_bad_records_are_errors() {
         .unwrap();
     let key = RecordKey::GroupMetadata { group: other }.encode().unwrap();
     assert!(matches!(
-        coordinator.replay(partition, &key, None),
+        coordinator.replay(partition, 0, &key, None),
         Err(Error::WrongPartition { .. })
     ));
     let key = RecordKey::GroupMetadata {
@@ -165,7 +165,7 @@ fn load_api_misuse_and_bad_records_are_errors() {
         }],
     };
     assert!(matches!(
-        coordinator.replay(partition, &key, Some(&members_without_protocol.encode())),
+        coordinator.replay(partition, 0, &key, Some(&members_without_protocol.encode())),
         Err(Error::InvalidGroupRecord { .. })
     ));
 }
@@ -190,7 +190,7 @@ fn unload_answers_parked_and_held_requests_with_not_coordinator() {
     // The write's late outcome is ignored.
     assert!(
         h.coordinator
-            .write_completed(h.now, write.id)
+            .write_completed(h.now, write.id, 0)
             .unwrap()
             .is_empty()
     );
@@ -290,11 +290,8 @@ fn members_of_a_reloaded_group_carry_on_with_their_generation() {
     let out = h.coordinator.unload_partition(h.now, partition);
     h.handle(out);
     h.coordinator.load_partition(partition).unwrap();
-    for record in h.log.get(&partition).cloned().unwrap_or_default() {
-        h.coordinator
-            .replay(partition, &record.key, record.value.as_deref())
-            .unwrap();
-    }
+    let entries = h.full_log.get(&partition).cloned().unwrap_or_default();
+    replay_log(&mut h.coordinator, partition, &entries);
     let out = h.coordinator.finish_load(h.now, partition).unwrap();
     h.handle(out);
     assert_eq!(h.heartbeat(GROUP, &member, 1), codes::NONE);
@@ -327,7 +324,7 @@ fn logs_written_with_older_record_versions_load() {
     .to_vec();
     old_key[1] = 0; // OffsetCommitKey version 0
     coordinator
-        .replay(partition, &old_key, Some(&v0.encode_version(0).unwrap()))
+        .replay(partition, 0, &old_key, Some(&v0.encode_version(0).unwrap()))
         .unwrap();
     let record = offset_record(
         GROUP,
@@ -340,11 +337,11 @@ fn logs_written_with_older_record_versions_load() {
         2,
     );
     coordinator
-        .replay(partition, &record.key, record.value.as_deref())
+        .replay(partition, 0, &record.key, record.value.as_deref())
         .unwrap();
     let record = offset_record(GROUP, "t", 1, None, 3);
     coordinator
-        .replay(partition, &record.key, record.value.as_deref())
+        .replay(partition, 1, &record.key, record.value.as_deref())
         .unwrap();
 
     let group = GroupMetadataValue {
@@ -370,7 +367,7 @@ fn logs_written_with_older_record_versions_load() {
     .encode()
     .unwrap();
     coordinator
-        .replay(partition, &key, Some(&group.encode_version(0).unwrap()))
+        .replay(partition, 0, &key, Some(&group.encode_version(0).unwrap()))
         .unwrap();
     coordinator.finish_load(0, partition).unwrap();
 

@@ -10,6 +10,9 @@
 //!   generation (static members may legitimately miss one, KIP-345);
 //! - the durable offsets are exactly the acknowledged commits minus the acknowledged
 //!   deletions, and the log replays to the same offsets;
+//! - transactional offsets are pending per producer until its marker; a COMMIT makes each
+//!   one committed unless a commit acknowledged after it exists; the log replays to the same
+//!   pending and committed offsets;
 //! - a Stable group without writes in flight replays from the log to the same generation,
 //!   leader, protocol, members and assignments.
 //!
@@ -28,6 +31,8 @@ use strom_group::*;
 const G: &str = "rg";
 const TOPICS: [&str; 2] = ["a", "b"];
 const SEED: u64 = 0x5752_0a4d_9c11_2024;
+/// Transactional producers' ids.
+const PRODUCERS: [i64; 2] = [100, 101];
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -56,6 +61,18 @@ enum Op {
         topic: usize,
         partition: i32,
         offset: i64,
+    },
+    /// TxnOffsetCommit of producer `PRODUCERS[producer]`, outside group management.
+    TxnCommit {
+        producer: usize,
+        topic: usize,
+        partition: i32,
+        offset: i64,
+    },
+    /// The producer's COMMIT or ABORT marker reaches the partition.
+    EndTxn {
+        producer: usize,
+        commit: bool,
     },
     Fetch {
         stable: bool,
@@ -88,6 +105,10 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (client, any::<bool>(), 0..2usize, 0..2i32, 0..1000i64).prop_map(
             |(client, standalone, topic, partition, offset)| Op::Commit { client, standalone, topic, partition, offset }
         ),
+        2 => (0..2usize, 0..2usize, 0..2i32, 0..1000i64).prop_map(
+            |(producer, topic, partition, offset)| Op::TxnCommit { producer, topic, partition, offset }
+        ),
+        1 => (0..2usize, any::<bool>()).prop_map(|(producer, commit)| Op::EndTxn { producer, commit }),
         1 => any::<bool>().prop_map(|stable| Op::Fetch { stable }),
         1 => Just(Op::DeleteGroup),
         1 => (0..2usize, 0..2i32).prop_map(|(topic, partition)| Op::DeleteOffset { topic, partition }),
@@ -127,17 +148,35 @@ enum Sent {
     Heartbeat(usize),
     Leave(usize),
     Commit(Vec<((String, i32), i64)>),
-    Fetch,
+    TxnCommit(i64, (String, i32), i64),
+    Fetch(bool),
     DeleteGroup,
     DeleteOffset((String, i32)),
 }
+
+/// The pending transactional offsets of G as (producer, topic, partition) -> offset.
+fn pending_offsets(coordinator: &Coordinator) -> BTreeMap<(i64, String, i32), i64> {
+    coordinator
+        .pending_transactional_offsets(G)
+        .into_iter()
+        .map(|(producer_id, t, p, o)| ((producer_id, t, p), o.committed_offset))
+        .collect()
+}
+
+/// (topic, partition) -> (offset, the number of its acknowledgement).
+type AckedOffsets = BTreeMap<(String, i32), (i64, u64)>;
 
 struct World {
     h: Harness,
     clients: Vec<Client>,
     sent: BTreeMap<RequestId, Sent>,
-    /// Acknowledged offsets of group G.
-    model: BTreeMap<(String, i32), i64>,
+    /// Acknowledged offsets of group G, with the order of their acknowledgement (the log's
+    /// order: G's writes complete in the order they are appended).
+    model: AckedOffsets,
+    /// Acknowledged transactional offsets of G per producer, not yet ended by a marker.
+    pending: BTreeMap<i64, AckedOffsets>,
+    /// Counts acknowledgements.
+    acks: u64,
     /// The generation of each member's last successful JoinGroup response, and how many
     /// reloads had happened then.
     joined_generation: BTreeMap<String, (i32, u32)>,
@@ -161,6 +200,8 @@ impl World {
             clients,
             sent: BTreeMap::new(),
             model: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            acks: 0,
             joined_generation: BTreeMap::new(),
             reloads: 0,
         }
@@ -310,10 +351,26 @@ impl World {
                 let sent = Sent::Commit(vec![((TOPICS[topic].to_string(), partition), offset)]);
                 self.send(sent, |co, now, id| co.offset_commit(now, id, request));
             }
+            Op::TxnCommit {
+                producer,
+                topic,
+                partition,
+                offset,
+            } => {
+                let producer_id = PRODUCERS[producer];
+                let offsets = [(TOPICS[topic], partition, offset)];
+                let request = txn_commit_request(G, producer_id, "", -1, &offsets);
+                let key = (TOPICS[topic].to_string(), partition);
+                let sent = Sent::TxnCommit(producer_id, key, offset);
+                self.send(sent, |co, now, id| co.txn_offset_commit(now, id, request));
+            }
+            Op::EndTxn { producer, commit } => self.end_txn(PRODUCERS[producer], commit),
             Op::Fetch { stable } => {
                 let mut request = fetch_all(&[G]);
                 request.require_stable = stable;
-                self.send(Sent::Fetch, |co, now, id| co.offset_fetch(now, id, request));
+                self.send(Sent::Fetch(stable), |co, now, id| {
+                    co.offset_fetch(now, id, request)
+                });
             }
             Op::DeleteGroup => {
                 let request = DeleteGroupsRequest {
@@ -355,22 +412,7 @@ impl World {
     /// dropped: they never reached the log.
     fn reload(&mut self) {
         let partition = self.h.coordinator.partition_for(G);
-        let out = self.h.coordinator.unload_partition(self.h.now, partition);
-        self.h.handle(out);
-        self.h.in_flight.retain(|w| w.partition != partition);
-        self.h.coordinator.load_partition(partition).expect("load");
-        for record in self.h.log.get(&partition).cloned().unwrap_or_default() {
-            self.h
-                .coordinator
-                .replay(partition, &record.key, record.value.as_deref())
-                .expect("replay");
-        }
-        let out = self
-            .h
-            .coordinator
-            .finish_load(self.h.now, partition)
-            .expect("finish");
-        self.h.handle(out);
+        self.h.reload(partition);
         self.reloads += 1;
     }
 
@@ -446,11 +488,21 @@ impl World {
                 let ok: Vec<ErrorCode> = commit_codes(&r);
                 for ((key, offset), code) in offsets.into_iter().zip(ok) {
                     if code == codes::NONE {
-                        self.model.insert(key, offset);
+                        self.acks += 1;
+                        self.model.insert(key, (offset, self.acks));
                     }
                 }
             }
-            (Sent::Fetch, Response::OffsetFetch(r)) => {
+            (Sent::TxnCommit(producer_id, key, offset), Response::TxnOffsetCommit(r)) => {
+                if txn_commit_codes(&r) == [codes::NONE] {
+                    self.acks += 1;
+                    self.pending
+                        .entry(producer_id)
+                        .or_default()
+                        .insert(key, (offset, self.acks));
+                }
+            }
+            (Sent::Fetch(stable), Response::OffsetFetch(r)) => {
                 let group = &r.groups[0];
                 if group.error_code == codes::NOT_COORDINATOR {
                     // A require_stable fetch still waiting when the partition was unloaded.
@@ -461,14 +513,24 @@ impl World {
                     .into_iter()
                     .map(|(t, p, o)| ((t, p), o))
                     .collect();
+                // A stable fetch gets -1 (UNSTABLE_OFFSET_COMMIT) where a transaction is open.
+                let expected: BTreeMap<(String, i32), i64> = self
+                    .model
+                    .iter()
+                    .map(|(key, (offset, _))| {
+                        let unstable = stable && self.pending.values().any(|p| p.contains_key(key));
+                        (key.clone(), if unstable { -1 } else { *offset })
+                    })
+                    .collect();
                 assert_eq!(
-                    fetched, self.model,
+                    fetched, expected,
                     "a fetch sees exactly the acknowledged offsets"
                 );
             }
             (Sent::DeleteGroup, Response::DeleteGroups(r)) => {
                 if r.results[0].error_code == codes::NONE {
                     self.model.clear();
+                    self.pending.clear();
                 }
             }
             (Sent::DeleteOffset(key), Response::OffsetDelete(r)) => {
@@ -479,9 +541,40 @@ impl World {
                         .is_some_and(|p| p.error_code == codes::NONE);
                 if ok {
                     self.model.remove(&key);
+                    for offsets in self.pending.values_mut() {
+                        offsets.remove(&key);
+                    }
                 }
             }
             (sent, response) => panic!("answer of the wrong type: {sent:?} got {response:?}"),
+        }
+    }
+
+    /// The producer's marker reaches the partition, as the transaction coordinator sends it:
+    /// only once no TxnOffsetCommit of the producer is unanswered (the client ends its
+    /// transaction after its offsets are acknowledged).
+    fn end_txn(&mut self, producer_id: i64, commit: bool) {
+        let in_flight = self
+            .sent
+            .values()
+            .any(|sent| matches!(sent, Sent::TxnCommit(p, ..) if *p == producer_id));
+        if in_flight {
+            return;
+        }
+        let partition = self.h.coordinator.partition_for(G);
+        self.h.marker(partition, producer_id, commit);
+        let ended = self.pending.remove(&producer_id).unwrap_or_default();
+        if !commit {
+            return;
+        }
+        for (key, (offset, ack)) in ended {
+            let newer = self
+                .model
+                .get(&key)
+                .is_some_and(|(_, current)| *current > ack);
+            if !newer {
+                self.model.insert(key, (offset, ack));
+            }
         }
     }
 
@@ -493,9 +586,28 @@ impl World {
             .into_iter()
             .map(|(t, p, o)| ((t, p), o.committed_offset))
             .collect();
+        let model: BTreeMap<(String, i32), i64> = self
+            .model
+            .iter()
+            .map(|(key, (offset, _))| (key.clone(), *offset))
+            .collect();
         assert_eq!(
-            committed, self.model,
+            committed, model,
             "durable offsets are exactly the acknowledged ones"
+        );
+        let pending = pending_offsets(&self.h.coordinator);
+        let model_pending: BTreeMap<(i64, String, i32), i64> = self
+            .pending
+            .iter()
+            .flat_map(|(producer_id, offsets)| {
+                offsets
+                    .iter()
+                    .map(|((t, p), (offset, _))| ((*producer_id, t.clone(), *p), *offset))
+            })
+            .collect();
+        assert_eq!(
+            pending, model_pending,
+            "pending transactional offsets are exactly the acknowledged, unended ones"
         );
 
         let replayed = self.h.replayed();
@@ -507,6 +619,11 @@ impl World {
         assert_eq!(
             replayed_offsets, committed,
             "the log reproduces the offsets"
+        );
+        assert_eq!(
+            pending_offsets(&replayed),
+            pending,
+            "the log reproduces the open transactions"
         );
 
         let Some(group) = self.h.coordinator.group_summary(G) else {

@@ -1,5 +1,9 @@
 //! Loading a `__consumer_offsets` partition: replay every record of its log into the
-//! coordinator, from the log start offset to the log end offset.
+//! coordinator, from the log start offset to the log end offset, in log order.
+//!
+//! Records of transactional batches (TxnOffsetCommit) are replayed as pending for the batch's
+//! producer, and control batches end those transactions, so the coordinator rebuilds which
+//! transactional offsets are committed, dropped or still open.
 
 use std::sync::Arc;
 
@@ -7,6 +11,7 @@ use bytes::Bytes;
 use strom_group::Coordinator;
 use strom_log::TopicPartition;
 use strom_log::batch::{Validation, batches, records, records_payload};
+use strom_log::control::parse_marker;
 
 use crate::state::BrokerState;
 
@@ -46,8 +51,28 @@ pub async fn load(
         .await
         .map_err(|_| LoadError::Task)??;
     let count = entries.len();
-    for (key, value) in entries {
-        match coordinator.replay(index, &key, value.as_deref()) {
+    for entry in entries {
+        let replayed = match entry {
+            Entry::Record {
+                offset,
+                producer_id: None,
+                key,
+                value,
+            } => coordinator.replay(index, offset, &key, value.as_deref()),
+            Entry::Record {
+                offset,
+                producer_id: Some(producer_id),
+                key,
+                value,
+            } => {
+                coordinator.replay_transactional(index, offset, producer_id, &key, value.as_deref())
+            }
+            Entry::Marker {
+                producer_id,
+                commit,
+            } => coordinator.replay_marker(index, producer_id, commit),
+        };
+        match replayed {
             Ok(()) => {}
             // Records of features Strom does not implement (transactions, KIP-848 groups) are
             // skipped, as the coordinator documents.
@@ -58,7 +83,19 @@ pub async fn load(
     Ok(count)
 }
 
-type Entry = (Bytes, Option<Bytes>);
+/// What the load reads from the log.
+enum Entry {
+    /// A keyed record at log offset `offset`; `producer_id` is set when its batch is
+    /// transactional.
+    Record {
+        offset: i64,
+        producer_id: Option<i64>,
+        key: Bytes,
+        value: Option<Bytes>,
+    },
+    /// A COMMIT or ABORT marker of a producer.
+    Marker { producer_id: i64, commit: bool },
+}
 
 fn read_all(log: &strom_log::Log) -> Result<Vec<Entry>, LoadError> {
     let mut entries = Vec::new();
@@ -73,16 +110,29 @@ fn read_all(log: &strom_log::Log) -> Result<Vec<Entry>, LoadError> {
             let batch = batch?;
             offset = batch.header.next_offset();
             if batch.header.is_control() {
+                // Control records other than markers carry nothing for the coordinator.
+                if let Some(marker) = parse_marker(batch.bytes, &batch.header)? {
+                    entries.push(Entry::Marker {
+                        producer_id: batch.header.producer_id,
+                        commit: marker.commit,
+                    });
+                }
                 continue;
             }
+            let producer_id = batch
+                .header
+                .is_transactional()
+                .then_some(batch.header.producer_id);
             let payload = records_payload(batch.bytes)?;
             for record in records(payload.as_slice(), batch.header.records_count) {
                 let record = record?;
                 let Some(key) = record.key else { continue };
-                entries.push((
-                    Bytes::copy_from_slice(key),
-                    record.value.map(Bytes::copy_from_slice),
-                ));
+                entries.push(Entry::Record {
+                    offset: batch.header.base_offset + i64::from(record.offset_delta),
+                    producer_id,
+                    key: Bytes::copy_from_slice(key),
+                    value: record.value.map(Bytes::copy_from_slice),
+                });
             }
         }
     }

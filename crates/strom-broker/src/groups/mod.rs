@@ -18,6 +18,11 @@
 //!   and unloading lost ones. That is how a group's coordinator moves between brokers.
 //! - Deadlines (sessions, rebalance timeouts, retention) wake the actor at
 //!   `Coordinator::next_deadline`.
+//! - Transactions: a TxnOffsetCommit's write is a transactional batch of the producer, in the
+//!   same per-partition queue as every other write. When the WriteTxnMarkers handler has
+//!   appended a COMMIT or ABORT marker to a `__consumer_offsets` partition it calls
+//!   [`GroupCoordinator::complete_transaction`], which returns once the coordinator applied
+//!   it. A load replays transactional batches as pending and markers as their outcome.
 
 mod load;
 mod writer;
@@ -52,6 +57,13 @@ enum Command {
         done: oneshot::Sender<()>,
     },
     Inspect(Inspect),
+    /// A transaction marker is in a `__consumer_offsets` partition.
+    CompleteTransaction {
+        partition: i32,
+        producer_id: i64,
+        commit: bool,
+        done: oneshot::Sender<()>,
+    },
 }
 
 /// One group as the admin API and metrics see it.
@@ -62,11 +74,12 @@ pub struct GroupSnapshot {
     pub offsets: Vec<(String, i32, strom_group::OffsetAndMetadata)>,
 }
 
-/// A write's outcome, reported by a partition's writer.
+/// A write's outcome, reported by a partition's writer: the log offset of its first record,
+/// or the append error.
 struct WriteDone {
     partition: i32,
     write_id: WriteId,
-    outcome: Result<(), i16>,
+    outcome: Result<i64, i16>,
 }
 
 /// The coordinator is not running (shutdown, or it failed).
@@ -159,15 +172,25 @@ impl GroupCoordinator {
 
     /// A COMMIT or ABORT marker for `producer_id` is in `__consumer_offsets` partition
     /// `partition`: its transactional offset commits there become committed or are dropped.
-    // TODO(issue 12): the pure coordinator's pending transactional offsets.
+    /// Returns once the coordinator has applied it, so an OffsetFetch that follows sees the
+    /// outcome. Call it after the marker is appended (the WriteTxnMarkers handler does).
     pub async fn complete_transaction(
         &self,
         partition: i32,
         producer_id: i64,
         commit: bool,
     ) -> Result<(), Unavailable> {
-        let _ = (partition, producer_id, commit);
-        Ok(())
+        let (done, applied) = oneshot::channel();
+        self.commands
+            .send(Command::CompleteTransaction {
+                partition,
+                producer_id,
+                commit,
+                done,
+            })
+            .await
+            .map_err(|_| Unavailable)?;
+        applied.await.map_err(|_| Unavailable)
     }
 
     /// Loads the `__consumer_offsets` partitions in `led` that are not loaded (replaying their
@@ -239,12 +262,20 @@ impl Actor {
                         let _ = done.send(());
                     }
                     Some(Command::Inspect(read)) => read(&self.coordinator),
+                    Some(Command::CompleteTransaction { partition, producer_id, commit, done }) => {
+                        let now = self.now();
+                        let output = self
+                            .coordinator
+                            .complete_transaction(now, partition, producer_id, commit);
+                        self.process(output).await;
+                        let _ = done.send(());
+                    }
                     None => return,
                 },
                 Some(done) = done_rx.recv() => {
                     let now = self.now();
                     let result = match done.outcome {
-                        Ok(()) => self.coordinator.write_completed(now, done.write_id),
+                        Ok(offset) => self.coordinator.write_completed(now, done.write_id, offset),
                         Err(code) => self.coordinator.write_failed(now, done.write_id, code),
                     };
                     match result {

@@ -166,6 +166,7 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
+pub mod txn_offset_commit;
 pub mod unregister_broker;
 pub mod write_txn_markers;
 
@@ -232,6 +233,7 @@ registry! {
     DescribeGroups => describe_groups,
     DeleteGroups => delete_groups,
     OffsetDelete => offset_delete,
+    TxnOffsetCommit => txn_offset_commit,
 }
 
 /// The versions of `api_key` this broker serves.

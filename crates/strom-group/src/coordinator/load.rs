@@ -5,13 +5,17 @@
 //! succeed blindly, as in Kafka). Replay rebuilds groups and durable offsets record by
 //! record, exactly as the live coordinator applies its own completed writes, so a group
 //! reloads as it was last persisted: Stable with its members and assignment, or Empty.
+//!
+//! Records of transactional batches are pending for their producer until a control batch of
+//! that producer (COMMIT or ABORT) follows them. A transaction without a marker in the log
+//! stays pending after the load: its transaction coordinator sends the marker again.
 
 use super::{Coordinator, Env, Shard};
 use crate::api::*;
 use crate::codes;
 use crate::error::{Error, Result};
 use crate::group::Group;
-use crate::offsets::OffsetAndMetadata;
+use crate::offsets::{OffsetAndMetadata, PendingTxnOffset};
 use crate::record::{GroupMetadataValue, OffsetCommitValue, RecordKey};
 use crate::timer::TimerKey;
 
@@ -29,7 +33,9 @@ impl Coordinator {
 
     /// Starts owning `partition`: its groups answer COORDINATOR_LOAD_IN_PROGRESS until
     /// [`Coordinator::finish_load`]. The shell then feeds every record of the partition,
-    /// from the log start to its end, through [`Coordinator::replay`].
+    /// from the log start to its end and in log order, through [`Coordinator::replay`]
+    /// (records of ordinary batches), [`Coordinator::replay_transactional`] (records of
+    /// transactional batches) and [`Coordinator::replay_marker`] (control batches).
     pub fn load_partition(&mut self, partition: i32) -> Result<()> {
         self.check_partition(partition)?;
         if self.shards.contains_key(&partition) {
@@ -45,12 +51,54 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Applies one record of a loading partition (`value: None` is a tombstone).
+    /// Applies the record at log offset `offset` of a loading partition (`value: None` is a
+    /// tombstone).
     ///
     /// Records of Kafka's newer group types give [`Error::UnsupportedRecordType`]; the shell
     /// may log and skip them. Any other error means the partition's log is not one this
     /// coordinator can serve.
-    pub fn replay(&mut self, partition: i32, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+    pub fn replay(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<()> {
+        self.replay_record(partition, offset, None, key, value)
+    }
+
+    /// [`Coordinator::replay`] for a record of a transactional batch of `producer_id`: an
+    /// offset commit in it is pending until the producer's marker.
+    pub fn replay_transactional(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        producer_id: i64,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<()> {
+        self.replay_record(partition, offset, Some(producer_id), key, value)
+    }
+
+    /// Applies a COMMIT (`commit`) or ABORT marker of `producer_id` read from a loading
+    /// partition: the producer's pending offsets replayed so far commit or are dropped.
+    pub fn replay_marker(&mut self, partition: i32, producer_id: i64, commit: bool) -> Result<()> {
+        let Some(shard) = self.shards.get_mut(&partition).filter(|s| s.loading) else {
+            return Err(Error::PartitionNotLoading(partition));
+        };
+        // A loading partition's groups get no timestamps from the clock (as in `replay`).
+        shard.end_transaction(producer_id, commit, 0);
+        Ok(())
+    }
+
+    fn replay_record(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        producer_id: Option<i64>,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<()> {
         let Some(shard) = self.shards.get_mut(&partition).filter(|s| s.loading) else {
             return Err(Error::PartitionNotLoading(partition));
         };
@@ -81,11 +129,21 @@ impl Coordinator {
                         g.state_timestamp_ms = None;
                         g
                     });
-                    shard
-                        .offsets
-                        .put(&group, &topic, p, OffsetAndMetadata::from_record(&value));
+                    let replayed = OffsetAndMetadata::from_record(&value);
+                    match producer_id {
+                        Some(producer_id) => {
+                            let pending = PendingTxnOffset {
+                                offset: replayed,
+                                record_offset: offset,
+                            };
+                            shard
+                                .txn_offsets
+                                .put(producer_id, &group, (topic, p), pending);
+                        }
+                        None => shard.offsets.put(&group, &topic, p, replayed, offset),
+                    }
                 }
-                None => shard.offsets.remove(&group, &topic, p),
+                None => shard.remove_offset(&group, topic, p),
             },
             RecordKey::GroupMetadata { group } => match value {
                 Some(bytes) => {
@@ -122,6 +180,9 @@ impl Coordinator {
             return Err(Error::PartitionNotLoading(partition));
         };
         shard.loading = false;
+        for (producer_id, commit) in std::mem::take(&mut shard.markers_after_load) {
+            shard.end_transaction(producer_id, commit, now_ms);
+        }
         let mut env = Env {
             config,
             timers,

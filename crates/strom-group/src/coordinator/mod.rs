@@ -6,16 +6,20 @@
 //!   shell                                   Coordinator
 //!   -----                                   -----------
 //!   load_partition(p) ------------------->  partition p: loading
-//!   replay(p, key, value) (for each record)  rebuild groups and offsets
+//!   replay(p, offset, key, value)            rebuild groups and offsets, record by record;
+//!   replay_transactional(p, offset, pid, ..) records of transactional batches are pending
+//!   replay_marker(p, pid, commit)            until their producer's marker
 //!   finish_load(now, p) ------------------>  partition p: active, session timers armed
 //!
 //!   join_group(now, id, req) ------------->  Output { writes, responses }
 //!   ... append each Write to __consumer_offsets partition, in order ...
-//!   write_completed(now, write_id) ------->  Output (responses held for that write, ...)
+//!   write_completed(now, write_id, offset) >  Output (responses held for that write, ...)
 //!   write_failed(now, write_id, error) ---->  Output (error responses, reverted state)
 //!   poll(now) when now >= next_deadline() ->  Output (expired sessions, join/sync deadlines,
 //!                                                     offsets retention)
 //!   unload_partition(now, p) ------------->  Output (NOT_COORDINATOR to everything parked)
+//!   complete_transaction(now, p, pid, commit)  a marker was appended: the producer's
+//!                                              pending offsets commit or are dropped
 //! ```
 //!
 //! Durability works like Kafka's `CoordinatorResult`: a call returns the records to append
@@ -26,13 +30,15 @@
 //! deleted) is applied at once and reverted by [`Coordinator::write_failed`].
 //!
 //! Submodules: `membership` (JoinGroup, SyncGroup, Heartbeat, LeaveGroup and the rebalance
-//! timers), `offsets` (OffsetCommit, OffsetFetch, OffsetDelete, retention), `admin`
-//! (ListGroups, DescribeGroups, DeleteGroups) and `load` (partition ownership and replay).
+//! timers), `offsets` (OffsetCommit, OffsetFetch, OffsetDelete, retention), `transactions`
+//! (TxnOffsetCommit and transaction markers), `admin` (ListGroups, DescribeGroups,
+//! DeleteGroups) and `load` (partition ownership and replay).
 
 mod admin;
 mod load;
 mod membership;
 mod offsets;
+mod transactions;
 
 use std::collections::BTreeMap;
 
@@ -44,10 +50,13 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::group::{Group, GroupState};
 use crate::ids::MemberIdGenerator;
-use crate::offsets::{OffsetAndMetadata, OffsetStore};
+use crate::offsets::{OffsetAndMetadata, OffsetStore, PendingTxnOffsets};
 use crate::partition::partition_for_group;
 use crate::record::RecordKey;
 use crate::timer::{TimerKey, Timers};
+
+/// An offset to commit for a topic partition: (topic, partition, offset).
+pub(crate) type TopicPartitionOffset = (String, i32, OffsetAndMetadata);
 
 /// The longest name that fits Kafka's `int16`-prefixed strings in a record key.
 const RECORD_NAME_MAX_BYTES: usize = i16::MAX as usize;
@@ -111,56 +120,55 @@ pub(crate) struct Shard {
     loading: bool,
     groups: BTreeMap<String, Group>,
     offsets: OffsetStore,
+    /// Transactional offsets in the log whose transaction has not ended.
+    txn_offsets: PendingTxnOffsets,
     /// Writes issued and not yet resolved, oldest first.
     pending_writes: BTreeMap<WriteId, PendingWrite>,
+    /// Markers reported while the partition loads, applied when the replay is over (the log
+    /// read may have ended before them).
+    markers_after_load: Vec<(i64, bool)>,
 }
 
 impl Shard {
-    /// Whether a committed offset exists, or a commit of it is in flight.
+    /// The offsets of commits in flight (ordinary and transactional), with their group.
+    fn in_flight_commits(&self) -> impl Iterator<Item = (&str, &[TopicPartitionOffset])> {
+        self.pending_writes
+            .values()
+            .flat_map(|write| write.effects.iter())
+            .filter_map(|(_, effect)| effect.committed_offsets())
+    }
+
+    /// Whether a committed offset exists, or a commit of it is in flight or in an open
+    /// transaction.
     fn has_offset_or_pending(&self, group_id: &str, topic: &str, partition: i32) -> bool {
         self.offsets.get(group_id, topic, partition).is_some()
-            || self.pending_writes.values().any(|write| {
-                write.effects.iter().any(|effect| match effect {
-                    Effect::CommitOffsets {
-                        group_id: g,
-                        offsets,
-                    } => {
-                        g == group_id
-                            && offsets
-                                .iter()
-                                .any(|(t, p, _)| t == topic && *p == partition)
-                    }
-                    _ => false,
-                })
+            || self
+                .txn_offsets
+                .has_partition(group_id, &(topic.to_owned(), partition))
+            || self.in_flight_commits().any(|(g, offsets)| {
+                g == group_id
+                    && offsets
+                        .iter()
+                        .any(|(t, p, _)| t == topic && *p == partition)
             })
     }
 
     /// Whether an offset commit of the group is in flight.
     fn has_pending_commit(&self, group_id: &str) -> bool {
-        self.pending_writes.values().any(|write| {
-            write.effects.iter().any(|effect| {
-                matches!(effect, Effect::CommitOffsets { group_id: g, .. } if g == group_id)
-            })
-        })
+        self.in_flight_commits().any(|(g, _)| g == group_id)
     }
 
-    /// Topic partitions of the group with a committed or in-flight offset.
+    /// Topic partitions of the group with a committed, in-flight or transactional offset.
     fn offset_keys_with_pending(&self, group_id: &str) -> Vec<(String, i32)> {
         let mut keys: Vec<(String, i32)> = self
             .offsets
             .group(group_id)
             .map(|offsets| offsets.keys().cloned().collect())
             .unwrap_or_default();
-        for write in self.pending_writes.values() {
-            for effect in &write.effects {
-                if let Effect::CommitOffsets {
-                    group_id: g,
-                    offsets,
-                } = effect
-                    && g == group_id
-                {
-                    keys.extend(offsets.iter().map(|(t, p, _)| (t.clone(), *p)));
-                }
+        keys.extend(self.txn_offsets.partitions_of(group_id));
+        for (g, offsets) in self.in_flight_commits() {
+            if g == group_id {
+                keys.extend(offsets.iter().map(|(t, p, _)| (t.clone(), *p)));
             }
         }
         keys.sort();
@@ -172,9 +180,17 @@ impl Shard {
 /// What happens to the coordinator's state when a write completes or fails.
 #[derive(Debug)]
 pub(crate) enum Effect {
-    /// Offsets become visible on success; dropped on failure.
+    /// Offsets become visible on success; dropped on failure. One record per offset, in
+    /// order.
     CommitOffsets {
         group_id: String,
+        offsets: Vec<(String, i32, OffsetAndMetadata)>,
+    },
+    /// A transaction's offsets become pending for its producer on success (visible once the
+    /// COMMIT marker follows); dropped on failure. One record per offset, in order.
+    CommitTxnOffsets {
+        group_id: String,
+        producer_id: i64,
         offsets: Vec<(String, i32, OffsetAndMetadata)>,
     },
     /// Offsets disappear on success; kept on failure.
@@ -200,6 +216,19 @@ pub(crate) enum Effect {
     DeleteGroup { group_id: String },
 }
 
+impl Effect {
+    /// The group and offsets a commit writes.
+    fn committed_offsets(&self) -> Option<(&str, &[TopicPartitionOffset])> {
+        match self {
+            Effect::CommitOffsets { group_id, offsets }
+            | Effect::CommitTxnOffsets {
+                group_id, offsets, ..
+            } => Some((group_id, offsets)),
+            _ => None,
+        }
+    }
+}
+
 /// The undo information of a static member replacement.
 #[derive(Debug)]
 pub(crate) struct StaticReplacement {
@@ -218,9 +247,15 @@ pub(crate) struct StaticReplacement {
 /// A write issued and not yet resolved.
 #[derive(Debug)]
 pub(crate) struct PendingWrite {
-    effects: Vec<Effect>,
+    /// Each effect with the index of its first record in the write.
+    effects: Vec<(usize, Effect)>,
     /// Responses (in `pending_responses`) waiting for this write.
     gated: Vec<RequestId>,
+    /// The transactional producer the write is for.
+    producer_id: Option<i64>,
+    /// Markers of this write's producer that arrived while it was in flight: its records went
+    /// to the log before the marker, so the marker applies to them too, once they are known.
+    markers_after: Vec<bool>,
 }
 
 /// How a response changes when one of the writes it waits for fails.
@@ -249,8 +284,8 @@ pub(crate) struct Ctx {
     now_ms: i64,
     next_write_id: u64,
     out: Output,
-    /// Writes being assembled in this call, one per partition.
-    building: BTreeMap<i32, WriteBuilder>,
+    /// Writes being assembled in this call, in issue order: one per partition and producer.
+    building: Vec<WriteBuilder>,
     /// Responses to hold until writes resolve.
     held: Vec<(RequestId, PendingResponse)>,
 }
@@ -258,8 +293,10 @@ pub(crate) struct Ctx {
 #[derive(Debug)]
 struct WriteBuilder {
     id: WriteId,
+    partition: i32,
+    producer: Option<ProducerIdAndEpoch>,
     records: Vec<Record>,
-    effects: Vec<Effect>,
+    effects: Vec<(usize, Effect)>,
 }
 
 impl Ctx {
@@ -268,7 +305,7 @@ impl Ctx {
             now_ms,
             next_write_id,
             out: Output::default(),
-            building: BTreeMap::new(),
+            building: Vec::new(),
             held: Vec::new(),
         }
     }
@@ -306,24 +343,59 @@ impl Ctx {
         records: Vec<Record>,
         effect: Effect,
     ) -> WriteId {
-        let next = &mut self.next_write_id;
-        let builder = self.building.entry(partition).or_insert_with(|| {
-            let id = WriteId(*next);
-            *next += 1;
-            WriteBuilder {
-                id,
-                records: Vec::new(),
-                effects: Vec::new(),
+        self.append_for(partition, None, records, effect)
+    }
+
+    /// Adds records and their effect to this call's transactional write of `producer` for
+    /// `partition`: a batch of its own, since a batch has one producer.
+    pub(crate) fn append_transactional(
+        &mut self,
+        partition: i32,
+        producer: ProducerIdAndEpoch,
+        records: Vec<Record>,
+        effect: Effect,
+    ) -> WriteId {
+        self.append_for(partition, Some(producer), records, effect)
+    }
+
+    fn append_for(
+        &mut self,
+        partition: i32,
+        producer: Option<ProducerIdAndEpoch>,
+        records: Vec<Record>,
+        effect: Effect,
+    ) -> WriteId {
+        let index = match self
+            .building
+            .iter()
+            .position(|b| b.partition == partition && b.producer == producer)
+        {
+            Some(index) => index,
+            None => {
+                let id = WriteId(self.next_write_id);
+                self.next_write_id += 1;
+                self.building.push(WriteBuilder {
+                    id,
+                    partition,
+                    producer,
+                    records: Vec::new(),
+                    effects: Vec::new(),
+                });
+                self.building.len() - 1
             }
-        });
+        };
+        let builder = &mut self.building[index];
+        builder.effects.push((builder.records.len(), effect));
         builder.records.extend(records);
-        builder.effects.push(effect);
         builder.id
     }
 
-    /// The write this call is building for `partition`, if any.
+    /// The ordinary write this call is building for `partition`, if any.
     pub(crate) fn write_for(&self, partition: i32) -> Option<WriteId> {
-        self.building.get(&partition).map(|b| b.id)
+        self.building
+            .iter()
+            .find(|b| b.partition == partition && b.producer.is_none())
+            .map(|b| b.id)
     }
 }
 
@@ -620,11 +692,17 @@ impl Coordinator {
     // -----------------------------------------------------------------------------------------
     // Write resolution
 
-    /// The write is durable: apply its effects and release the responses waiting for it.
-    /// Writes of one partition must be resolved in the order they were issued. A write of a
-    /// partition that has been unloaded since is ignored.
-    pub fn write_completed(&mut self, now_ms: i64, write_id: WriteId) -> Result<Output> {
-        self.resolve_write(now_ms, write_id, None)
+    /// The write is durable, its first record at `log_offset` of the partition's log (the
+    /// records follow at consecutive offsets): apply its effects and release the responses
+    /// waiting for it. Writes of one partition must be resolved in the order they were
+    /// issued. A write of a partition that has been unloaded since is ignored.
+    pub fn write_completed(
+        &mut self,
+        now_ms: i64,
+        write_id: WriteId,
+        log_offset: i64,
+    ) -> Result<Output> {
+        self.resolve_write(now_ms, write_id, Ok(log_offset))
     }
 
     /// The write failed and its records will not be in the log: undo what it would have
@@ -640,19 +718,17 @@ impl Coordinator {
         write_id: WriteId,
         append_error: ErrorCode,
     ) -> Result<Output> {
-        self.resolve_write(
-            now_ms,
-            write_id,
-            Some(codes::map_append_error(append_error)),
-        )
+        self.resolve_write(now_ms, write_id, Err(codes::map_append_error(append_error)))
     }
 
+    /// `outcome`: the log offset of the write's first record, or the error for its responses.
     fn resolve_write(
         &mut self,
         now_ms: i64,
         write_id: WriteId,
-        failure: Option<ErrorCode>,
+        outcome: std::result::Result<i64, ErrorCode>,
     ) -> Result<Output> {
+        let failure = outcome.err();
         let Some((&partition, shard)) = self
             .shards
             .iter_mut()
@@ -673,8 +749,14 @@ impl Coordinator {
             return Ok(Output::default());
         };
         let mut ctx = self.ctx(now_ms);
-        for effect in write.effects {
-            self.apply_effect(&mut ctx, partition, effect, failure);
+        for (index, effect) in write.effects {
+            let outcome = outcome.map(|base| base + index as i64);
+            self.apply_effect(&mut ctx, partition, effect, outcome);
+        }
+        if let Some(producer_id) = write.producer_id {
+            for commit in write.markers_after {
+                self.end_transaction(now_ms, partition, producer_id, commit);
+            }
         }
         for request_id in write.gated {
             self.release_gate(&mut ctx, request_id, write_id, failure);
@@ -711,13 +793,16 @@ impl Coordinator {
         ctx.respond(request_id, response);
     }
 
+    /// Applies a resolved write's effect. `outcome`: the log offset of the effect's first
+    /// record when the write succeeded, the error when it failed.
     fn apply_effect(
         &mut self,
         ctx: &mut Ctx,
         partition: i32,
         effect: Effect,
-        failure: Option<ErrorCode>,
+        outcome: std::result::Result<i64, ErrorCode>,
     ) {
+        let (record_offset, failure) = (outcome.ok(), outcome.err());
         let Coordinator {
             config,
             shards,
@@ -737,7 +822,7 @@ impl Coordinator {
         };
         match effect {
             Effect::CommitOffsets { group_id, offsets } => {
-                if failure.is_none() {
+                if let Some(first) = record_offset {
                     // A commit outside group management creates the group that holds the
                     // offsets, as replaying the record would.
                     let now = env.now();
@@ -745,9 +830,21 @@ impl Coordinator {
                         .groups
                         .entry(group_id.clone())
                         .or_insert_with(|| Group::new(group_id.clone(), now));
-                    for (topic, p, offset) in offsets {
-                        shard.offsets.put(&group_id, &topic, p, offset);
+                    for (i, (topic, p, offset)) in offsets.into_iter().enumerate() {
+                        shard
+                            .offsets
+                            .put(&group_id, &topic, p, offset, first + i as i64);
                     }
+                }
+            }
+            Effect::CommitTxnOffsets {
+                group_id,
+                producer_id,
+                offsets,
+            } => {
+                if let Some(first) = record_offset {
+                    let now = env.now();
+                    shard.add_txn_offsets(&group_id, producer_id, offsets, first, now);
                 }
             }
             Effect::DeleteOffsets {
@@ -756,7 +853,7 @@ impl Coordinator {
             } => {
                 if failure.is_none() {
                     for (topic, p) in partitions {
-                        shard.offsets.remove(&group_id, &topic, p);
+                        shard.remove_offset(&group_id, topic, p);
                     }
                 }
             }
@@ -835,7 +932,8 @@ impl Coordinator {
             }
             self.pending_responses.insert(request_id, pending);
         }
-        for (partition, builder) in std::mem::take(&mut ctx.building) {
+        for builder in std::mem::take(&mut ctx.building) {
+            let partition = builder.partition;
             let gated: Vec<RequestId> = held_for_new
                 .iter()
                 .filter(|(write_id, _)| *write_id == builder.id)
@@ -860,12 +958,15 @@ impl Coordinator {
                 PendingWrite {
                     effects: builder.effects,
                     gated,
+                    producer_id: builder.producer.map(|p| p.producer_id),
+                    markers_after: Vec::new(),
                 },
             );
             ctx.out.writes.push(Write {
                 id: builder.id,
                 partition,
                 records: builder.records,
+                producer: builder.producer,
             });
         }
         ctx.out
@@ -930,8 +1031,9 @@ impl Coordinator {
 fn apply_failure(response: &mut Response, patch: &FailurePatch, code: ErrorCode) {
     match (response, patch) {
         (_, FailurePatch::Nothing) => {}
-        (Response::OffsetCommit(r), _) => {
-            for partition in r.topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+        (Response::OffsetCommit(OffsetCommitResponse { topics }), _)
+        | (Response::TxnOffsetCommit(TxnOffsetCommitResponse { topics }), _) => {
+            for partition in topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
                 partition.error_code = code;
             }
         }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
     Coordinator, Ctx, Effect, Env, FailurePatch, PendingResponse, RECORD_NAME_MAX_BYTES,
-    group_id_too_long, group_key, status_error,
+    TopicPartitionOffset, group_id_too_long, group_key, status_error,
 };
 use crate::api::*;
 use crate::codes::{self, ErrorCode};
@@ -22,27 +22,38 @@ use crate::timer::TimerKey;
 /// GROUP_ID_NOT_FOUND instead of ILLEGAL_GENERATION.
 const OFFSET_COMMIT_GROUP_ID_NOT_FOUND_VERSION: i16 = 9;
 
-/// Kafka's `ClassicGroup.validateOffsetCommit` for a non-transactional commit.
-fn validate_offset_commit(group: &Group, request: &OffsetCommitRequest) -> Result<(), ErrorCode> {
+/// Who commits: the member fields of an OffsetCommit or TxnOffsetCommit.
+pub(super) struct Committer<'a> {
+    pub generation_id: i32,
+    pub member_id: &'a str,
+    pub group_instance_id: Option<&'a str>,
+    /// A TxnOffsetCommit: its producer may not pass the consumer's group metadata at all
+    /// (before v3, or a producer outside a consumer), and its offsets only count when the
+    /// transaction commits, so a rebalance in progress does not refuse it.
+    pub transactional: bool,
+}
+
+/// Kafka's `ClassicGroup.validateOffsetCommit`.
+pub(super) fn validate_commit(group: &Group, committer: &Committer<'_>) -> Result<(), ErrorCode> {
     if group.state == GroupState::Dead {
         return Err(codes::COORDINATOR_NOT_AVAILABLE);
     }
-    let generation = request.generation_id_or_member_epoch;
+    let generation = committer.generation_id;
     if generation < 0 && group.state == GroupState::Empty {
         // The admin client or a consumer without group management: allowed while the
         // group has no members.
         return Ok(());
     }
-    if generation >= 0 || !request.member_id.is_empty() || request.group_instance_id.is_some() {
-        group.validate_member(&request.member_id, request.group_instance_id.as_deref())?;
+    if generation >= 0 || !committer.member_id.is_empty() || committer.group_instance_id.is_some() {
+        group.validate_member(committer.member_id, committer.group_instance_id)?;
         if generation != group.generation_id {
             return Err(codes::ILLEGAL_GENERATION);
         }
-    } else if group.state != GroupState::Empty {
+    } else if !committer.transactional && group.state != GroupState::Empty {
         // No member id and no generation (OffsetCommit v0) while the group has members.
         return Err(codes::UNKNOWN_MEMBER_ID);
     }
-    if group.state == GroupState::CompletingRebalance {
+    if !committer.transactional && group.state == GroupState::CompletingRebalance {
         // The member knows the new generation from its JoinGroup response but has no
         // assignment yet; it should finish the rebalance first.
         return Err(codes::REBALANCE_IN_PROGRESS);
@@ -50,10 +61,103 @@ fn validate_offset_commit(group: &Group, request: &OffsetCommitRequest) -> Resul
     Ok(())
 }
 
+/// [`validate_commit`] for an OffsetCommit.
+fn validate_offset_commit(group: &Group, request: &OffsetCommitRequest) -> Result<(), ErrorCode> {
+    let committer = Committer {
+        generation_id: request.generation_id_or_member_epoch,
+        member_id: &request.member_id,
+        group_instance_id: request.group_instance_id.as_deref(),
+        transactional: false,
+    };
+    validate_commit(group, &committer)
+}
+
 /// Too long for `offset.metadata.max.bytes` (counted in UTF-16 units, as Java's
 /// `String.length()`), or for the record's `int16` string length.
 fn metadata_too_large(metadata: &str, max: usize) -> bool {
     metadata.len() > RECORD_NAME_MAX_BYTES || metadata.encode_utf16().count() > max
+}
+
+/// The records of a commit and what it answers.
+pub(super) struct CommitRecords {
+    /// One OffsetCommit record per accepted offset, in request order.
+    pub records: Vec<Record>,
+    /// The accepted offsets, matching `records` one to one.
+    pub offsets: Vec<TopicPartitionOffset>,
+    /// Each requested partition with its error code.
+    pub topics: Vec<OffsetCommitTopicResponse>,
+}
+
+/// Checks each requested (topic, [(partition, offset)]) and encodes the acceptable ones as
+/// OffsetCommit records (the same for OffsetCommit and TxnOffsetCommit).
+pub(super) fn commit_records<'a>(
+    group_id: &str,
+    requested: impl Iterator<Item = (&'a str, Vec<(i32, OffsetAndMetadata)>)>,
+    metadata_max_bytes: usize,
+) -> CommitRecords {
+    let mut commit = CommitRecords {
+        records: Vec::new(),
+        offsets: Vec::new(),
+        topics: Vec::new(),
+    };
+    for (topic, offsets) in requested {
+        let partitions = offsets
+            .into_iter()
+            .map(|(partition_index, offset)| OffsetCommitPartitionResponse {
+                partition_index,
+                error_code: commit.add(
+                    group_id,
+                    topic,
+                    partition_index,
+                    offset,
+                    metadata_max_bytes,
+                ),
+            })
+            .collect();
+        commit.topics.push(OffsetCommitTopicResponse {
+            name: topic.to_owned(),
+            partitions,
+        });
+    }
+    commit
+}
+
+impl CommitRecords {
+    /// Adds one offset's record if it is acceptable; returns the partition's error code.
+    fn add(
+        &mut self,
+        group_id: &str,
+        topic: &str,
+        partition: i32,
+        offset: OffsetAndMetadata,
+        metadata_max_bytes: usize,
+    ) -> ErrorCode {
+        if topic.len() > RECORD_NAME_MAX_BYTES {
+            // No topic can have such a name.
+            return codes::UNKNOWN_TOPIC_OR_PARTITION;
+        }
+        if metadata_too_large(&offset.metadata, metadata_max_bytes) {
+            return codes::OFFSET_METADATA_TOO_LARGE;
+        }
+        let key = RecordKey::OffsetCommit {
+            group: group_id.to_owned(),
+            topic: topic.to_owned(),
+            partition,
+        }
+        .encode();
+        match (key, offset.to_record().encode()) {
+            (Ok(key), Ok(value)) => {
+                self.records.push(Record {
+                    key,
+                    value: Some(value),
+                });
+                self.offsets.push((topic.to_owned(), partition, offset));
+                codes::NONE
+            }
+            // The checks above rule this out.
+            _ => codes::UNKNOWN_SERVER_ERROR,
+        }
+    }
 }
 
 fn tombstone(group_id: &str, topic: &str, partition: i32) -> Option<Record> {
@@ -132,60 +236,34 @@ impl Coordinator {
         let now = ctx.now_ms;
         let expire_timestamp_ms = (request.retention_time_ms != -1)
             .then(|| now.saturating_add(request.retention_time_ms));
-        let mut records = Vec::new();
-        let mut offsets = Vec::new();
-        let mut response = OffsetCommitResponse { topics: Vec::new() };
-        for topic in &request.topics {
-            let mut partitions = Vec::with_capacity(topic.partitions.len());
-            for p in &topic.partitions {
-                let metadata = p.committed_metadata.clone().unwrap_or_default();
-                let error_code = if topic.name.len() > RECORD_NAME_MAX_BYTES {
-                    // No topic can have such a name.
-                    codes::UNKNOWN_TOPIC_OR_PARTITION
-                } else if metadata_too_large(&metadata, config.offset_metadata_max_bytes) {
-                    codes::OFFSET_METADATA_TOO_LARGE
-                } else {
-                    let offset = OffsetAndMetadata {
-                        committed_offset: p.committed_offset,
-                        leader_epoch: (p.committed_leader_epoch != -1)
-                            .then_some(p.committed_leader_epoch),
-                        metadata,
-                        commit_timestamp_ms: if p.commit_timestamp == -1 {
-                            now
-                        } else {
-                            p.commit_timestamp
-                        },
-                        expire_timestamp_ms,
-                    };
-                    let key = RecordKey::OffsetCommit {
-                        group: request.group_id.clone(),
-                        topic: topic.name.clone(),
-                        partition: p.partition_index,
-                    }
-                    .encode();
-                    match (key, offset.to_record().encode()) {
-                        (Ok(key), Ok(value)) => {
-                            records.push(Record {
-                                key,
-                                value: Some(value),
-                            });
-                            offsets.push((topic.name.clone(), p.partition_index, offset));
-                            codes::NONE
-                        }
-                        // The checks above rule this out.
-                        _ => codes::UNKNOWN_SERVER_ERROR,
-                    }
+        let requested = request.topics.iter().map(|topic| {
+            let offsets = topic.partitions.iter().map(|p| {
+                let offset = OffsetAndMetadata {
+                    committed_offset: p.committed_offset,
+                    leader_epoch: (p.committed_leader_epoch != -1)
+                        .then_some(p.committed_leader_epoch),
+                    metadata: p.committed_metadata.clone().unwrap_or_default(),
+                    commit_timestamp_ms: if p.commit_timestamp == -1 {
+                        now
+                    } else {
+                        p.commit_timestamp
+                    },
+                    expire_timestamp_ms,
                 };
-                partitions.push(OffsetCommitPartitionResponse {
-                    partition_index: p.partition_index,
-                    error_code,
-                });
-            }
-            response.topics.push(OffsetCommitTopicResponse {
-                name: topic.name.clone(),
-                partitions,
+                (p.partition_index, offset)
             });
-        }
+            (topic.name.as_str(), offsets.collect())
+        });
+        let CommitRecords {
+            records,
+            offsets,
+            topics,
+        } = commit_records(
+            &request.group_id,
+            requested,
+            config.offset_metadata_max_bytes,
+        );
+        let response = OffsetCommitResponse { topics };
         let response = Response::OffsetCommit(response);
         if records.is_empty() {
             return ctx.respond(request_id, response);
@@ -265,6 +343,11 @@ impl Coordinator {
                 // tombstones are durable) still shows them, as Kafka's reads at the last
                 // committed offset do; a missing group has none, and no error either.
                 let committed = shard.offsets.group(&fetch.group_id);
+                // KIP-447: a consumer that asks for stable offsets retries rather than read an
+                // offset a pending transaction is about to replace.
+                let unstable = |key: &(String, i32)| {
+                    request.require_stable && shard.txn_offsets.has_partition(&fetch.group_id, key)
+                };
                 let topics = match &fetch.topics {
                     Some(topics) => topics
                         .iter()
@@ -274,9 +357,11 @@ impl Coordinator {
                                 .partition_indexes
                                 .iter()
                                 .map(|&p| {
-                                    let offset =
-                                        committed.and_then(|c| c.get(&(topic.name.clone(), p)));
-                                    fetched_partition(p, offset)
+                                    let key = (topic.name.clone(), p);
+                                    if unstable(&key) {
+                                        return unstable_partition(p);
+                                    }
+                                    fetched_partition(p, committed.and_then(|c| c.get(&key)))
                                 })
                                 .collect(),
                         })
@@ -284,11 +369,13 @@ impl Coordinator {
                     None => {
                         let mut by_topic: BTreeMap<&str, Vec<OffsetFetchPartitionResponse>> =
                             BTreeMap::new();
-                        for ((topic, p), offset) in committed.into_iter().flatten() {
-                            by_topic
-                                .entry(topic.as_str())
-                                .or_default()
-                                .push(fetched_partition(*p, Some(offset)));
+                        for (key, offset) in committed.into_iter().flatten() {
+                            let fetched = if unstable(key) {
+                                unstable_partition(key.1)
+                            } else {
+                                fetched_partition(key.1, Some(offset))
+                            };
+                            by_topic.entry(key.0.as_str()).or_default().push(fetched);
                         }
                         by_topic
                             .into_iter()
@@ -427,14 +514,18 @@ impl Coordinator {
                 // A commit in flight will add offsets; look again next time.
                 continue;
             }
-            let mut all_expired = true;
+            // Open transactions keep their partitions' offsets, and the group (Kafka counts
+            // pending transactional offsets as offsets of the group).
+            let mut all_expired = !shard.txn_offsets.has_group(group_id);
             let mut expired = Vec::new();
             if let Some(offsets) = shard.offsets.group(group_id) {
                 match group.offset_expiration() {
                     None => all_expired = false,
                     Some(base) => {
-                        for ((topic, p), offset) in offsets {
+                        for (key, offset) in offsets {
+                            let (topic, p) = key;
                             if !group.is_subscribed_to_topic(topic)
+                                && !shard.txn_offsets.has_partition(group_id, key)
                                 && base.is_expired(offset, now, retention_ms)
                             {
                                 expired.push((topic.clone(), *p));
@@ -477,6 +568,13 @@ impl Coordinator {
                 );
             }
         }
+    }
+}
+
+fn unstable_partition(partition_index: i32) -> OffsetFetchPartitionResponse {
+    OffsetFetchPartitionResponse {
+        error_code: codes::UNSTABLE_OFFSET_COMMIT,
+        ..fetched_partition(partition_index, None)
     }
 }
 

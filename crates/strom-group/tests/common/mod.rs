@@ -28,8 +28,11 @@ pub struct Harness {
     pub in_flight: VecDeque<Write>,
     /// Every write the coordinator issued (for asserting records).
     pub issued: Vec<Write>,
-    /// The durable log, per partition, in append order.
+    /// The durable records, per partition, in append order.
     pub log: BTreeMap<i32, Vec<Record>>,
+    /// The partitions' logs as the broker's would be: every record with the producer of its
+    /// batch, and transaction markers; an entry's index is its log offset.
+    pub full_log: BTreeMap<i32, Vec<LogEntry>>,
     /// Complete every write as soon as it is issued.
     pub auto_complete: bool,
 }
@@ -61,6 +64,7 @@ impl Harness {
             in_flight: VecDeque::new(),
             issued: Vec::new(),
             log: BTreeMap::new(),
+            full_log: BTreeMap::new(),
             auto_complete: true,
         };
         for p in 0..partitions {
@@ -106,9 +110,15 @@ impl Harness {
             .entry(write.partition)
             .or_default()
             .extend(write.records.iter().cloned());
+        let entries = self.full_log.entry(write.partition).or_default();
+        let base_offset = entries.len() as i64;
+        entries.extend(write.records.iter().map(|record| LogEntry::Record {
+            producer_id: write.producer.map(|p| p.producer_id),
+            record: record.clone(),
+        }));
         let out = self
             .coordinator
-            .write_completed(self.now, write.id)
+            .write_completed(self.now, write.id, base_offset)
             .expect("in-order completion");
         self.handle(out);
         true
@@ -116,6 +126,58 @@ impl Harness {
 
     pub fn complete_all(&mut self) {
         while self.complete_one() {}
+    }
+
+    /// Appends a COMMIT or ABORT marker of `producer_id` to `partition` and tells the
+    /// coordinator, as the WriteTxnMarkers handler does.
+    pub fn marker(&mut self, partition: i32, producer_id: i64, commit: bool) {
+        self.full_log
+            .entry(partition)
+            .or_default()
+            .push(LogEntry::Marker {
+                producer_id,
+                commit,
+            });
+        let out = self
+            .coordinator
+            .complete_transaction(self.now, partition, producer_id, commit);
+        self.handle(out);
+    }
+
+    /// Feeds the durable log of `partition` to `coordinator`, which is loading it.
+    pub fn replay_into(&self, coordinator: &mut Coordinator, partition: i32) {
+        let entries = self.full_log.get(&partition).map_or(&[][..], Vec::as_slice);
+        replay_log(coordinator, partition, entries);
+    }
+
+    /// Unloads `partition` and loads it again from the durable log. Writes in flight are
+    /// dropped: they never reached the log.
+    pub fn reload(&mut self, partition: i32) {
+        let out = self.coordinator.unload_partition(self.now, partition);
+        self.handle(out);
+        self.in_flight.retain(|w| w.partition != partition);
+        self.coordinator.load_partition(partition).expect("load");
+        let entries = self.full_log.get(&partition).map_or(&[][..], Vec::as_slice);
+        replay_log(&mut self.coordinator, partition, entries);
+        let out = self
+            .coordinator
+            .finish_load(self.now, partition)
+            .expect("finish load");
+        self.handle(out);
+    }
+
+    pub fn send_txn_commit(&mut self, request: TxnOffsetCommitRequest) -> RequestId {
+        let id = self.next_id();
+        let out = self.coordinator.txn_offset_commit(self.now, id, request);
+        self.handle(out);
+        id
+    }
+
+    pub fn txn_commit_response(&mut self, id: RequestId) -> TxnOffsetCommitResponse {
+        match self.take(id) {
+            Some(Response::TxnOffsetCommit(r)) => r,
+            other => panic!("expected a TxnOffsetCommit response for {id:?}, got {other:?}"),
+        }
     }
 
     /// Fails the oldest write.
@@ -379,15 +441,97 @@ impl Harness {
         let mut fresh = Coordinator::new(config).expect("config");
         for p in 0..partitions {
             fresh.load_partition(p).expect("load");
-            for record in self.log.get(&p).into_iter().flatten() {
-                fresh
-                    .replay(p, &record.key, record.value.as_deref())
-                    .expect("replay");
-            }
+            self.replay_into(&mut fresh, p);
             fresh.finish_load(self.now, p).expect("finish");
         }
         fresh
     }
+}
+
+/// One entry of a partition's log in [`Harness::full_log`].
+#[derive(Debug, Clone)]
+pub enum LogEntry {
+    /// A record; `producer_id` is set when its batch is transactional.
+    Record {
+        producer_id: Option<i64>,
+        record: Record,
+    },
+    /// A control batch ending `producer_id`'s transaction.
+    Marker { producer_id: i64, commit: bool },
+}
+
+/// Feeds a partition's log entries, in order, to a coordinator loading the partition.
+pub fn replay_log(coordinator: &mut Coordinator, partition: i32, entries: &[LogEntry]) {
+    for (offset, entry) in entries.iter().enumerate() {
+        let offset = offset as i64;
+        let replayed = match entry {
+            LogEntry::Record {
+                producer_id: None,
+                record,
+            } => coordinator.replay(partition, offset, &record.key, record.value.as_deref()),
+            LogEntry::Record {
+                producer_id: Some(producer_id),
+                record,
+            } => coordinator.replay_transactional(
+                partition,
+                offset,
+                *producer_id,
+                &record.key,
+                record.value.as_deref(),
+            ),
+            LogEntry::Marker {
+                producer_id,
+                commit,
+            } => coordinator.replay_marker(partition, *producer_id, *commit),
+        };
+        replayed.expect("replay");
+    }
+}
+
+/// TxnOffsetCommit v3 of `producer_id` (epoch 0) with a consumer's group metadata.
+pub fn txn_commit_request(
+    group: &str,
+    producer_id: i64,
+    member_id: &str,
+    generation: i32,
+    offsets: &[(&str, i32, i64)],
+) -> TxnOffsetCommitRequest {
+    let mut topics: BTreeMap<&str, Vec<TxnOffsetCommitPartition>> = BTreeMap::new();
+    for (topic, partition, offset) in offsets {
+        topics
+            .entry(topic)
+            .or_default()
+            .push(TxnOffsetCommitPartition {
+                partition_index: *partition,
+                committed_offset: *offset,
+                committed_leader_epoch: 3,
+                committed_metadata: Some(format!("t{offset}")),
+            });
+    }
+    TxnOffsetCommitRequest {
+        transactional_id: format!("txn-{producer_id}"),
+        group_id: group.into(),
+        producer_id,
+        producer_epoch: 0,
+        generation_id: generation,
+        member_id: member_id.into(),
+        group_instance_id: None,
+        topics: topics
+            .into_iter()
+            .map(|(name, partitions)| TxnOffsetCommitTopic {
+                name: name.into(),
+                partitions,
+            })
+            .collect(),
+    }
+}
+
+pub fn txn_commit_codes(response: &TxnOffsetCommitResponse) -> Vec<ErrorCode> {
+    response
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+        .collect()
 }
 
 /// A consumer's `ConsumerProtocolSubscription` v1 for `topics` (what the Java client sends).
