@@ -35,7 +35,6 @@ async fn fetch(conn: &mut Conn, require_stable: bool) -> (i64, i16) {
 }
 
 #[tokio::test]
-#[ignore = "needs txn-log branch"]
 async fn txn_offsets_become_visible_when_the_commit_marker_is_written() {
     let broker = TestBroker::start().await;
     let mut conn = broker.connect().await;

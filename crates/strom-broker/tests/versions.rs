@@ -422,6 +422,81 @@ async fn every_version_of_every_api_answers() {
     })
     .await;
 
+    // Transactions: a real transactional producer, so answers carry real state.
+    let (pid, epoch) = conn.transactional_producer("vtxn", &[("t", 0)]).await;
+    every_version(&mut conn, &mut checked, |v| {
+        let topics = vec![
+            add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                .with_name(topic_name("t"))
+                .with_partitions(vec![0]),
+        ];
+        if v >= 4 {
+            // The batched broker-to-broker form, asking only to verify.
+            AddPartitionsToTxnRequest::default().with_transactions(vec![
+                add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default()
+                    .with_transactional_id(TransactionalId(s("vtxn")))
+                    .with_producer_id(ProducerId(pid))
+                    .with_producer_epoch(epoch)
+                    .with_verify_only(true)
+                    .with_topics(topics),
+            ])
+        } else {
+            AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(TransactionalId(s("vtxn")))
+                .with_v3_and_below_producer_id(ProducerId(pid))
+                .with_v3_and_below_producer_epoch(epoch)
+                .with_v3_and_below_topics(topics)
+        }
+    })
+    .await;
+    every_version(&mut conn, &mut checked, |_| {
+        AddOffsetsToTxnRequest::default()
+            .with_transactional_id(TransactionalId(s("vtxn")))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_group_id(GroupId(s("vtxn-group")))
+    })
+    .await;
+    every_version(&mut conn, &mut checked, |_| {
+        DescribeTransactionsRequest::default().with_transactional_ids(vec![
+            TransactionalId(s("vtxn")),
+            TransactionalId(s("no-such-id")),
+        ])
+    })
+    .await;
+    every_version(&mut conn, &mut checked, |_| {
+        ListTransactionsRequest::default()
+            .with_state_filters(vec![s("Ongoing"), s("Bogus")])
+            .with_duration_filter(-1)
+    })
+    .await;
+    every_version(&mut conn, &mut checked, |_| {
+        // The first commits; the later ones are refused (the transaction is completing or
+        // complete), which must encode at every version too.
+        EndTxnRequest::default()
+            .with_transactional_id(TransactionalId(s("vtxn")))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_committed(true)
+    })
+    .await;
+    every_version(&mut conn, &mut checked, |_| {
+        // Partition 0 gets an ABORT marker for a producer with nothing open; 7 does not exist.
+        WriteTxnMarkersRequest::default().with_markers(vec![
+            write_txn_markers_request::WritableTxnMarker::default()
+                .with_producer_id(ProducerId(pid + 1000))
+                .with_producer_epoch(0)
+                .with_transaction_result(false)
+                .with_coordinator_epoch(0)
+                .with_topics(vec![
+                    write_txn_markers_request::WritableTxnMarkerTopic::default()
+                        .with_name(topic_name("t"))
+                        .with_partition_indexes(vec![0, 7]),
+                ]),
+        ])
+    })
+    .await;
+
     let missing: Vec<_> = SUPPORTED_APIS
         .iter()
         .filter(|(key, _)| !checked.contains(&(*key as i16)))
