@@ -2,7 +2,7 @@
 //! the style of `strom-group`: no IO, no clock; the broker's shell passes `now_ms` in, appends
 //! what the coordinator asks to `__transaction_state`, and sends the markers it asks for.
 //!
-//! This crate is being built bottom-up. Done so far:
+//! The pieces:
 //! - [`state`]: the transaction states and which transitions Kafka allows between them;
 //! - [`metadata`]: one transactional id's metadata and the pure transitions the APIs make on it
 //!   (InitProducerId's epoch bump and fencing, AddPartitionsToTxn, EndTxn, marker completion,
@@ -11,8 +11,8 @@
 //! - [`coordinator`]: every id of the partitions this broker leads: routing, loading and
 //!   unloading partitions, held responses, markers to send, timeouts, expiry, describe/list.
 //!
-//! Not yet: the broker's shell (handlers, the marker sender, partition-side transactions);
-//! `docs/transactions.md` tracks the plan.
+//! The broker's shell (`strom-broker/src/txn`) does the IO; `docs/transactions.md` has the
+//! design and its status.
 
 pub mod coordinator;
 pub mod error;
