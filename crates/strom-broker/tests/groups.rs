@@ -267,7 +267,7 @@ async fn consumer_offsets_is_an_internal_compacted_topic() {
 }
 
 #[tokio::test]
-async fn transactional_coordinator_lookups_fail_clearly() {
+async fn transactional_coordinator_lookups_create_the_state_topic_and_find_its_leader() {
     let broker = TestBroker::start().await;
     let mut conn = broker.connect().await;
     let response = conn
@@ -275,12 +275,24 @@ async fn transactional_coordinator_lookups_fail_clearly() {
             4,
             FindCoordinatorRequest::default()
                 .with_key_type(1)
-                .with_coordinator_keys(vec![s("tx")]),
+                .with_coordinator_keys(vec![s("tx-1"), s("tx-2")]),
         )
         .await;
-    assert_eq!(
-        response.coordinators[0].error_code,
-        ResponseError::TransactionalIdAuthorizationFailed.code()
-    );
+    for coordinator in &response.coordinators {
+        assert_eq!(coordinator.error_code, 0, "{coordinator:?}");
+        assert_eq!(coordinator.port, i32::from(broker.addr.port()));
+    }
+    let metadata = conn
+        .send(
+            12,
+            MetadataRequest::default().with_topics(Some(vec![
+                metadata_request::MetadataRequestTopic::default()
+                    .with_name(Some(topic_name("__transaction_state"))),
+            ])),
+        )
+        .await;
+    assert_eq!(metadata.topics[0].error_code, 0);
+    assert!(metadata.topics[0].is_internal);
+    assert_eq!(metadata.topics[0].partitions.len(), 50);
     broker.stop().await;
 }

@@ -52,6 +52,8 @@ pub struct Snapshot {
     replicated_bytes_in: u64,
     lag: Vec<(String, String, i32, i64)>,
     group_members: Vec<(String, i64)>,
+    /// Transactional ids this broker coordinates, by state name.
+    transactions: Vec<(&'static str, i64)>,
     quorum: QuorumSnapshot,
     process: Option<(u64, f64)>,
 }
@@ -74,6 +76,7 @@ struct PartitionSnapshot {
     log_start_offset: i64,
     log_end_offset: i64,
     high_watermark: i64,
+    last_stable_offset: i64,
     bytes_in: u64,
     records_in: u64,
     bytes_out: u64,
@@ -98,6 +101,7 @@ impl Snapshot {
             .map(|p| p.traffic.replicated_bytes_in.load(Ordering::Relaxed))
             .sum();
         let (lag, group_members) = group_snapshots(state).await;
+        let transactions = transaction_counts(state).await;
         Snapshot {
             apis: metrics
                 .apis()
@@ -117,6 +121,7 @@ impl Snapshot {
             replicated_bytes_in,
             lag,
             group_members,
+            transactions,
             quorum: QuorumSnapshot::take(state, &image),
             process: crate::process::usage(),
         }
@@ -164,6 +169,7 @@ fn partition_snapshots(state: &BrokerState) -> Vec<PartitionSnapshot> {
             log_start_offset: p.log.log_start_offset(),
             log_end_offset: p.log.log_end_offset(),
             high_watermark: p.high_watermark().0,
+            last_stable_offset: p.last_stable_offset(),
             bytes_in: p.traffic.bytes_in.load(Ordering::Relaxed),
             records_in: p.traffic.records_in.load(Ordering::Relaxed),
             bytes_out: p.traffic.bytes_out.load(Ordering::Relaxed),
@@ -249,6 +255,27 @@ async fn group_snapshots(
     (lag, group_members)
 }
 
+/// How many transactional ids this broker coordinates are in each state.
+async fn transaction_counts(state: &BrokerState) -> Vec<(&'static str, i64)> {
+    let Some(transactions) = state.transactions() else {
+        return Vec::new();
+    };
+    let listed = transactions
+        .inspect(|c| {
+            c.list(&[], &[])
+                .into_iter()
+                .map(|(_, _, s)| s)
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+    let mut counts: std::collections::BTreeMap<&'static str, i64> = Default::default();
+    for s in listed {
+        *counts.entry(s.name()).or_default() += 1;
+    }
+    counts.into_iter().collect()
+}
+
 fn counter<N: EncodeCounterValue>(
     encoder: &mut DescriptorEncoder,
     name: &str,
@@ -305,6 +332,7 @@ impl Collector for Snapshot {
         self.encode_logs(e)?;
         self.encode_topic_traffic(e)?;
         self.encode_groups(e)?;
+        self.encode_transactions(e)?;
         self.quorum.encode(e)?;
         self.encode_process(e)
     }
@@ -452,6 +480,13 @@ impl Snapshot {
             "strom_high_watermark",
             "The partition's high watermark.",
             |p| p.high_watermark,
+        )?;
+        self.per_partition(
+            e,
+            "strom_last_stable_offset_lag",
+            "High watermark minus last stable offset: records read_committed consumers wait for \
+             while transactions are open.",
+            |p| p.high_watermark - p.last_stable_offset,
         )
     }
 
@@ -528,6 +563,19 @@ impl Snapshot {
             self.group_members
                 .iter()
                 .map(|(g, n)| (vec![("group", g.clone())], *n)),
+            as_gauge,
+        )
+    }
+
+    fn encode_transactions(&self, e: &mut DescriptorEncoder) -> EncodeResult {
+        family(
+            e,
+            "strom_transactions",
+            "Transactional ids this broker coordinates, by state (Ongoing: open transactions).",
+            MetricType::Gauge,
+            self.transactions
+                .iter()
+                .map(|(state, n)| (vec![("state", state.to_string())], *n)),
             as_gauge,
         )
     }
