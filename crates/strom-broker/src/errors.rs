@@ -44,7 +44,6 @@ impl From<&AppendError> for KafkaError {
             AppendError::ProducerFenced { .. } => ResponseError::InvalidProducerEpoch,
             // There is no transaction coordinator yet, so a transactional batch cannot be valid
             // here; INVALID_RECORD carries the reason to the client without implying a retry.
-            AppendError::Transactional => ResponseError::InvalidRecord,
             AppendError::Storage(_) => ResponseError::KafkaStorageError,
             // Only a follower's append raises it (the fetcher handles it); it never reaches a
             // produce response.

@@ -229,21 +229,29 @@ pub fn clean(log: &Log, now_ms: i64, dedupe_buffer_bytes: u64) -> Result<Option<
             0,
             segment.size(),
             true,
-            |_, header, bytes| match for_each_record(header, bytes, |offset, record| {
-                if let Some(key) = record.key {
-                    match map.get_mut(key) {
-                        Some(latest) => *latest = offset,
-                        None => {
-                            map_bytes += key.len() as u64 + 48;
-                            map.insert(key.to_vec(), offset);
+            |_, header, bytes| {
+                // A marker's key is its control type, not a record key: markers stay out of
+                // the map, so they neither replace each other nor any record.
+                if header.is_control() {
+                    return true;
+                }
+                let mapped = for_each_record(header, bytes, |offset, record| {
+                    if let Some(key) = record.key {
+                        match map.get_mut(key) {
+                            Some(latest) => *latest = offset,
+                            None => {
+                                map_bytes += key.len() as u64 + 48;
+                                map.insert(key.to_vec(), offset);
+                            }
                         }
                     }
-                }
-            }) {
-                Ok(()) => true,
-                Err(error) => {
-                    failure = Some(error);
-                    false
+                });
+                match mapped {
+                    Ok(()) => true,
+                    Err(error) => {
+                        failure = Some(error);
+                        false
+                    }
                 }
             },
         )
@@ -342,6 +350,12 @@ fn filter_batch(
     context: &CopyContext<'_>,
     stats: &mut CleanerStats,
 ) -> Result<Filtered, batch::BatchError> {
+    if header.is_control() {
+        // Markers are kept: a read_committed consumer needs them to end the transactions
+        // whose records the cleaner keeps. (Kafka removes a marker only once no record of its
+        // transaction is left; Strom keeps them all.)
+        return Ok(Filtered::Verbatim);
+    }
     let payload = batch::records_payload(bytes)?;
     let horizon = header.delete_horizon_ms();
     let mut total = 0u64;
@@ -532,6 +546,10 @@ fn clean_group(
             .map_err(fail)?;
         stats.bytes_written += out.len() as u64;
     }
+    // The cleaned segment answers for the aborted transactions of the segments it replaces:
+    // their markers and part of their records are still in it.
+    let aborted: Vec<_> = group.iter().flat_map(|s| s.aborted_txns()).collect();
+    cleaned.set_aborted_txns(&aborted).map_err(fail)?;
     cleaned.on_become_inactive().map_err(fail)?;
     cleaned.sync_all().map_err(fail)?;
 
@@ -576,8 +594,13 @@ fn clean_group(
 
     // Commit: indexes to `.swap`, then the log (the commit point), then the directory.
     let swap_fail = |e| log.fail("compaction swap", &cleaned_path, e);
-    for file in [SegmentFile::Index, SegmentFile::TimeIndex] {
-        crate::io::rename(
+    for file in [
+        SegmentFile::Index,
+        SegmentFile::TimeIndex,
+        SegmentFile::TxnIndex,
+    ] {
+        segment::rename_segment_file(
+            file,
             &segment::segment_path(dir, base, file, CLEANED_SUFFIX),
             &segment::segment_path(dir, base, file, SWAP_SUFFIX),
         )
@@ -616,8 +639,13 @@ fn clean_group(
             crash_point!(AfterFirstOldDeleted);
         }
     }
-    for file in [SegmentFile::Index, SegmentFile::TimeIndex] {
-        crate::io::rename(
+    for file in [
+        SegmentFile::Index,
+        SegmentFile::TimeIndex,
+        SegmentFile::TxnIndex,
+    ] {
+        segment::rename_segment_file(
+            file,
             &segment::segment_path(dir, base, file, SWAP_SUFFIX),
             &segment::segment_path(dir, base, file, ""),
         )

@@ -296,10 +296,6 @@ pub enum AppendError {
         epoch: i16,
         current: i16,
     },
-    /// Transactional batches are not supported yet (UNSUPPORTED_FOR_MESSAGE_FORMAT is wrong;
-    /// the broker answers INVALID_RECORD until transactions exist).
-    #[error("transactional batches are not supported")]
-    Transactional,
     /// A follower append that does not continue the log: its first batch does not start at
     /// the log end offset (`expected`), or a batch leaves a gap after the previous one on a
     /// topic that is not compacted. Appending would leave a gap or overlap, so nothing was

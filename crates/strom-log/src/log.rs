@@ -16,6 +16,12 @@
 //! `flush_lock` serializes fsyncs and is never held with another lock. Readers take no lock
 //! but the momentary `segments` one: they load the log end offset, snapshot the list, and read
 //! each segment below its committed size, so they never wait for an append's IO.
+//!
+//! Transactions: the producer state (under `writer`) tracks each producer's open transaction;
+//! every change to it refreshes an atomic copy of its first unstable offset, so the last stable
+//! offset is read lock-free, and an ABORT marker (leader, follower or replay) adds an entry to
+//! its segment's aborted-transaction index before the log end offset passes it. The markers
+//! themselves are written in `log/marker.rs`, which also answers `aborted_transactions`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -73,6 +79,11 @@ pub struct Log {
     log_end_offset: AtomicI64,
     log_start_offset: AtomicI64,
     high_watermark: AtomicI64,
+    /// The first offset of the oldest open transaction (`i64::MAX` when none): the producer
+    /// state's answer, copied here under the append lock whenever the producer state changes
+    /// (appends, markers, truncation, opening), so that the last stable offset is read
+    /// without the append lock on every Fetch.
+    first_unstable_offset: AtomicI64,
     recovery_point: AtomicI64,
     /// The cleaner's checkpoint: offsets below it have been compacted.
     first_dirty_offset: AtomicI64,
@@ -194,6 +205,7 @@ impl Log {
             log_end_offset: AtomicI64::new(log_end_offset),
             log_start_offset: AtomicI64::new(log_start_offset),
             high_watermark: AtomicI64::new(high_watermark),
+            first_unstable_offset: AtomicI64::new(i64::MAX),
             // Everything below the log end was either flushed at a clean shutdown or read back
             // and fsynced by recovery.
             recovery_point: AtomicI64::new(log_end_offset),
@@ -206,6 +218,7 @@ impl Log {
             first_unflushed_append_ms: AtomicI64::new(i64::MAX),
             recovery_report: loaded.report,
         };
+        log.cache_first_unstable_offset(&lock(&log.writer).producers);
         tracing::debug!(
             partition = %log.topic_partition,
             log_start_offset,
@@ -295,7 +308,8 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
-        let appended = self.append_as_leader_with(records, leader_epoch, now_ms, false)?;
+        let appended =
+            self.append_as_leader_with(records, leader_epoch, now_ms, Origin::Client, false)?;
         // A blocking append always completes.
         appended.ok_or_else(|| AppendError::Storage(Error::Offline(self.topic_partition.clone())))
     }
@@ -311,14 +325,15 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<Option<AppendInfo>, AppendError> {
-        self.append_as_leader_with(records, leader_epoch, now_ms, true)
+        self.append_as_leader_with(records, leader_epoch, now_ms, Origin::Client, true)
     }
 
-    fn append_as_leader_with(
+    pub(crate) fn append_as_leader_with(
         &self,
         records: &[u8],
         leader_epoch: i32,
         now_ms: i64,
+        origin: Origin,
         inline: bool,
     ) -> Result<Option<AppendInfo>, AppendError> {
         self.check_online()?;
@@ -337,9 +352,7 @@ impl Log {
                     max: config.max_message_bytes,
                 });
             }
-            if header.is_transactional() || header.is_control() {
-                return Err(AppendError::Transactional);
-            }
+            check_origin(&header, origin)?;
             if !log_append_time {
                 check_timestamps(&header, now_ms, &config)?;
             }
@@ -364,9 +377,13 @@ impl Log {
         };
         self.check_online()?;
         let Writer { producers, buffer } = &mut *writer;
-        if let Check::Duplicate { original, .. } =
-            producers.check(headers.iter().map(|(_, header)| header))?
-        {
+        let check = match origin {
+            Origin::Client => producers.check(headers.iter().map(|(_, header)| header))?,
+            Origin::Coordinator => {
+                producers.check_epochs(headers.iter().map(|(_, header)| header))?
+            }
+        };
+        if let Check::Duplicate { original, .. } = check {
             return Ok(Some(AppendInfo {
                 first_offset: original.first_offset,
                 last_offset: original.last_offset,
@@ -452,8 +469,16 @@ impl Log {
         }
         written?;
         debug_assert!(next_offset > first_offset);
-        // No marker comes from Produce: nothing ends a transaction here.
-        self.publish_append(producers, &headers, next_offset, record_count, now_ms);
+        // No marker comes from Produce or the coordinator: nothing ends a transaction here.
+        self.publish_append(
+            producers,
+            &active,
+            records,
+            &headers,
+            next_offset,
+            record_count,
+            now_ms,
+        )?;
         drop(writer);
 
         self.flush_if_messages_due(&config)?;
@@ -530,23 +555,42 @@ impl Log {
             })
     }
 
-    /// Makes written batches visible: records them in the producer state, then publishes the
-    /// new log end offset (release store, so a reader that sees it also sees the bytes and
-    /// index entries below it) and counts the records for `flush.messages` and `flush.ms`.
-    /// Called with the append lock held, after [`Log::write_batches`] succeeded. Returns the
-    /// transactions the batches' markers ended.
+    /// Makes written batches visible: records them in the producer state and ABORT markers in
+    /// `segment`'s aborted-transaction index, refreshes the cached first unstable offset, then
+    /// publishes the new log end offset (release store, so a reader that sees it also sees the
+    /// bytes, index entries and aborted transactions below it) and counts the records for
+    /// `flush.messages` and `flush.ms`. `records` holds the batches at the positions in
+    /// `headers`. Called with the append lock held, after [`Log::write_batches`] succeeded.
+    /// Returns the transactions the batches' markers ended.
+    #[allow(clippy::too_many_arguments)]
     fn publish_append(
         &self,
         producers: &mut ProducerStateManager,
+        segment: &LogSegment,
+        records: &[u8],
         headers: &[(usize, BatchHeader)],
         next_offset: i64,
         record_count: i64,
         now_ms: i64,
-    ) -> Vec<CompletedTxn> {
-        let ended: Vec<CompletedTxn> = headers
-            .iter()
-            .filter_map(|(_, header)| producers.update(header))
-            .collect();
+    ) -> Result<Vec<CompletedTxn>, AppendError> {
+        let mut ended = Vec::new();
+        for (position, header) in headers {
+            let bytes = records
+                .get(*position..*position + header.size())
+                .unwrap_or_default();
+            let (completed, aborted) = crate::txn_index::apply_batch(producers, header, bytes);
+            if let Some(entry) = aborted {
+                segment.append_aborted_txn(entry).map_err(|e| {
+                    self.fail(
+                        "write transaction index",
+                        &segment.path(SegmentFile::TxnIndex),
+                        e,
+                    )
+                })?;
+            }
+            ended.extend(completed);
+        }
+        self.cache_first_unstable_offset(producers);
         debug_assert!(next_offset > self.log_end_offset.load(Ordering::Acquire));
         self.log_end_offset.store(next_offset, Ordering::Release);
         self.appended_records
@@ -557,7 +601,14 @@ impl Log {
             Ordering::AcqRel,
             Ordering::Acquire,
         );
-        ended
+        Ok(ended)
+    }
+
+    /// Copies the producer state's first unstable offset for lock-free readers of the last
+    /// stable offset. Called with the append lock held (or before the log is shared).
+    fn cache_first_unstable_offset(&self, producers: &ProducerStateManager) {
+        let first = producers.first_unstable_offset().unwrap_or(i64::MAX);
+        self.first_unstable_offset.store(first, Ordering::Release);
     }
 
     /// `flush.messages`: fsyncs once that many records are unflushed. Called after the append
@@ -861,16 +912,17 @@ impl Log {
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark.load(Ordering::Acquire)
     }
-    /// The last stable offset: the high watermark, or the first offset of the oldest open
-    /// transaction when that is lower; a `read_committed` consumer reads no further. Takes the
-    /// append lock (the producer state lives under it), so a hot Fetch path should keep its
-    /// own copy updated at append time rather than call this per request.
+    /// The last stable offset (LSO): the high watermark, or the first offset of the oldest
+    /// open transaction when that is lower; a `read_committed` consumer reads no further. Never
+    /// below the log start offset (DeleteRecords may remove the start of an open transaction,
+    /// as in Kafka). Lock-free: two atomic loads and the cached first unstable offset.
     pub fn last_stable_offset(&self) -> i64 {
         let high_watermark = self.high_watermark();
-        lock(&self.writer)
-            .producers
-            .first_unstable_offset()
-            .map_or(high_watermark, |first| first.min(high_watermark))
+        let first_unstable = self
+            .first_unstable_offset
+            .load(Ordering::Acquire)
+            .max(self.log_start_offset());
+        first_unstable.min(high_watermark)
     }
     /// Sets the high watermark (clamped into `[log_start_offset, log_end_offset]`).
     pub fn update_high_watermark(&self, offset: i64) -> i64 {
@@ -1350,6 +1402,9 @@ impl Log {
             let path = producer_state::snapshot_path(&self.dir, snapshot);
             crate::io::remove_file(&path).map_err(|e| self.fail("truncate", &path, e))?;
         }
+        // The last kept segment may hold markers past the new end.
+        last.truncate_txn_index(log_end_offset)
+            .map_err(|e| self.fail("truncate", &last.path(SegmentFile::TxnIndex), e))?;
         writer.producers = crate::recovery::load_producer_state(
             &self.dir,
             &kept,
@@ -1357,6 +1412,7 @@ impl Log {
             now_ms,
             config.producer_id_expiration_ms,
         )?;
+        self.cache_first_unstable_offset(&writer.producers);
         crate::io::sync_dir(&self.dir).map_err(|e| self.fail("sync directory", &self.dir, e))?;
         Ok(log_end_offset)
     }
@@ -1420,6 +1476,38 @@ impl Log {
     pub(crate) fn mark_dir_dirty(&self) {
         self.dir_needs_sync.store(true, Ordering::Release);
     }
+}
+
+/// Who wrote the batches of a leader append; it decides which batches are accepted and how
+/// they are checked (Kafka's `AppendOrigin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A producer's Produce request: sequences and epochs are checked.
+    Client,
+    /// The group coordinator's own writes (TxnOffsetCommit): no sequences, epochs checked.
+    Coordinator,
+}
+
+/// What each origin may append. Control batches come only from the marker path (a client's
+/// is Kafka's INVALID_RECORD); a transactional batch needs a producer id; the coordinator
+/// writes without sequence numbers.
+fn check_origin(header: &BatchHeader, origin: Origin) -> Result<(), AppendError> {
+    if header.is_control() {
+        return Err(AppendError::InvalidRecord(
+            "control batches are written by the broker, not produced".to_owned(),
+        ));
+    }
+    if header.is_transactional() && !header.has_producer_id() {
+        return Err(AppendError::InvalidRecord(
+            "a transactional batch needs a producer id".to_owned(),
+        ));
+    }
+    if origin == Origin::Coordinator && header.base_sequence != batch::NO_SEQUENCE {
+        return Err(AppendError::InvalidRecord(
+            "coordinator batches carry no sequence number".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// An append as the roll decision sees it.

@@ -203,6 +203,37 @@ impl ProducerStateManager {
         Ok(Check::Accept)
     }
 
+    /// Checks a coordinator append (Kafka's `AppendOrigin.COORDINATOR`): the broker writes
+    /// without sequence numbers, so only producer epochs are checked: an epoch older than the
+    /// known one (or than an earlier batch of the same request) is fenced. Never a duplicate.
+    pub fn check_epochs<'a>(
+        &self,
+        headers: impl IntoIterator<Item = &'a BatchHeader>,
+    ) -> Result<Check, AppendError> {
+        let mut pending: BTreeMap<i64, i16> = BTreeMap::new();
+        for header in headers {
+            if !header.has_producer_id() {
+                continue;
+            }
+            let producer_id = header.producer_id;
+            let known = pending
+                .get(&producer_id)
+                .copied()
+                .or_else(|| self.producers.get(&producer_id).map(|entry| entry.epoch));
+            if let Some(current) = known
+                && header.producer_epoch < current
+            {
+                return Err(AppendError::ProducerFenced {
+                    producer_id,
+                    epoch: header.producer_epoch,
+                    current,
+                });
+            }
+            pending.insert(producer_id, header.producer_epoch);
+        }
+        Ok(Check::Accept)
+    }
+
     /// Records an appended (or replayed) batch whose offsets are final. Returns the
     /// transaction a control batch ended, if it ended one.
     ///

@@ -69,6 +69,7 @@ fn parse_file_name(name: &str) -> Option<(i64, &str, &str)> {
         segment::LOG_SUFFIX,
         segment::INDEX_SUFFIX,
         segment::TIME_INDEX_SUFFIX,
+        segment::TXN_INDEX_SUFFIX,
     ] {
         if let Some(extra) = rest.strip_prefix(suffix) {
             return Some((base, suffix, extra));
@@ -392,20 +393,35 @@ pub(crate) fn load_producer_state(
         let (start, _) = segment
             .lookup(replay_from)
             .map_err(io_error("read index", &segment.path(SegmentFile::Index)))?;
+        // The replay also restores the aborted-transaction entries a crash kept from the
+        // `.txnindex` file (the segment skips the ones it already has).
+        let mut index_error = None;
         segment::scan(
             segment.log_file(),
             &path,
             start,
             segment.size(),
             false,
-            |_, header, _| {
-                if header.base_offset >= replay_from {
-                    state.update(header);
+            |_, header, bytes| {
+                if header.base_offset < replay_from {
+                    return true;
+                }
+                if let (_, Some(entry)) = crate::txn_index::apply_batch(&mut state, header, bytes)
+                    && let Err(error) = segment.append_aborted_txn(entry)
+                {
+                    index_error = Some(error);
+                    return false;
                 }
                 true
             },
         )
         .map_err(io_error("replay producer state", &path))?;
+        if let Some(error) = index_error {
+            return Err(io_error(
+                "write transaction index",
+                &segment.path(SegmentFile::TxnIndex),
+            )(error));
+        }
     }
     state.expire(now_ms, expiration_ms);
     Ok(state)

@@ -1,5 +1,7 @@
 //! One segment of a partition log: the `.log` file of concatenated record batches, its sparse
-//! `.index` and `.timeindex`, and the in-memory state that readers and the appender share.
+//! `.index` and `.timeindex`, its optional `.txnindex` (the aborted transactions whose ABORT
+//! marker it holds, see [`crate::txn_index`]), and the in-memory state that readers and the
+//! appender share.
 //!
 //! The `.log` file is nothing but whole v2 record batches back to back (see [`crate::batch`]),
 //! named `<base offset as 20 digits>.log`; the base offset is the first offset the segment may
@@ -21,11 +23,15 @@ use crate::index::{
     TimestampOffset, preallocated_len,
 };
 use crate::io as fio;
+use crate::txn_index::{self, AbortedTxn, TxnIndex};
 
 /// Suffixes of a segment's files.
 pub const LOG_SUFFIX: &str = ".log";
 pub const INDEX_SUFFIX: &str = ".index";
 pub const TIME_INDEX_SUFFIX: &str = ".timeindex";
+/// The aborted-transaction index (see [`crate::txn_index`]). Created only when the segment's
+/// first ABORT marker is appended, as Kafka does: most segments never hold one.
+pub const TXN_INDEX_SUFFIX: &str = ".txnindex";
 /// Files of a segment that is being deleted.
 pub const DELETED_SUFFIX: &str = ".deleted";
 /// Files written by the cleaner that are not yet committed.
@@ -56,6 +62,8 @@ pub enum SegmentFile {
     Log,
     Index,
     TimeIndex,
+    /// Optional: absent until the segment holds an aborted transaction.
+    TxnIndex,
 }
 
 impl SegmentFile {
@@ -64,10 +72,15 @@ impl SegmentFile {
             SegmentFile::Log => LOG_SUFFIX,
             SegmentFile::Index => INDEX_SUFFIX,
             SegmentFile::TimeIndex => TIME_INDEX_SUFFIX,
+            SegmentFile::TxnIndex => TXN_INDEX_SUFFIX,
         }
     }
-    pub const ALL: [SegmentFile; 3] =
-        [SegmentFile::Log, SegmentFile::Index, SegmentFile::TimeIndex];
+    pub const ALL: [SegmentFile; 4] = [
+        SegmentFile::Log,
+        SegmentFile::Index,
+        SegmentFile::TimeIndex,
+        SegmentFile::TxnIndex,
+    ];
 }
 
 /// The path of one file of a segment, with an optional extra suffix (`.swap`, `.deleted`, ...).
@@ -191,6 +204,17 @@ pub struct LogSegment {
     rolling_jitter_ms: i64,
     /// An index file did not exist when the segment was opened.
     index_file_missing: bool,
+    /// The aborted transactions whose marker is in this segment. Kept in memory even when
+    /// the segment is sealed: aborts are rare and a read_committed fetch consults them on
+    /// every read. The `.txnindex` file mirrors them; `None` until it exists.
+    txn_index: Mutex<TxnIndexState>,
+}
+
+/// A segment's aborted-transaction index and its file, opened on first use.
+#[derive(Default)]
+struct TxnIndexState {
+    index: TxnIndex,
+    file: Option<File>,
 }
 
 impl std::fmt::Debug for LogSegment {
@@ -261,6 +285,7 @@ impl LogSegment {
             created_ms: now_ms,
             rolling_jitter_ms,
             index_file_missing: false,
+            txn_index: Mutex::new(TxnIndexState::default()),
         })
     }
 
@@ -282,6 +307,7 @@ impl LogSegment {
             !path(SegmentFile::Index).exists() || !path(SegmentFile::TimeIndex).exists();
         let offset_index_file = fio::open_rw(&path(SegmentFile::Index), true, false)?;
         let time_index_file = fio::open_rw(&path(SegmentFile::TimeIndex), true, false)?;
+        let txn_index = load_txn_index(&path(SegmentFile::TxnIndex))?;
         Ok(LogSegment {
             base_offset,
             dir: dir.to_path_buf(),
@@ -299,6 +325,7 @@ impl LogSegment {
             created_ms: now_ms,
             rolling_jitter_ms,
             index_file_missing,
+            txn_index: Mutex::new(txn_index),
         })
     }
 
@@ -553,14 +580,16 @@ impl LogSegment {
 
     /// `fdatasync` of the log file.
     pub(crate) fn flush(&self) -> io::Result<()> {
-        fio::sync_data(&self.log, &self.path(SegmentFile::Log))
+        fio::sync_data(&self.log, &self.path(SegmentFile::Log))?;
+        self.sync_txn_index()
     }
 
     /// `fsync` of all three files (after their sizes changed).
     pub(crate) fn sync_all(&self) -> io::Result<()> {
         fio::sync_all(&self.log, &self.path(SegmentFile::Log))?;
         fio::sync_all(&self.offset_index_file, &self.path(SegmentFile::Index))?;
-        fio::sync_all(&self.time_index_file, &self.path(SegmentFile::TimeIndex))
+        fio::sync_all(&self.time_index_file, &self.path(SegmentFile::TimeIndex))?;
+        self.sync_txn_index()
     }
 
     /// Called when the segment stops being the active one (roll) and when the log closes:
@@ -818,6 +847,8 @@ impl LogSegment {
         self.committed_size.store(end.valid_end, Ordering::Release);
         self.write_index_files(&indexes)?;
         self.set_indexes(indexes);
+        // A marker cut by the truncation takes its aborted transaction with it.
+        self.truncate_txn_index(stats.next_offset)?;
         *lock(&self.stats) = stats;
         Ok(RecoveryOutcome {
             valid_bytes: end.valid_end,
@@ -907,10 +938,15 @@ impl LogSegment {
     /// at worst index files to rebuild.
     pub(crate) fn rename_files(&self, extra: &'static str) -> io::Result<()> {
         let mut suffix = lock(&self.suffix);
-        for file in [SegmentFile::Index, SegmentFile::TimeIndex, SegmentFile::Log] {
+        for file in [
+            SegmentFile::Index,
+            SegmentFile::TimeIndex,
+            SegmentFile::TxnIndex,
+            SegmentFile::Log,
+        ] {
             let from = segment_path(&self.dir, self.base_offset, file, *suffix);
             let to = segment_path(&self.dir, self.base_offset, file, extra);
-            fio::rename(&from, &to)?;
+            rename_segment_file(file, &from, &to)?;
         }
         *suffix = extra;
         Ok(())
@@ -925,6 +961,141 @@ impl LogSegment {
             fio::remove_file(&self.path(file))?;
         }
         Ok(())
+    }
+}
+
+impl LogSegment {
+    /// Records an aborted transaction whose ABORT marker was appended to this segment, in
+    /// memory and at the end of the `.txnindex` file (created on the first entry). An entry
+    /// whose marker the index already holds is skipped: replaying the producer state after a
+    /// restart or a truncation meets markers that were indexed before.
+    pub(crate) fn append_aborted_txn(&self, entry: AbortedTxn) -> io::Result<()> {
+        let mut state = lock(&self.txn_index);
+        if state
+            .index
+            .entries()
+            .last()
+            .is_some_and(|last| last.last_offset >= entry.last_offset)
+        {
+            return Ok(());
+        }
+        let path = self.path(SegmentFile::TxnIndex);
+        let position = (state.index.entries().len() * txn_index::ENTRY_BYTES) as u64;
+        let file = match state.file.take() {
+            Some(file) => file,
+            None => fio::open_rw(&path, true, false)?,
+        };
+        let written = fio::write_all_at(&file, &path, &entry.encode(), position);
+        state.file = Some(file);
+        written?;
+        state.index.push(entry);
+        Ok(())
+    }
+
+    /// The aborted transactions whose marker is in this segment, in marker order.
+    pub fn aborted_txns(&self) -> Vec<AbortedTxn> {
+        lock(&self.txn_index).index.entries().to_vec()
+    }
+
+    /// See [`TxnIndex::collect`].
+    pub(crate) fn collect_aborted_txns(
+        &self,
+        fetch_offset: i64,
+        upper_bound: i64,
+        out: &mut Vec<AbortedTxn>,
+    ) -> bool {
+        lock(&self.txn_index)
+            .index
+            .collect(fetch_offset, upper_bound, out)
+    }
+
+    /// Drops the entries whose marker is at or after `offset`, in memory and in the file.
+    pub(crate) fn truncate_txn_index(&self, offset: i64) -> io::Result<()> {
+        let mut state = lock(&self.txn_index);
+        if !state.index.truncate_to(offset) {
+            return Ok(());
+        }
+        let len = (state.index.entries().len() * txn_index::ENTRY_BYTES) as u64;
+        let path = self.path(SegmentFile::TxnIndex);
+        let file = match state.file.take() {
+            Some(file) => file,
+            None => fio::open_rw(&path, true, false)?,
+        };
+        let cut = fio::set_len(&file, &path, len);
+        state.file = Some(file);
+        cut
+    }
+
+    /// Replaces the index with `entries` (the cleaner's output segment inherits the entries
+    /// of the segments it replaces) and writes the whole file.
+    pub(crate) fn set_aborted_txns(&self, entries: &[AbortedTxn]) -> io::Result<()> {
+        let mut state = lock(&self.txn_index);
+        let mut index = TxnIndex::default();
+        for entry in entries {
+            index.push(*entry);
+        }
+        if index.entries().is_empty() && state.file.is_none() {
+            state.index = index;
+            return Ok(());
+        }
+        let path = self.path(SegmentFile::TxnIndex);
+        let file = match state.file.take() {
+            Some(file) => file,
+            None => fio::open_rw(&path, true, false)?,
+        };
+        let bytes = index.encode();
+        let written = fio::set_len(&file, &path, bytes.len() as u64)
+            .and_then(|()| fio::write_all_at(&file, &path, &bytes, 0));
+        state.file = Some(file);
+        written?;
+        state.index = index;
+        Ok(())
+    }
+
+    fn sync_txn_index(&self) -> io::Result<()> {
+        let state = lock(&self.txn_index);
+        match &state.file {
+            Some(file) => fio::sync_all(file, &self.path(SegmentFile::TxnIndex)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Loads a `.txnindex` file if there is one. A torn last entry (a crash mid-append) is cut
+/// from the file. An index that cannot be read (an unknown entry version, entries out of
+/// order) is discarded with a warning rather than failing the log: losing it only makes
+/// read_committed consumers see records of aborted transactions below the recovery point,
+/// which is what a log without the index would do.
+fn load_txn_index(path: &Path) -> io::Result<TxnIndexState> {
+    let file = match std::fs::metadata(path) {
+        Ok(_) => fio::open_rw(path, false, false)?,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            return Ok(TxnIndexState::default());
+        }
+        Err(error) => return Err(error),
+    };
+    let bytes = read_whole(&file, path)?;
+    let index = TxnIndex::decode(&bytes).unwrap_or_else(|error| {
+        tracing::warn!(path = %path.display(), %error, "discarding an unreadable transaction index");
+        TxnIndex::default()
+    });
+    let len = (index.entries().len() * txn_index::ENTRY_BYTES) as u64;
+    if len != bytes.len() as u64 {
+        fio::set_len(&file, path, len)?;
+    }
+    Ok(TxnIndexState {
+        index,
+        file: Some(file),
+    })
+}
+
+/// Renames one file of a segment; the optional `.txnindex` may be absent.
+pub(crate) fn rename_segment_file(file: SegmentFile, from: &Path, to: &Path) -> io::Result<()> {
+    match fio::rename(from, to) {
+        Err(error) if file == SegmentFile::TxnIndex && error.kind() == io::ErrorKind::NotFound => {
+            Ok(())
+        }
+        other => other,
     }
 }
 

@@ -11,8 +11,15 @@
 //! after the marker, which lets a lookup stop early: once an entry's LSO is past the fetch's
 //! upper bound, no later entry can overlap it.
 //!
-//! This module is the pure part (the entry format, the in-memory index and its queries); the
-//! segments do not keep a `.txnindex` file yet (see `docs/transactions.md`).
+//! This module is the pure part (the entry format, the in-memory index and its queries, and
+//! [`apply_batch`], which turns an appended batch into an entry); each segment keeps its
+//! entries in a `<base offset>.txnindex` file (see `segment.rs`), written on every path that
+//! stores an ABORT marker: the leader's marker append, the follower's append, and the replay
+//! of the producer state when a log is opened or truncated.
+
+use crate::batch::BatchHeader;
+use crate::control;
+use crate::producer_state::{CompletedTxn, ProducerStateManager};
 
 /// Bytes per entry.
 pub const ENTRY_BYTES: usize = 34;
@@ -141,6 +148,49 @@ impl TxnIndex {
     }
 }
 
+/// Records a stored batch (`bytes`, its `header`, final offsets) in the producer state and
+/// returns the transaction it ended, if it ended one, and the index entry when that
+/// transaction was aborted. The entry's last stable offset is the partition's right after the
+/// marker, as far as the producer state bounds it: the oldest other open transaction's first
+/// offset, or the offset after the marker.
+///
+/// A control batch whose marker cannot be parsed ends the transaction in the producer state
+/// (its header says it is a marker) but adds no entry; it is logged, since a read_committed
+/// consumer may then see that transaction's records.
+pub(crate) fn apply_batch(
+    producers: &mut ProducerStateManager,
+    header: &BatchHeader,
+    bytes: &[u8],
+) -> (Option<CompletedTxn>, Option<AbortedTxn>) {
+    let Some(ended) = producers.update(header) else {
+        return (None, None);
+    };
+    let aborted = match control::parse_marker(bytes, header) {
+        Ok(Some(marker)) => !marker.commit,
+        Ok(None) => false,
+        Err(error) => {
+            tracing::warn!(
+                producer_id = header.producer_id,
+                offset = header.base_offset,
+                %error,
+                "a transaction marker that cannot be parsed is not indexed"
+            );
+            false
+        }
+    };
+    let entry = aborted.then(|| AbortedTxn {
+        producer_id: ended.producer_id,
+        first_offset: ended.first_offset,
+        last_offset: ended.last_offset,
+        last_stable_offset: producers
+            .first_unstable_offset()
+            .map_or(ended.last_offset + 1, |first| {
+                first.min(ended.last_offset + 1)
+            }),
+    });
+    (Some(ended), entry)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +263,68 @@ mod tests {
         // Up to 30: every entry from 3 on overlaps, and a later segment may still hold more.
         assert!(!index.collect(3, 30, &mut out));
         assert_eq!(out.len(), 3);
+    }
+
+    fn header(producer_id: i64, base_offset: i64, records: i32, control: bool) -> BatchHeader {
+        let mut bytes = crate::testing::encode(
+            &[crate::testing::Rec::kv(b"k", b"v", 0)],
+            &crate::testing::BatchSpec {
+                producer_id,
+                producer_epoch: 0,
+                base_sequence: if control { -1 } else { 0 },
+                transactional: true,
+                control,
+                ..crate::testing::BatchSpec::default()
+            },
+        )
+        .to_vec();
+        crate::batch::set_base_offset(&mut bytes, base_offset);
+        let mut header = BatchHeader::parse(&bytes).expect("header");
+        header.last_offset_delta = records - 1;
+        header
+    }
+
+    #[test]
+    fn an_abort_becomes_an_entry_with_the_oldest_other_open_transaction_as_its_lso() {
+        let mut producers = ProducerStateManager::new();
+        assert_eq!(
+            apply_batch(&mut producers, &header(1, 0, 3, false), &[]),
+            (None, None)
+        );
+        apply_batch(&mut producers, &header(2, 3, 1, false), &[]);
+        let abort = control::marker_batch(
+            1,
+            0,
+            control::Marker {
+                commit: false,
+                coordinator_epoch: 0,
+            },
+            0,
+            0,
+        );
+        let mut abort = abort.to_vec();
+        crate::batch::set_base_offset(&mut abort, 4);
+        let abort_header = BatchHeader::parse(&abort).expect("header");
+        let (ended, entry) = apply_batch(&mut producers, &abort_header, &abort);
+        assert_eq!(ended.map(|t| (t.first_offset, t.last_offset)), Some((0, 4)));
+        assert_eq!(entry, Some(txn(1, 0, 4, 3)), "producer 2 is open from 3");
+
+        let commit = control::marker_batch(
+            2,
+            0,
+            control::Marker {
+                commit: true,
+                coordinator_epoch: 0,
+            },
+            0,
+            0,
+        );
+        let mut commit = commit.to_vec();
+        crate::batch::set_base_offset(&mut commit, 5);
+        let commit_header = BatchHeader::parse(&commit).expect("header");
+        let (ended, entry) = apply_batch(&mut producers, &commit_header, &commit);
+        assert!(ended.is_some());
+        assert_eq!(entry, None, "a commit is not indexed");
     }
 
     #[test]

@@ -1,9 +1,16 @@
 //! Fetch: read record batches, as stored, from partition logs, with long polling.
 //!
-//! Each partition is read from its fetch offset up to the high watermark (consumers) or the log
-//! end offset (replicas), within the partition's `partition_max_bytes` and the request's
-//! `max_bytes`, except that the first batch of the first partition with data is returned whole
-//! even when larger (KIP-74), so a consumer always makes progress.
+//! Each partition is read from its fetch offset up to the high watermark (read_uncommitted
+//! consumers), the last stable offset (read_committed consumers, KIP-98) or the log end offset
+//! (replicas), within the partition's `partition_max_bytes` and the request's `max_bytes`,
+//! except that the first batch of the first partition with data is returned whole even when
+//! larger (KIP-74), so a consumer always makes progress.
+//!
+//! Every consumer answer reports the last stable offset (LSO); a read_committed one also lists
+//! the aborted transactions (producer id, first offset) whose records the returned range may
+//! hold, from the segments' aborted-transaction indexes, so the consumer can drop them. A
+//! read_committed wait wakes when the LSO moves: the marker that moves it is an append, and an
+//! append or a high watermark change wakes every wait.
 //!
 //! If fewer than `min_bytes` are available, the answer waits (without holding up the
 //! connection) until an append to one of the partitions brings enough, or `max_wait_ms`
@@ -19,8 +26,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::protocol::{StrBytes, VersionRange};
 use tokio::time::Instant;
 
@@ -396,9 +405,15 @@ fn read_blocking(plan: Plan) -> (FetchResponse, usize, bool) {
     for target in &targets {
         let partition = &target.partition;
         let log = &partition.log;
+        // The LSO first: it is at most the high watermark read after it, which only grows.
+        let last_stable_offset = log.last_stable_offset();
         let high_watermark = partition.high_watermark().0;
+        // Replicas copy the log whatever the isolation level they send.
+        let read_committed = read_committed && !target.to_log_end;
         let upper_bound = if target.to_log_end {
             log.log_end_offset()
+        } else if read_committed {
+            last_stable_offset
         } else {
             high_watermark
         };
@@ -407,7 +422,7 @@ fn read_blocking(plan: Plan) -> (FetchResponse, usize, bool) {
             .min(max_bytes.saturating_sub(total));
         let data = &mut skeleton.responses[target.topic].partitions[target.slot];
         data.high_watermark = high_watermark;
-        data.last_stable_offset = high_watermark;
+        data.last_stable_offset = last_stable_offset;
         data.log_start_offset = log.log_start_offset();
         data.aborted_transactions = read_committed.then(Vec::new);
         if budget == 0 && total > 0 {
@@ -418,6 +433,13 @@ fn read_blocking(plan: Plan) -> (FetchResponse, usize, bool) {
             Ok(info) => {
                 total += info.records.len();
                 data.log_start_offset = info.log_start_offset;
+                if read_committed {
+                    data.aborted_transactions = Some(aborted_transactions(
+                        log,
+                        target.fetch_offset,
+                        &info.records,
+                    ));
+                }
                 data.records = Some(info.records);
             }
             Err(e) => {
@@ -432,4 +454,28 @@ fn read_blocking(plan: Plan) -> (FetchResponse, usize, bool) {
         }
     }
     (skeleton, total, failed)
+}
+
+/// The aborted transactions a read_committed consumer needs to filter `records`, read from
+/// `fetch_offset`: those overlapping the offsets the records cover (Kafka bounds the lookup by
+/// the fetched data too, not by the LSO).
+fn aborted_transactions(
+    log: &strom_log::Log,
+    fetch_offset: i64,
+    records: &[u8],
+) -> Vec<AbortedTransaction> {
+    let Some(end) = strom_log::batch::batch_headers(records)
+        .last()
+        .map(|(_, header)| header.next_offset())
+    else {
+        return Vec::new();
+    };
+    log.aborted_transactions(fetch_offset, end)
+        .into_iter()
+        .map(|aborted| {
+            AbortedTransaction::default()
+                .with_producer_id(ProducerId(aborted.producer_id))
+                .with_first_offset(aborted.first_offset)
+        })
+        .collect()
 }

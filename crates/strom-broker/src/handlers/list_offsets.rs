@@ -1,4 +1,8 @@
 //! ListOffsets: earliest, latest, max-timestamp and by-timestamp offsets of partitions.
+//!
+//! What a consumer may fetch bounds every answer but the earliest: the high watermark for
+//! read_uncommitted, the last stable offset for read_committed (v2+, KIP-98). LATEST is that
+//! bound, and a timestamp or max-timestamp match at or beyond it is no match, as in Kafka.
 
 use std::sync::Arc;
 
@@ -26,6 +30,9 @@ const EARLIEST_PENDING_UPLOAD: i64 = -6;
 
 /// The first version whose response carries the leader epoch.
 const LEADER_EPOCH_VERSION: i16 = 4;
+
+/// The isolation level that sees only committed transactions.
+const READ_COMMITTED: i8 = 1;
 
 pub async fn handle(
     state: &Arc<BrokerState>,
@@ -71,10 +78,14 @@ pub async fn handle(
         );
     }
 
+    // v0 and v1 have no isolation level: the field reads 0 (read_uncommitted) there.
+    let read_committed = request.isolation_level == READ_COMMITTED;
     let results = tokio::task::spawn_blocking(move || {
         lookups
             .into_iter()
-            .map(|(t, slot, partition, timestamp)| (t, slot, lookup(&partition, timestamp)))
+            .map(|(t, slot, partition, timestamp)| {
+                (t, slot, lookup(&partition, timestamp, read_committed))
+            })
             .collect::<Vec<_>>()
     })
     .await
@@ -96,16 +107,26 @@ pub async fn handle(
 }
 
 /// (timestamp, offset, leader epoch) for one partition; -1s when no record matches.
-fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64, i32), KafkaError> {
+fn lookup(
+    partition: &Partition,
+    timestamp: i64,
+    read_committed: bool,
+) -> Result<(i64, i64, i32), KafkaError> {
     let log = &partition.log;
     let none = (-1, -1, -1);
+    // The first offset a consumer of this isolation level may not fetch.
+    let fetchable_end = if read_committed {
+        partition.last_stable_offset()
+    } else {
+        partition.high_watermark().0
+    };
     match timestamp {
-        LATEST => Ok((-1, partition.high_watermark().0, partition.leader_epoch())),
+        LATEST => Ok((-1, fetchable_end, partition.leader_epoch())),
         EARLIEST | EARLIEST_LOCAL => Ok((-1, log.log_start_offset(), -1)),
         // No tiered storage: nothing is tiered or waiting for upload.
         LATEST_TIERED | EARLIEST_PENDING_UPLOAD => Ok(none),
         MAX_TIMESTAMP => match log.max_timestamp_and_offset() {
-            Ok(Some(found)) if found.offset < partition.high_watermark().0 => {
+            Ok(Some(found)) if found.offset < fetchable_end => {
                 Ok((found.timestamp, found.offset, found.leader_epoch))
             }
             Ok(_) => Ok(none),
@@ -116,9 +137,9 @@ fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64, i32), Kafk
             format!("{t} is not a timestamp ListOffsets understands"),
         )),
         t => match log.offset_for_timestamp(t) {
-            // Only committed records are visible: a match at or above the high watermark is
-            // reported as no match, as Kafka does.
-            Ok(Some(found)) if found.offset < partition.high_watermark().0 => {
+            // Only fetchable records are visible: a match at or above the high watermark (the
+            // LSO for read_committed) is reported as no match, as Kafka does.
+            Ok(Some(found)) if found.offset < fetchable_end => {
                 Ok((found.timestamp, found.offset, found.leader_epoch))
             }
             Ok(_) => Ok(none),

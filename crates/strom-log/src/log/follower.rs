@@ -20,7 +20,10 @@
 //!
 //! What the leader checked when it accepted the batches is not checked again, as in Kafka:
 //! timestamps, `max.message.bytes`, keys on compacted topics, producer sequences.
-//! Transactional and control batches are stored like any other.
+//! Transactional and control batches are stored like any other; a control batch also ends
+//! its producer's transaction in the producer state and, for an ABORT, adds an entry to the
+//! segment's aborted-transaction index, so a follower that becomes leader serves
+//! read_committed fetches as its leader did.
 
 use std::io::IoSlice;
 use std::sync::atomic::Ordering;
@@ -128,13 +131,17 @@ impl Log {
             .collect();
         let bytes = &records[*start..last_position + last.size()];
         self.write_batches(segment, &mut [IoSlice::new(bytes)], &headers, config)?;
+        // The producer state and the aborted-transaction index learn the leader's markers
+        // here, as the leader's did when it appended them.
         self.publish_append(
             producers,
+            segment,
+            bytes,
             &headers,
             last.next_offset(),
             record_count(run),
             now_ms,
-        );
+        )?;
         Ok(())
     }
 

@@ -10,9 +10,10 @@
 
 use crate::control::{self, Marker};
 use crate::producer_state::CompletedTxn;
-use crate::{AppendError, AppendInfo, Log, batch};
+use crate::txn_index::AbortedTxn;
+use crate::{AppendError, AppendInfo, Error, Log, batch};
 
-use super::{AppendShape, Writer, lock};
+use super::{AppendShape, Origin, Writer, lock};
 
 impl Log {
     /// Appends a marker for `producer_id` at `producer_epoch` under `leader_epoch`. Returns the
@@ -63,7 +64,7 @@ impl Log {
             &config,
         )?;
         let ended = self
-            .publish_append(producers, &headers, offset + 1, 1, now_ms)
+            .publish_append(producers, &active, &bytes, &headers, offset + 1, 1, now_ms)?
             .pop();
         drop(writer);
 
@@ -81,27 +82,49 @@ impl Log {
         ))
     }
 
-    /// The group coordinator's transactional offset commits: like
-    /// [`Log::append_as_leader`], for batches with a producer id but no sequence numbers.
-    // TODO(issue 12): skip sequence checks for coordinator-origin batches.
+    /// The group coordinator's own writes, notably TxnOffsetCommit's transactional offset
+    /// commits: like [`Log::append_as_leader`], for batches written without sequence numbers
+    /// (`base_sequence` -1, Kafka's NO_SEQUENCE) by the broker itself (Kafka's
+    /// `AppendOrigin.COORDINATOR`). No sequence is checked and no retry is detected; a producer
+    /// epoch older than the one the partition knows is fenced; a transactional batch opens
+    /// its producer's transaction here, so the last stable offset and the markers that end it
+    /// work as for a producer's batches. Control batches and batches with a sequence are
+    /// refused ([`AppendError::InvalidRecord`]).
     pub fn append_as_coordinator(
         &self,
         records: &[u8],
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
-        self.append_as_leader(records, leader_epoch, now_ms)
+        let appended =
+            self.append_as_leader_with(records, leader_epoch, now_ms, Origin::Coordinator, false)?;
+        // A blocking append always completes.
+        appended.ok_or_else(|| AppendError::Storage(Error::Offline(self.topic_partition().clone())))
     }
 
-    /// The aborted transactions a read_committed fetch from `from_offset` up to (not
-    /// including) `upper_bound` overlaps, oldest first.
-    // TODO(issue 12): read the segments' aborted-transaction indexes.
-    pub fn aborted_transactions(
-        &self,
-        from_offset: i64,
-        upper_bound: i64,
-    ) -> Vec<crate::txn_index::AbortedTxn> {
-        let _ = (from_offset, upper_bound);
-        Vec::new()
+    /// The aborted transactions whose records a fetch of `[from_offset, upper_bound)` may
+    /// return, oldest marker first: those whose range `[first_offset, marker offset]` overlaps
+    /// it. The lookup starts at the segment holding `from_offset` (a transaction whose marker
+    /// is in an earlier segment ended before it) and stops at the first entry whose last
+    /// stable offset reaches `upper_bound`: every transaction ending later started at or after
+    /// that offset, as Kafka reasons. Reads only in-memory indexes; takes no lock but the
+    /// momentary segment-list one.
+    pub fn aborted_transactions(&self, from_offset: i64, upper_bound: i64) -> Vec<AbortedTxn> {
+        let mut aborted = Vec::new();
+        if from_offset >= upper_bound {
+            return aborted;
+        }
+        let segments = self.segments();
+        let first = segments
+            .partition_point(|segment| segment.base_offset() <= from_offset)
+            .saturating_sub(1);
+        // Later segments matter too: a transaction that started below `upper_bound` may have
+        // its marker in any later segment.
+        for segment in &segments[first..] {
+            if segment.collect_aborted_txns(from_offset, upper_bound, &mut aborted) {
+                break;
+            }
+        }
+        aborted
     }
 }

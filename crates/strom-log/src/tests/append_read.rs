@@ -236,19 +236,20 @@ fn appends_that_break_topic_rules_are_refused_whole() {
         log.append_as_leader(&records(1, 10, NOW - 5000), 0, NOW),
         Err(AppendError::InvalidTimestamp { .. })
     ));
-    let transactional = encode(
-        &[Rec::kv(b"k", b"v", NOW)],
+    // Markers are the broker's to write: a client's control batch is INVALID_RECORD.
+    let control = encode(
+        &[Rec::kv(&[0, 0, 0, 1], &[0, 0, 0, 0, 0, 0], NOW)],
         &BatchSpec {
             producer_id: 1,
             producer_epoch: 0,
-            base_sequence: 0,
             transactional: true,
+            control: true,
             ..BatchSpec::default()
         },
     );
     assert!(matches!(
-        log.append_as_leader(&transactional, 0, NOW),
-        Err(AppendError::Transactional)
+        log.append_as_leader(&control, 0, NOW),
+        Err(AppendError::InvalidRecord(_))
     ));
     let mut corrupt = records(1, 10, NOW);
     let last = corrupt.len() - 1;

@@ -1,6 +1,7 @@
 //! Tests of whole logs and the manager: appends, reads, restarts, recovery from damaged files,
 //! injected IO faults, concurrency, retention and compaction against models.
 
+mod aborted;
 mod append_read;
 mod compaction;
 mod faults;
