@@ -1811,59 +1811,103 @@ impl TransactionalProducer {
         }
     }
 
-    /// Writes one transactional batch of `count` records to `topic`-`partition` (sequence
-    /// numbers from 0), leaving the transaction open.
-    async fn produce(&self, topic: &str, partition: i32, count: i32) {
-        use strom_client::kafka_protocol::messages::produce_request::{
-            PartitionProduceData, TopicProduceData,
+    /// Writes one transactional batch of `count` records to `topic`-`partition`, stamped
+    /// `timestamp_ms`, leaving the transaction open.
+    async fn produce(&self, topic: &str, partition: i32, count: i32, timestamp_ms: i64) {
+        let batch = OpenBatch {
+            producer_id: self.producer_id,
+            producer_epoch: self.producer_epoch,
+            transactional_id: Some(&self.transactional_id),
+            timestamp_ms,
+            count,
         };
-        use strom_client::kafka_protocol::messages::{ProduceRequest, TopicName, TransactionalId};
-        use strom_client::kafka_protocol::protocol::StrBytes;
-        use strom_client::records::{BatchHeader, RecordBatchBuilder};
-        let mut builder = RecordBatchBuilder::new(strom_client::Compression::None, 1024);
-        for i in 0..count {
-            let value = format!("open-{i}");
-            builder
-                .append(0, None, Some(value.as_bytes()), &[])
-                .expect("append");
-        }
-        let batch = builder
-            .finish(&BatchHeader {
-                producer_id: self.producer_id,
-                producer_epoch: self.producer_epoch,
-                base_sequence: 0,
-                transactional: true,
-                ..BatchHeader::default()
-            })
-            .expect("batch");
-        let request = ProduceRequest::default()
-            .with_transactional_id(Some(TransactionalId(StrBytes::from_string(
-                self.transactional_id.clone(),
-            ))))
-            .with_acks(-1)
-            .with_timeout_ms(30_000)
-            .with_topic_data(vec![
-                TopicProduceData::default()
-                    .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
-                    .with_partition_data(vec![
-                        PartitionProduceData::default()
-                            .with_index(partition)
-                            .with_records(Some(batch)),
-                    ]),
-            ]);
-        let (_, leader) = self
-            .client
-            .leader_connection(topic, partition)
-            .await
-            .expect("leader");
-        // v9: the last version that names topics (v13 sends topic ids).
-        let response = leader
-            .send_with_timeout(request, 9, COMMAND_TIMEOUT)
-            .await
-            .expect("Produce");
-        let code = response.responses[0].partition_responses[0].error_code;
-        assert_eq!(code, 0, "Produce: {response:?}");
+        produce_open_batch(&self.client, topic, partition, &batch).await;
     }
+}
+
+/// A transactional batch that opens (or continues) a transaction, sequence numbers from 0.
+struct OpenBatch<'a> {
+    producer_id: i64,
+    producer_epoch: i16,
+    transactional_id: Option<&'a str>,
+    /// Every record's timestamp, which partition leaders report as the producer's last
+    /// timestamp.
+    timestamp_ms: i64,
+    count: i32,
+}
+
+async fn produce_open_batch(
+    client: &strom_client::Client,
+    topic: &str,
+    partition: i32,
+    open: &OpenBatch<'_>,
+) {
+    use strom_client::kafka_protocol::messages::produce_request::{
+        PartitionProduceData, TopicProduceData,
+    };
+    use strom_client::kafka_protocol::messages::{ProduceRequest, TopicName, TransactionalId};
+    use strom_client::kafka_protocol::protocol::StrBytes;
+    use strom_client::records::{BatchHeader, RecordBatchBuilder};
+    let mut builder = RecordBatchBuilder::new(strom_client::Compression::None, 1024);
+    for i in 0..open.count {
+        let value = format!("open-{i}");
+        builder
+            .append(open.timestamp_ms, None, Some(value.as_bytes()), &[])
+            .expect("append");
+    }
+    let batch = builder
+        .finish(&BatchHeader {
+            producer_id: open.producer_id,
+            producer_epoch: open.producer_epoch,
+            base_sequence: 0,
+            transactional: true,
+            ..BatchHeader::default()
+        })
+        .expect("batch");
+    let request = ProduceRequest::default()
+        .with_transactional_id(
+            open.transactional_id
+                .map(|id| TransactionalId(StrBytes::from_string(id.to_owned()))),
+        )
+        .with_acks(-1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(batch)),
+                ]),
+        ]);
+    let (_, leader) = client
+        .leader_connection(topic, partition)
+        .await
+        .expect("leader");
+    // v9: the last version that names topics (v13 sends topic ids).
+    let response = leader
+        .send_with_timeout(request, 9, COMMAND_TIMEOUT)
+        .await
+        .expect("Produce");
+    let code = response.responses[0].partition_responses[0].error_code;
+    assert_eq!(code, 0, "Produce: {response:?}");
+}
+
+/// An idempotent producer's id and epoch (InitProducerId without a transactional id): a
+/// producer no coordinator knows.
+async fn idempotent_producer(client: &strom_client::Client) -> (i64, i16) {
+    use strom_client::kafka_protocol::messages::{InitProducerIdRequest, ProducerId};
+    let response = retry_retriable(client, || async {
+        let request = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        let response = client.send_to_any(request).await?;
+        strom_client::Error::check(response.error_code, None).map(|()| response)
+    })
+    .await;
+    (response.producer_id.0, response.producer_epoch)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1993,7 +2037,8 @@ async fn an_open_transaction_is_described_at_its_partition_and_aborted_by_start_
 
     let producer = TransactionalProducer::init(&broker, "orders-app").await;
     producer.add_partition("orders", 0).await;
-    producer.produce("orders", 0, 3).await;
+    // Stamped at the epoch, so by its age alone find-hanging takes it for a candidate.
+    producer.produce("orders", 0, 3, 0).await;
     let producers = broker
         .run(&[
             "transaction",
@@ -2012,7 +2057,7 @@ async fn an_open_transaction_is_described_at_its_partition_and_aborted_by_start_
     assert_eq!(producers[0]["last_sequence"], 2);
     assert_eq!(producers[0]["current_transaction_start_offset"], 0);
 
-    // Its coordinator still expects to finish it, and it is seconds old: not hanging.
+    // Its coordinator still lists the partition and will write the marker: not hanging.
     let hanging = broker
         .run(&[
             "transaction",
@@ -2101,4 +2146,80 @@ async fn an_open_transaction_is_described_at_its_partition_and_aborted_by_start_
         ])
         .await
         .fails(2, "required");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn find_hanging_reports_a_transaction_no_coordinator_knows_until_it_is_aborted() {
+    let broker = Broker::start().await;
+    broker
+        .run(&["topic", "create", "ledger", "--partitions", "2"])
+        .await
+        .ok();
+    let client = strom_client::Client::connect(strom_client::ClientConfig::new(&broker.addr))
+        .await
+        .expect("connect");
+    // A transactional batch from a producer no coordinator knows, stamped at the epoch: to the
+    // partition it looks open and idle for decades, which stands in for a transaction left
+    // behind past every timeout without the test waiting for one.
+    let (producer_id, producer_epoch) = idempotent_producer(&client).await;
+    let forgotten = OpenBatch {
+        producer_id,
+        producer_epoch,
+        transactional_id: None,
+        timestamp_ms: 0,
+        count: 2,
+    };
+    produce_open_batch(&client, "ledger", 1, &forgotten).await;
+
+    let hanging = broker
+        .run(&["transaction", "find-hanging", "--json"])
+        .await
+        .json();
+    assert_eq!(hanging.as_array().map(Vec::len), Some(1), "{hanging}");
+    assert_eq!(hanging[0]["topic"], "ledger");
+    assert_eq!(hanging[0]["partition"], 1);
+    assert_eq!(hanging[0]["producer_id"], producer_id);
+    assert_eq!(hanging[0]["start_offset"], 0);
+    assert_eq!(hanging[0]["last_timestamp_ms"], 0);
+    let table = broker
+        .run(&["transaction", "find-hanging", "--topic", "ledger"])
+        .await;
+    let lines: Vec<&str> = table.ok().lines().collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with("TOPIC   PARTITION  PRODUCER-ID"),
+        "{lines:?}"
+    );
+    assert!(lines[1].starts_with("ledger  1"), "{lines:?}");
+    // A topic without it has nothing hanging.
+    broker
+        .run(&["topic", "create", "quiet", "--partitions", "1"])
+        .await
+        .ok();
+    let quiet = broker
+        .run(&["transaction", "find-hanging", "--topic", "quiet", "--json"])
+        .await
+        .json();
+    assert_eq!(quiet, serde_json::json!([]));
+
+    broker
+        .run(&[
+            "transaction",
+            "abort",
+            "--topic",
+            "ledger",
+            "--partition",
+            "1",
+            "--producer-id",
+            &producer_id.to_string(),
+            "--producer-epoch",
+            &producer_epoch.to_string(),
+        ])
+        .await
+        .ok();
+    let after = broker
+        .run(&["transaction", "find-hanging", "--json"])
+        .await
+        .json();
+    assert_eq!(after, serde_json::json!([]));
 }
