@@ -1,9 +1,12 @@
-"""The operator CLI (`strom produce|consume|group`) interoperating with confluent-kafka.
+"""The operator CLI (`strom produce|consume|group|transaction`) interoperating with
+confluent-kafka.
 
 - `strom group describe` reports the lag of a group whose member is a confluent-kafka consumer
   that consumed and committed a known number of records.
 - Records written by `strom produce` are read by confluent-kafka, and records written by
   confluent-kafka (every codec) are read by `strom consume`, keys and headers included.
+- `strom transaction` sees a confluent-kafka producer's open transaction at its coordinator
+  and at its partition, does not call it hanging, and aborts it by its start offset.
 
 The CLI is the binary under test (STROM_BIN, default target/release/strom), run as a process
 with a timeout on every call.
@@ -12,6 +15,7 @@ with a timeout on every call.
 import json
 import os
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -167,3 +171,56 @@ def test_confluent_kafka_records_are_read_by_strom_consume(broker, codec):
     assert sorted(formatted.splitlines()) == sorted(
         f"{k or ''}|{v}|trace={h[0][1]},trace=again,empty=" for k, v, h in want
     )
+
+
+def producers_of(broker, topic, partition):
+    """`strom transaction describe-producers` for one partition, parsed."""
+    return json.loads(
+        strom(
+            broker, "transaction", "describe-producers",
+            "--topic", topic, "--partition", str(partition), "--json",
+        )
+    )
+
+
+def test_strom_transaction_sees_and_aborts_a_confluent_open_transaction(broker):
+    topic = f"txn-cli-{uuid.uuid4().hex[:8]}"
+    transactional_id = f"app-{uuid.uuid4().hex[:8]}"
+    strom(broker, "topic", "create", topic, "--partitions", "1")
+    producer = Producer(
+        {
+            "bootstrap.servers": broker.bootstrap,
+            "transactional.id": transactional_id,
+            "linger.ms": 0,
+        }
+    )
+    producer.init_transactions(TIMEOUT_S)
+    producer.begin_transaction()
+    for i in range(3):
+        producer.produce(topic, value=f"open-{i}".encode(), partition=0)
+    assert producer.flush(TIMEOUT_S) == 0
+
+    listed = json.loads(strom(broker, "transaction", "list", "--state", "Ongoing", "--json"))
+    assert [t["transactional_id"] for t in listed] == [transactional_id]
+    [described] = json.loads(strom(broker, "transaction", "describe", transactional_id, "--json"))
+    assert described["state"] == "Ongoing"
+    assert described["partitions"] == [{"topic": topic, "partition": 0}]
+    assert described["producer_id"] == listed[0]["producer_id"]
+
+    producers = producers_of(broker, topic, 0)
+    [open_transaction] = [p for p in producers if p["current_transaction_start_offset"] is not None]
+    assert open_transaction["producer_id"] == described["producer_id"]
+    assert open_transaction["current_transaction_start_offset"] == 0
+
+    # Its coordinator still lists the partition, so it is not hanging whatever the timeout.
+    hanging = strom(
+        broker, "transaction", "find-hanging", "--max-transaction-timeout-ms", "0", "--json"
+    )
+    assert json.loads(hanging) == []
+
+    out = strom(
+        broker, "transaction", "abort", "--topic", topic, "--partition", "0", "--start-offset", "0"
+    )
+    assert f"producer {described['producer_id']}" in out
+    producers = producers_of(broker, topic, 0)
+    assert [p["current_transaction_start_offset"] for p in producers] == [None]

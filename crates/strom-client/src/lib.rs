@@ -15,8 +15,9 @@
 //! - Operations on [`Client`]: [`admin`] (topics, configs, cluster, offsets, records, leader
 //!   elections, partition reassignments),
 //!   [`producer`] (batching, compression, partitioning, idempotence), [`consumer`] (fetch and a
-//!   single-partition consumer), [`groups`] (group administration) and [`group_consumer`] (a
-//!   group member with the classic protocol and the range assignor).
+//!   single-partition consumer), [`groups`] (group administration), [`group_consumer`] (a
+//!   group member with the classic protocol and the range assignor) and [`transactions`]
+//!   (listing, describing and aborting transactions).
 //! - [`records`]: the RecordBatch v2 format, [`partitioner`]: murmur2 like the Java client.
 //!
 //! Errors: one [`Error`] enum; Kafka error codes become [`Error::Kafka`] printed with Kafka's
@@ -52,6 +53,7 @@ pub mod metadata;
 pub mod partitioner;
 pub mod producer;
 pub mod records;
+pub mod transactions;
 
 #[cfg(test)]
 mod testing;
@@ -78,6 +80,7 @@ pub use metadata::{
 };
 pub use producer::{Acks, Delivery, Producer, ProducerConfig, RecordMetadata};
 pub use records::{Compression, ConsumerRecord, Header, ProducerRecord, TimestampType};
+pub use transactions::{ProducerState, TransactionDescription, TransactionListing};
 
 /// The kafka-protocol crate this client is built on, re-exported so callers can build raw
 /// requests with the same version.

@@ -2,7 +2,8 @@
 //!
 //! `strom broker` runs a broker. Every other subcommand is a client of a running cluster that
 //! speaks only the Kafka protocol (through `strom-client`), so it works against any
-//! Kafka-protocol broker: `topic`, `produce`, `consume`, `group`, `cluster`, `config`, `bench`.
+//! Kafka-protocol broker: `topic`, `produce`, `consume`, `group`, `transaction`, `cluster`,
+//! `config`, `bench`.
 //! `completions` prints shell completion scripts.
 //!
 //! Exit codes: 0 success, 1 the operation failed (the reason is printed as one line on
@@ -21,6 +22,7 @@ mod produce_cmd;
 mod record_format;
 mod table;
 mod topic_cmd;
+mod transaction_cmd;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -73,6 +75,7 @@ enum Command {
     Produce(produce_cmd::ProduceArgs),
     Consume(consume_cmd::ConsumeArgs),
     Group(group_cmd::GroupArgs),
+    Transaction(transaction_cmd::TransactionArgs),
     Cluster(cluster_cmd::ClusterArgs),
     Config(config_cmd::ConfigArgs),
     Bench(bench_cmd::BenchArgs),
@@ -134,6 +137,7 @@ fn main() -> std::process::ExitCode {
         Command::Produce(args) => produce_cmd::run(args),
         Command::Consume(args) => consume_cmd::run(args),
         Command::Group(args) => group_cmd::run(args),
+        Command::Transaction(args) => transaction_cmd::run(args),
         Command::Cluster(args) => cluster_cmd::run(args),
         Command::Config(args) => config_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),

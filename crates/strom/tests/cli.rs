@@ -1705,3 +1705,521 @@ async fn rebalance_fills_a_new_broker_and_remove_broker_empties_and_unregisters_
         .expect("wait");
     assert_eq!(status.code(), Some(0));
 }
+
+/// A transactional producer driven with the raw protocol, as a Kafka client would: its
+/// coordinator found with FindCoordinator (key type 1), its id from InitProducerId.
+struct TransactionalProducer {
+    client: strom_client::Client,
+    coordinator: strom_client::Connection,
+    transactional_id: String,
+    producer_id: i64,
+    producer_epoch: i16,
+}
+
+/// Retries `op` while it fails with a retriable Kafka error (a coordinator still loading its
+/// partition of `__transaction_state`), with the client's backoff, a bounded number of times.
+async fn retry_retriable<T, F, Fut>(client: &strom_client::Client, mut op: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = strom_client::Result<T>>,
+{
+    let attempts = 50;
+    for attempt in 0..attempts {
+        match op().await {
+            Ok(value) => return value,
+            Err(e) if e.is_retriable() && attempt + 1 < attempts => {
+                tokio::time::sleep(client.config().backoff(attempt)).await;
+            }
+            Err(e) => panic!("gave up after {attempt} retries: {e}"),
+        }
+    }
+    unreachable!("the last attempt returns or panics")
+}
+
+impl TransactionalProducer {
+    async fn init(broker: &Broker, transactional_id: &str) -> TransactionalProducer {
+        use strom_client::kafka_protocol::messages::{
+            InitProducerIdRequest, ProducerId, TransactionalId,
+        };
+        use strom_client::kafka_protocol::protocol::StrBytes;
+        let client = strom_client::Client::connect(strom_client::ClientConfig::new(&broker.addr))
+            .await
+            .expect("connect");
+        let coordinator_id = retry_retriable(&client, || async {
+            let mut found = client
+                .find_transaction_coordinators(&[transactional_id])
+                .await?;
+            found.remove(0).1
+        })
+        .await;
+        let coordinator = client
+            .broker_connection(coordinator_id)
+            .await
+            .expect("coordinator connection");
+        let response = retry_retriable(&client, || async {
+            let request = InitProducerIdRequest::default()
+                .with_transactional_id(Some(TransactionalId(StrBytes::from_string(
+                    transactional_id.to_owned(),
+                ))))
+                .with_transaction_timeout_ms(60_000)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1);
+            let response = coordinator.send(request).await?;
+            strom_client::Error::check(response.error_code, None).map(|()| response)
+        })
+        .await;
+        TransactionalProducer {
+            client,
+            coordinator,
+            transactional_id: transactional_id.to_owned(),
+            producer_id: response.producer_id.0,
+            producer_epoch: response.producer_epoch,
+        }
+    }
+
+    /// Adds `topic`-`partition` to the transaction (AddPartitionsToTxn v3, as pre-KIP-890
+    /// clients send it), which begins the transaction at the coordinator.
+    async fn add_partition(&self, topic: &str, partition: i32) {
+        use strom_client::kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+        use strom_client::kafka_protocol::messages::{
+            AddPartitionsToTxnRequest, ProducerId, TopicName, TransactionalId,
+        };
+        use strom_client::kafka_protocol::protocol::StrBytes;
+        let request = AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(TransactionalId(StrBytes::from_string(
+                self.transactional_id.clone(),
+            )))
+            .with_v3_and_below_producer_id(ProducerId(self.producer_id))
+            .with_v3_and_below_producer_epoch(self.producer_epoch)
+            .with_v3_and_below_topics(vec![
+                AddPartitionsToTxnTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                    .with_partitions(vec![partition]),
+            ]);
+        let response = self
+            .coordinator
+            .send_with_timeout(request, 3, COMMAND_TIMEOUT)
+            .await
+            .expect("AddPartitionsToTxn");
+        for result in &response.results_by_topic_v3_and_below {
+            for p in &result.results_by_partition {
+                assert_eq!(
+                    p.partition_error_code, 0,
+                    "AddPartitionsToTxn: {response:?}"
+                );
+            }
+        }
+    }
+
+    /// Writes one transactional batch of `count` records to `topic`-`partition`, stamped
+    /// `timestamp_ms`, leaving the transaction open.
+    async fn produce(&self, topic: &str, partition: i32, count: i32, timestamp_ms: i64) {
+        let batch = OpenBatch {
+            producer_id: self.producer_id,
+            producer_epoch: self.producer_epoch,
+            transactional_id: Some(&self.transactional_id),
+            timestamp_ms,
+            count,
+        };
+        produce_open_batch(&self.client, topic, partition, &batch).await;
+    }
+}
+
+/// A transactional batch that opens (or continues) a transaction, sequence numbers from 0.
+struct OpenBatch<'a> {
+    producer_id: i64,
+    producer_epoch: i16,
+    transactional_id: Option<&'a str>,
+    /// Every record's timestamp, which partition leaders report as the producer's last
+    /// timestamp.
+    timestamp_ms: i64,
+    count: i32,
+}
+
+async fn produce_open_batch(
+    client: &strom_client::Client,
+    topic: &str,
+    partition: i32,
+    open: &OpenBatch<'_>,
+) {
+    use strom_client::kafka_protocol::messages::produce_request::{
+        PartitionProduceData, TopicProduceData,
+    };
+    use strom_client::kafka_protocol::messages::{ProduceRequest, TopicName, TransactionalId};
+    use strom_client::kafka_protocol::protocol::StrBytes;
+    use strom_client::records::{BatchHeader, RecordBatchBuilder};
+    let mut builder = RecordBatchBuilder::new(strom_client::Compression::None, 1024);
+    for i in 0..open.count {
+        let value = format!("open-{i}");
+        builder
+            .append(open.timestamp_ms, None, Some(value.as_bytes()), &[])
+            .expect("append");
+    }
+    let batch = builder
+        .finish(&BatchHeader {
+            producer_id: open.producer_id,
+            producer_epoch: open.producer_epoch,
+            base_sequence: 0,
+            transactional: true,
+            ..BatchHeader::default()
+        })
+        .expect("batch");
+    let request = ProduceRequest::default()
+        .with_transactional_id(
+            open.transactional_id
+                .map(|id| TransactionalId(StrBytes::from_string(id.to_owned()))),
+        )
+        .with_acks(-1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(batch)),
+                ]),
+        ]);
+    let (_, leader) = client
+        .leader_connection(topic, partition)
+        .await
+        .expect("leader");
+    // v9: the last version that names topics (v13 sends topic ids).
+    let response = leader
+        .send_with_timeout(request, 9, COMMAND_TIMEOUT)
+        .await
+        .expect("Produce");
+    let code = response.responses[0].partition_responses[0].error_code;
+    assert_eq!(code, 0, "Produce: {response:?}");
+}
+
+/// An idempotent producer's id and epoch (InitProducerId without a transactional id): a
+/// producer no coordinator knows.
+async fn idempotent_producer(client: &strom_client::Client) -> (i64, i16) {
+    use strom_client::kafka_protocol::messages::{InitProducerIdRequest, ProducerId};
+    let response = retry_retriable(client, || async {
+        let request = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        let response = client.send_to_any(request).await?;
+        strom_client::Error::check(response.error_code, None).map(|()| response)
+    })
+    .await;
+    (response.producer_id.0, response.producer_epoch)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_list_and_describe_follow_a_producer_from_empty_to_ongoing() {
+    let broker = Broker::start().await;
+    assert_eq!(
+        broker.run(&["transaction", "list", "--json"]).await.json(),
+        serde_json::json!([])
+    );
+    let table = broker.run(&["transaction", "list"]).await;
+    assert_eq!(
+        table.ok().lines().collect::<Vec<_>>(),
+        ["TRANSACTIONAL-ID  COORDINATOR  PRODUCER-ID  STATE"]
+    );
+    broker
+        .run(&["transaction", "describe", "nobody"])
+        .await
+        .fails(1, "TRANSACTIONAL_ID_NOT_FOUND: transactional id 'nobody'");
+    broker
+        .run(&["transaction", "list", "--state", "Sleeping"])
+        .await
+        .fails(2, "unknown transaction state 'Sleeping'");
+
+    broker
+        .run(&["topic", "create", "payments", "--partitions", "2"])
+        .await
+        .ok();
+    let producer = TransactionalProducer::init(&broker, "payments-app").await;
+    let listed = broker.run(&["transaction", "list", "--json"]).await.json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["transactional_id"], "payments-app");
+    assert_eq!(listed[0]["state"], "Empty");
+    assert_eq!(listed[0]["producer_id"], producer.producer_id);
+    let described = broker
+        .run(&["transaction", "describe", "payments-app", "--json"])
+        .await
+        .json();
+    assert_eq!(described[0]["state"], "Empty");
+    assert_eq!(described[0]["producer_epoch"], producer.producer_epoch);
+    assert_eq!(described[0]["transaction_timeout_ms"], 60_000);
+    assert_eq!(described[0]["transaction_start_time_ms"], Value::Null);
+    assert_eq!(described[0]["partitions"], serde_json::json!([]));
+
+    producer.add_partition("payments", 1).await;
+    let described = broker
+        .run(&["transaction", "describe", "payments-app", "--json"])
+        .await
+        .json();
+    assert_eq!(described[0]["state"], "Ongoing");
+    assert_eq!(
+        described[0]["partitions"],
+        serde_json::json!([{"topic": "payments", "partition": 1}])
+    );
+    assert!(
+        described[0]["transaction_start_time_ms"].is_i64(),
+        "{described}"
+    );
+    let table = broker
+        .run(&["transaction", "describe", "payments-app"])
+        .await;
+    let lines: Vec<&str> = table.ok().lines().collect();
+    assert!(
+        lines[0].starts_with("TRANSACTIONAL-ID  COORDINATOR"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].contains("Ongoing") && lines[1].ends_with("payments-1"),
+        "{lines:?}"
+    );
+
+    let ongoing = broker
+        .run(&["transaction", "list", "--state", "Ongoing", "--json"])
+        .await
+        .json();
+    assert_eq!(ongoing[0]["transactional_id"], "payments-app");
+    let by_producer = broker
+        .run(&[
+            "transaction",
+            "list",
+            "--producer-id",
+            &(producer.producer_id + 1).to_string(),
+            "--json",
+        ])
+        .await
+        .json();
+    assert_eq!(by_producer, serde_json::json!([]));
+    let long_running = broker
+        .run(&[
+            "transaction",
+            "list",
+            "--min-duration-ms",
+            "3600000",
+            "--json",
+        ])
+        .await
+        .json();
+    assert_eq!(long_running, serde_json::json!([]));
+
+    // One unknown id among known ones: the known one is printed, the command fails.
+    let mixed = broker
+        .run(&["transaction", "describe", "payments-app", "nobody"])
+        .await;
+    mixed.fails(1, "TRANSACTIONAL_ID_NOT_FOUND");
+    assert!(mixed.stdout.contains("payments-app"), "{mixed:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_transaction_is_described_at_its_partition_and_aborted_by_start_offset() {
+    let broker = Broker::start().await;
+    broker
+        .run(&["topic", "create", "orders", "--partitions", "1"])
+        .await
+        .ok();
+    let empty = broker
+        .run(&[
+            "transaction",
+            "describe-producers",
+            "--topic",
+            "orders",
+            "--partition",
+            "0",
+            "--json",
+        ])
+        .await
+        .json();
+    assert_eq!(empty, serde_json::json!([]));
+
+    let producer = TransactionalProducer::init(&broker, "orders-app").await;
+    producer.add_partition("orders", 0).await;
+    // Stamped at the epoch, so by its age alone find-hanging takes it for a candidate.
+    producer.produce("orders", 0, 3, 0).await;
+    let producers = broker
+        .run(&[
+            "transaction",
+            "describe-producers",
+            "--topic",
+            "orders",
+            "--partition",
+            "0",
+            "--json",
+        ])
+        .await
+        .json();
+    assert_eq!(producers.as_array().map(Vec::len), Some(1), "{producers}");
+    assert_eq!(producers[0]["producer_id"], producer.producer_id);
+    assert_eq!(producers[0]["producer_epoch"], producer.producer_epoch);
+    assert_eq!(producers[0]["last_sequence"], 2);
+    assert_eq!(producers[0]["current_transaction_start_offset"], 0);
+
+    // Its coordinator still lists the partition and will write the marker: not hanging.
+    let hanging = broker
+        .run(&[
+            "transaction",
+            "find-hanging",
+            "--max-transaction-timeout-ms",
+            "0",
+            "--json",
+        ])
+        .await
+        .json();
+    assert_eq!(hanging, serde_json::json!([]));
+    let text = broker.run(&["transaction", "find-hanging"]).await;
+    assert_eq!(text.ok(), "No hanging transactions.\n");
+
+    broker
+        .run(&[
+            "transaction",
+            "abort",
+            "--topic",
+            "orders",
+            "--partition",
+            "0",
+            "--start-offset",
+            "1",
+        ])
+        .await
+        .fails(1, "no open transaction starts at offset 1 on orders-0");
+    let aborted = broker
+        .run(&[
+            "transaction",
+            "abort",
+            "--topic",
+            "orders",
+            "--partition",
+            "0",
+            "--start-offset",
+            "0",
+        ])
+        .await;
+    assert_eq!(
+        aborted.ok(),
+        format!(
+            "Aborted the open transaction of producer {} (epoch {}) on orders-0.\n",
+            producer.producer_id, producer.producer_epoch
+        )
+    );
+    let after = broker
+        .run(&[
+            "transaction",
+            "describe-producers",
+            "--topic",
+            "orders",
+            "--partition",
+            "0",
+            "--json",
+        ])
+        .await
+        .json();
+    assert_eq!(
+        after[0]["current_transaction_start_offset"],
+        Value::Null,
+        "{after}"
+    );
+
+    broker
+        .run(&[
+            "transaction",
+            "abort",
+            "--topic",
+            "orders",
+            "--partition",
+            "0",
+            "--producer-id",
+            "5",
+        ])
+        .await
+        .fails(2, "--producer-epoch");
+    broker
+        .run(&[
+            "transaction",
+            "abort",
+            "--topic",
+            "orders",
+            "--partition",
+            "0",
+        ])
+        .await
+        .fails(2, "required");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn find_hanging_reports_a_transaction_no_coordinator_knows_until_it_is_aborted() {
+    let broker = Broker::start().await;
+    broker
+        .run(&["topic", "create", "ledger", "--partitions", "2"])
+        .await
+        .ok();
+    let client = strom_client::Client::connect(strom_client::ClientConfig::new(&broker.addr))
+        .await
+        .expect("connect");
+    // A transactional batch from a producer no coordinator knows, stamped at the epoch: to the
+    // partition it looks open and idle for decades, which stands in for a transaction left
+    // behind past every timeout without the test waiting for one.
+    let (producer_id, producer_epoch) = idempotent_producer(&client).await;
+    let forgotten = OpenBatch {
+        producer_id,
+        producer_epoch,
+        transactional_id: None,
+        timestamp_ms: 0,
+        count: 2,
+    };
+    produce_open_batch(&client, "ledger", 1, &forgotten).await;
+
+    let hanging = broker
+        .run(&["transaction", "find-hanging", "--json"])
+        .await
+        .json();
+    assert_eq!(hanging.as_array().map(Vec::len), Some(1), "{hanging}");
+    assert_eq!(hanging[0]["topic"], "ledger");
+    assert_eq!(hanging[0]["partition"], 1);
+    assert_eq!(hanging[0]["producer_id"], producer_id);
+    assert_eq!(hanging[0]["start_offset"], 0);
+    assert_eq!(hanging[0]["last_timestamp_ms"], 0);
+    let table = broker
+        .run(&["transaction", "find-hanging", "--topic", "ledger"])
+        .await;
+    let lines: Vec<&str> = table.ok().lines().collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with("TOPIC   PARTITION  PRODUCER-ID"),
+        "{lines:?}"
+    );
+    assert!(lines[1].starts_with("ledger  1"), "{lines:?}");
+    // A topic without it has nothing hanging.
+    broker
+        .run(&["topic", "create", "quiet", "--partitions", "1"])
+        .await
+        .ok();
+    let quiet = broker
+        .run(&["transaction", "find-hanging", "--topic", "quiet", "--json"])
+        .await
+        .json();
+    assert_eq!(quiet, serde_json::json!([]));
+
+    broker
+        .run(&[
+            "transaction",
+            "abort",
+            "--topic",
+            "ledger",
+            "--partition",
+            "1",
+            "--producer-id",
+            &producer_id.to_string(),
+            "--producer-epoch",
+            &producer_epoch.to_string(),
+        ])
+        .await
+        .ok();
+    let after = broker
+        .run(&["transaction", "find-hanging", "--json"])
+        .await
+        .json();
+    assert_eq!(after, serde_json::json!([]));
+}
