@@ -1,11 +1,14 @@
-"""Transactions in a three-broker cluster, with the transaction coordinator's broker killed.
+"""Transactions in a three-broker cluster while brokers are killed: the transaction
+coordinator's broker, partition leaders, and random brokers under an exactly-once
+consume-transform-produce loop.
 
 A confluent-kafka transactional producer writes transactions that span three partitions led
 by different brokers (so markers travel to other brokers with WriteTxnMarkers), committing or
 aborting each as a seeded schedule says. Midway the broker coordinating the transactional id
 is killed with SIGKILL; the coordinator moves to the new leader of the id's
 `__transaction_state` partition, which replays it and finishes any transaction left prepared.
-Then the victim comes back.
+Then the victim comes back, and later the leader of a random partition is killed and
+restarted the same way.
 
 What a read_committed consumer must see at the end:
 - every record of every transaction whose commit was acknowledged, exactly once, in order;
@@ -13,7 +16,12 @@ What a read_committed consumer must see at the end:
 - for a transaction whose outcome the producer could not learn (its broker died under it):
   all of its records or none (atomicity).
 
-Randomness comes from a seed printed at the start; STROM_TEST_SEED replays it.
+The exactly-once test runs Kafka's consume-transform-produce loop (read_committed consumer,
+results and input offsets committed in one transaction) over 600 inputs while a seeded
+schedule kills and restarts one broker at a time: every input must be in the output exactly
+once, and the group's committed offsets must be the inputs' ends.
+
+Randomness comes from a seed printed at the start of each test; STROM_TEST_SEED replays it.
 """
 
 import time
@@ -50,10 +58,18 @@ def txn_coordinator(cluster, node_id):
     return next(p["leader"] for p in detail if p["partition"] == partition)
 
 
-def new_producer(bootstrap):
+def partition_leader(cluster, partition):
+    """The leader of a TOPIC partition as a live node's metadata says (None while it moves)."""
+    node = cluster.live()[0]
+    detail = cluster.api(node, f"topics/{TOPIC}")["partitions"]
+    leader = next(p["leader"] for p in detail if p["partition"] == partition)
+    return leader if leader in cluster.live() else None
+
+
+def new_producer(bootstrap, transactional_id=TRANSACTIONAL_ID):
     producer = Producer({
         "bootstrap.servers": bootstrap,
-        "transactional.id": TRANSACTIONAL_ID,
+        "transactional.id": transactional_id,
         "transaction.timeout.ms": 20000,
         "linger.ms": 2,
     })
@@ -127,15 +143,24 @@ def test_transactions_stay_atomic_when_the_coordinators_broker_is_killed(tmp_pat
         create_topic(everyone, TOPIC, PARTITIONS, replication_factor=3, config={"min.insync.replicas": "2"})
         producer = new_producer(everyone)
         outcomes = []
-        total = 24
+        total = 30
         kill_at = rng.randrange(6, 12)
         victim = None
         for n in range(total):
             if n == kill_at:
-                victim = wait_until("a transaction coordinator", answered(lambda: txn_coordinator(cluster, 1)))
+                victim = wait_until("a transaction coordinator", answered(lambda: txn_coordinator(cluster, cluster.live()[0])))
                 print(f"killing broker {victim}, the coordinator of {TRANSACTIONAL_ID}, before transaction {n}")
                 cluster.nodes[victim].kill()
-            if n == kill_at + 6:
+            if n == kill_at + 4:
+                print(f"restarting broker {victim}")
+                cluster.nodes[victim].restart()
+            if n == kill_at + 9:
+                # Now a partition leader (possibly the new coordinator too), mid-stream.
+                partition = rng.randrange(PARTITIONS)
+                victim = wait_until("a leader", answered(lambda: partition_leader(cluster, partition)))
+                print(f"killing broker {victim}, the leader of {TOPIC}-{partition}, before transaction {n}")
+                cluster.nodes[victim].kill()
+            if n == kill_at + 13:
                 print(f"restarting broker {victim}")
                 cluster.nodes[victim].restart()
             outcome, values = run_transaction(producer, n, commit=rng.random() < 0.7)
@@ -165,6 +190,161 @@ def test_transactions_stay_atomic_when_the_coordinators_broker_is_killed(tmp_pat
         print(f"outcomes: {committed} committed, {sum(1 for o, _ in outcomes if o == 'aborted')} aborted, "
               f"{sum(1 for o, _ in outcomes if o == 'unknown')} unknown")
         assert committed > 0
+    finally:
+        cluster.stop()
+        print(f"broker logs: {sorted(str(n.log_path) for n in cluster.nodes.values())}")
+
+
+IN_TOPIC = "orders-in"
+OUT_TOPIC = "orders-out"
+EOS_GROUP = "order-enricher"
+INPUTS = 600
+
+
+def seed_inputs(bootstrap):
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+    for i in range(INPUTS):
+        producer.produce(IN_TOPIC, value=f"order-{i}".encode(), partition=i % PARTITIONS)
+    assert producer.flush(WAIT_S) == 0
+    return {p: INPUTS // PARTITIONS + (1 if p < INPUTS % PARTITIONS else 0) for p in range(PARTITIONS)}
+
+
+class Processor:
+    """Kafka's exactly-once loop: consume read_committed, produce the results and the input
+    offsets in one transaction, commit; after an abort (or a new producer instance), rewind
+    the consumer to the group's committed offsets and process again."""
+
+    def __init__(self, bootstrap):
+        self.bootstrap = bootstrap
+        self.consumer = Consumer({
+            "bootstrap.servers": bootstrap,
+            "group.id": EOS_GROUP,
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        })
+        self.consumer.assign([TopicPartition(IN_TOPIC, p) for p in range(PARTITIONS)])
+        self.producer = new_producer(bootstrap, transactional_id="order-enricher-1")
+        self.commits = 0
+        self.aborts = 0
+
+    def rewind(self):
+        committed = self.consumer.committed(
+            [TopicPartition(IN_TOPIC, p) for p in range(PARTITIONS)], timeout=WAIT_S)
+        for tp in committed:
+            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            self.consumer.seek(TopicPartition(IN_TOPIC, tp.partition, offset))
+
+    def round(self):
+        """One transaction over what one poll returns; True when something was processed."""
+        msgs = [m for m in self.consumer.consume(100, timeout=1.0) if not m.error()]
+        if not msgs:
+            return False
+        try:
+            self.producer.begin_transaction()
+            for m in msgs:
+                self.producer.produce(OUT_TOPIC, value=m.value().replace(b"order-", b"enriched-"),
+                                      partition=m.partition())
+            positions = self.consumer.position([TopicPartition(IN_TOPIC, p) for p in range(PARTITIONS)])
+            self.producer.send_offsets_to_transaction(
+                [tp for tp in positions if tp.offset >= 0], self.consumer.consumer_group_metadata(), WAIT_S)
+            self.producer.commit_transaction(WAIT_S)
+            self.commits += 1
+        except KafkaException as e:
+            error = e.args[0]
+            print(f"transaction failed: {error}")
+            self.aborts += 1
+            if error.txn_requires_abort():
+                try:
+                    self.producer.abort_transaction(WAIT_S)
+                except KafkaException as abort_error:
+                    print(f"abort failed: {abort_error}; a new instance fences this one")
+                    self.producer = new_producer(self.bootstrap, transactional_id="order-enricher-1")
+            else:
+                # Fatal (fenced) or an unknown outcome: a new instance takes over.
+                self.producer = new_producer(self.bootstrap, transactional_id="order-enricher-1")
+            self.rewind()
+        return True
+
+    def done(self, ends):
+        committed = self.consumer.committed(
+            [TopicPartition(IN_TOPIC, p) for p in range(PARTITIONS)], timeout=WAIT_S)
+        return {tp.partition: tp.offset for tp in committed} == ends
+
+
+def read_committed_topic(bootstrap, topic):
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": f"audit-{topic}",
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+    })
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
+    values, at_end = [], set()
+    deadline = time.monotonic() + WAIT_S
+    try:
+        while len(at_end) < PARTITIONS:
+            assert time.monotonic() < deadline, f"{topic}: read_committed did not reach the end"
+            msg = consumer.poll(1.0)
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    at_end.add(msg.partition())
+                    continue
+                raise KafkaException(msg.error())
+            at_end.discard(msg.partition())
+            values.append(msg.value())
+    finally:
+        consumer.close()
+    return values
+
+
+@pytest.mark.timeout(420)
+def test_exactly_once_consume_transform_produce_while_brokers_are_killed(tmp_path):
+    rng = seeded_rng("exactly-once under broker kills")
+    cluster = Cluster(tmp_path, settings=SETTINGS)
+    cluster.start()
+    try:
+        everyone = cluster.bootstrap
+        wait_until("three brokers in Metadata", answered(lambda: brokers_in_metadata(everyone) == {1, 2, 3}))
+        for topic in (IN_TOPIC, OUT_TOPIC):
+            create_topic(everyone, topic, PARTITIONS, replication_factor=3, config={"min.insync.replicas": "2"})
+        ends = seed_inputs(everyone)
+        processor = Processor(everyone)
+        down = None
+        rounds = 0
+        next_fault = rng.randrange(3, 8)
+        deadline = time.monotonic() + 300
+        while True:
+            assert time.monotonic() < deadline, "the processor did not finish"
+            if rounds == next_fault:
+                if down is None:
+                    down = rng.choice(cluster.live())
+                    print(f"round {rounds}: killing broker {down}")
+                    cluster.nodes[down].kill()
+                else:
+                    print(f"round {rounds}: restarting broker {down}")
+                    cluster.nodes[down].restart()
+                    down = None
+                next_fault = rounds + rng.randrange(3, 8)
+            if not processor.round() and processor.done(ends):
+                break
+            rounds += 1
+        if down is not None:
+            cluster.nodes[down].restart()
+        print(f"{rounds} rounds, {processor.commits} commits, {processor.aborts} failed transactions")
+        processor.consumer.close()
+
+        outputs = read_committed_topic(everyone, OUT_TOPIC)
+        expected = sorted(f"enriched-{i}".encode() for i in range(INPUTS))
+        duplicates = len(outputs) - len(set(outputs))
+        assert duplicates == 0, f"{duplicates} inputs were reflected more than once"
+        assert sorted(outputs) == expected, f"{len(set(expected) - set(outputs))} inputs missing from the output"
+        committed = Consumer({"bootstrap.servers": everyone, "group.id": EOS_GROUP}).committed(
+            [TopicPartition(IN_TOPIC, p) for p in range(PARTITIONS)], timeout=WAIT_S)
+        assert {tp.partition: tp.offset for tp in committed} == ends
     finally:
         cluster.stop()
         print(f"broker logs: {sorted(str(n.log_path) for n in cluster.nodes.values())}")

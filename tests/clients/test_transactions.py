@@ -7,6 +7,8 @@ and aborts what it left open, an abandoned transaction is aborted after its time
 consumer offsets sent to a transaction commit with it.
 """
 
+import time
+import urllib.request
 import uuid
 
 import pytest
@@ -279,3 +281,35 @@ def test_kafka_python_lists_describes_and_aborts_a_hanging_transaction(txn_broke
     finally:
         admin.close()
     assert read_all(bootstrap, topic, "read_committed") == []
+
+
+def test_metrics_count_open_transactions_and_the_last_stable_offset_lag(make_broker):
+    broker = make_broker(*BROKER_ARGS, "--http", "127.0.0.1:0")
+    bootstrap = broker.bootstrap
+    topic = create_topic(bootstrap, partitions=1)
+
+    def scrape():
+        url = f"http://127.0.0.1:{broker.http_port}/metrics"
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
+            lines = response.read().decode().splitlines()
+        return {k: float(v) for k, v in (line.rsplit(" ", 1) for line in lines if line and not line.startswith("#"))}
+
+    lag_key = f'strom_last_stable_offset_lag{{topic="{topic}",partition="0"}}'
+    producer = transactional_producer(bootstrap, "txn-metrics")
+    producer.begin_transaction()
+    for i in range(5):
+        producer.produce(topic, value=f"open-{i}".encode(), partition=0)
+    producer.flush(TIMEOUT_S)
+    m = scrape()
+    assert m['strom_transactions{state="Ongoing"}'] == 1
+    assert m[lag_key] == 5
+    producer.commit_transaction(TIMEOUT_S)
+    # The marker is written in the background after the commit is acknowledged: the lag is 0
+    # once the coordinator has recorded the transaction complete.
+    deadline = time.monotonic() + TIMEOUT_S
+    while scrape().get('strom_transactions{state="CompleteCommit"}') != 1:
+        assert time.monotonic() < deadline, "the transaction never completed"
+        time.sleep(0.05)
+    m = scrape()
+    assert m[lag_key] == 0
+    assert 'strom_transactions{state="Ongoing"}' not in m
