@@ -1,24 +1,31 @@
 //! Log compaction (`cleanup.policy=compact`): keeps the latest record per key, removes
-//! tombstones once their delete horizon has passed (KIP-534), and keeps offsets, batch
-//! attributes and producer fields.
+//! tombstones once their delete horizon has passed (KIP-534), removes the records of aborted
+//! transactions and, later, the markers of transactions with no batch left, and keeps
+//! offsets, batch attributes and producer fields.
 //!
 //! One cleaning of a log:
 //! 1. Decide ([`plan`], pure): the cleanable part is the inactive segments wholly below the
-//!    high watermark and older than `min.compaction.lag.ms`; the dirty part is what lies
-//!    after the cleaner's checkpoint. Clean when the dirty ratio reaches
-//!    `min.cleanable.dirty.ratio`, or when the oldest dirty batch is older than
-//!    `max.compaction.lag.ms`.
+//!    last stable offset (so below the high watermark, and never part of an open transaction)
+//!    and older than `min.compaction.lag.ms`; the dirty part is what lies after the cleaner's
+//!    checkpoint. Clean when the dirty ratio reaches `min.cleanable.dirty.ratio`, or when the
+//!    oldest dirty batch is older than `max.compaction.lag.ms`.
 //! 2. Map: read the dirty segments and record the last offset of every key, within the dedupe
-//!    buffer budget (whole segments; the map then ends at a segment boundary).
+//!    buffer budget (whole segments; the map then ends at a segment boundary). Batches of
+//!    aborted transactions stay out of the map: an aborted record must not shadow a committed
+//!    one.
 //! 3. Copy: for each group of consecutive segments below the map's end (at most
 //!    `segment.bytes` together), write a `<base>.log.cleaned` segment beside the log: a batch
 //!    whose records all survive is copied byte for byte; otherwise the survivors are
 //!    re-encoded into a batch with the same base offset, last offset delta, attributes,
-//!    producer fields and codec. A tombstone that survives gets the batch's delete horizon set
-//!    (now + `delete.retention.ms`) the first time; once the horizon has passed it goes. The
-//!    group's last batch is always kept (as an empty batch if need be), so that the cleaned
-//!    segment ends exactly where the segments it replaces end; so is the last batch of each
-//!    producer, which the producer state refers to.
+//!    producer fields and codec. A batch of an aborted transaction loses all its records. A
+//!    tombstone that survives gets the batch's delete horizon set (now +
+//!    `delete.retention.ms`) the first time; once the horizon has passed it goes. Markers
+//!    follow the same clock (see `cleaner_txn.rs`): a marker whose transaction has no
+//!    batch left in the output gets a delete horizon, and a later cleaning past it removes the
+//!    marker and its aborted-transaction index entry. The group's last batch is always kept
+//!    (as an empty batch if need be), so that the cleaned segment ends exactly where the
+//!    segments it replaces end; so is the last batch of each producer, which the producer
+//!    state refers to (and with it the marker of its transaction).
 //! 4. Validate the cleaned segment (every batch re-read, CRC-checked, offsets increasing,
 //!    same end offset), fsync it, and commit it by renaming it to `.swap` (indexes first, the
 //!    `.log` last: a `.log.swap` is the commit point, see [`crate::recovery`]).
@@ -29,10 +36,11 @@
 //! A crash at any point leaves either the old segments or the committed cleaned segment, and
 //! opening the log resolves the leftovers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::batch::{self, BatchFields, BatchHeader};
+use crate::cleaner_txn::CleanedTransactions;
 use crate::log::lock;
 use crate::segment::{self, CLEANED_SUFFIX, LogSegment, SWAP_SUFFIX, SegmentFile};
 use crate::{Error, Log, LogConfig, Result};
@@ -76,10 +84,13 @@ pub struct CleaningPlan {
 }
 
 /// Decides whether a log needs cleaning. `segments` are oldest first, the last one active.
+/// Nothing at or past `last_stable_offset` is cleaned (Kafka's first uncleanable offset): it
+/// is at most the high watermark, and an open transaction's records must stay as they are
+/// until its marker decides whether they are committed or aborted.
 pub fn plan(
     segments: &[SegmentSummary],
     first_dirty_offset: i64,
-    high_watermark: i64,
+    last_stable_offset: i64,
     config: &LogConfig,
     now_ms: i64,
 ) -> Option<CleaningPlan> {
@@ -91,7 +102,7 @@ pub fn plan(
     let mut dirty_end = dirty_start;
     while dirty_end < inactive {
         let segment = &segments[dirty_end];
-        if segment.next_base_offset > high_watermark {
+        if segment.next_base_offset > last_stable_offset {
             break;
         }
         if config.min_compaction_lag_ms > 0
@@ -205,13 +216,24 @@ pub fn clean(log: &Log, now_ms: i64, dedupe_buffer_bytes: u64) -> Result<Option<
     let Some(plan) = plan(
         &summaries,
         first_dirty,
-        log.high_watermark(),
+        log.last_stable_offset(),
         &config,
         now_ms,
     ) else {
         return Ok(None);
     };
     let mut stats = CleanerStats::default();
+
+    // The aborted transactions that may have records in the cleaned range: it starts at the
+    // first segment and ends with the dirty part at the latest. Their markers may be in any
+    // later segment, which `aborted_transactions` looks into. The producer state is read
+    // before the copy: batches appended meanwhile are past the cleaned range.
+    let cleaned_start = summaries[0].base_offset;
+    let cleaned_end = summaries[plan.dirty_end - 1].next_base_offset;
+    let mut txns = CleanedTransactions::new(
+        &log.aborted_transactions(cleaned_start, cleaned_end),
+        &log.producer_state(),
+    );
 
     // Map the dirty segments' keys to their last offsets, whole segments within the budget.
     let mut map: HashMap<Vec<u8>, i64> = HashMap::new();
@@ -233,6 +255,9 @@ pub fn clean(log: &Log, now_ms: i64, dedupe_buffer_bytes: u64) -> Result<Option<
                 // A marker's key is its control type, not a record key: markers stay out of
                 // the map, so they neither replace each other nor any record.
                 if header.is_control() {
+                    return true;
+                }
+                if txns.aborted.contains(header) {
                     return true;
                 }
                 let mapped = for_each_record(header, bytes, |offset, record| {
@@ -264,14 +289,6 @@ pub fn clean(log: &Log, now_ms: i64, dedupe_buffer_bytes: u64) -> Result<Option<
     }
     let map_end_offset = summaries[map_end - 1].next_base_offset;
 
-    // The last batch of each producer is kept even when empty: the producer state refers to
-    // it (Kafka does the same, for idempotence across compaction).
-    let producer_last_offsets: HashMap<i64, i64> = log
-        .producer_state()
-        .iter()
-        .map(|(producer_id, entry)| (producer_id, entry.last_offset()))
-        .collect();
-
     // Groups of consecutive segments that fit one segment.
     let mut start = 0;
     while start < map_end {
@@ -294,7 +311,6 @@ pub fn clean(log: &Log, now_ms: i64, dedupe_buffer_bytes: u64) -> Result<Option<
             map: &map,
             now_ms,
             delete_retention_ms: config.delete_retention_ms,
-            producer_last_offsets: &producer_last_offsets,
             // Where the group's data ends (a gap before the next segment is possible after a
             // repaired crash, so not the next segment's base offset).
             group_last_offset: segments[end - 1].stats().next_offset - 1,
@@ -304,6 +320,7 @@ pub fn clean(log: &Log, now_ms: i64, dedupe_buffer_bytes: u64) -> Result<Option<
             &config,
             &segments[start..end],
             &context,
+            &mut txns,
             now_ms,
             &mut stats,
         )?;
@@ -319,7 +336,6 @@ struct CopyContext<'a> {
     map: &'a HashMap<Vec<u8>, i64>,
     now_ms: i64,
     delete_retention_ms: i64,
-    producer_last_offsets: &'a HashMap<i64, i64>,
     group_last_offset: i64,
 }
 
@@ -348,14 +364,69 @@ fn filter_batch(
     header: &BatchHeader,
     bytes: &[u8],
     context: &CopyContext<'_>,
+    txns: &mut CleanedTransactions,
     stats: &mut CleanerStats,
 ) -> Result<Filtered, batch::BatchError> {
     if header.is_control() {
-        // Markers are kept: a read_committed consumer needs them to end the transactions
-        // whose records the cleaner keeps. (Kafka removes a marker only once no record of its
-        // transaction is left; Strom keeps them all.)
+        return filter_marker(header, bytes, context, txns, stats);
+    }
+    let filtered = filter_data_batch(header, bytes, context, txns, stats)?;
+    if !matches!(filtered, Filtered::Dropped) {
+        txns.on_data_batch_written(header);
+    }
+    Ok(filtered)
+}
+
+/// A marker stays while a batch of its transaction is in the log: a read_committed consumer
+/// needs it to end that transaction, and so does a producer-state rebuild. After that it is
+/// treated like a tombstone (Kafka piggy-backs on the tombstone rule the same way): the first
+/// cleaning that finds it removable sets its batch's delete horizon to now +
+/// `delete.retention.ms`, so that a consumer that read the transaction's records before they
+/// were cleaned still meets the marker; a cleaning after the horizon removes it.
+fn filter_marker(
+    header: &BatchHeader,
+    bytes: &[u8],
+    context: &CopyContext<'_>,
+    txns: &mut CleanedTransactions,
+    stats: &mut CleanerStats,
+) -> Result<Filtered, batch::BatchError> {
+    let records = i64::from(header.records_count.max(0)) as u64;
+    stats.records_read += records;
+    let needed = txns.on_marker(header);
+    // A control batch that is not a COMMIT or ABORT marker is not Strom's to remove.
+    let is_marker = matches!(crate::control::parse_marker(bytes, header), Ok(Some(_)));
+    if needed || !is_marker {
         return Ok(Filtered::Verbatim);
     }
+    match header.delete_horizon_ms() {
+        None => {
+            let payload = batch::records_payload(bytes)?;
+            let kept = batch::records(payload.as_slice(), header.records_count)
+                .collect::<Result<Vec<_>, _>>()?;
+            rebuild(header, &kept, true, context).map(Filtered::Rebuilt)
+        }
+        // The group's last batch keeps the cleaned segment's end offset; the marker stays
+        // whole rather than becoming an empty control batch.
+        Some(horizon)
+            if context.now_ms >= horizon && header.last_offset() != context.group_last_offset =>
+        {
+            stats.records_removed += records;
+            Ok(Filtered::Dropped)
+        }
+        Some(_) => Ok(Filtered::Verbatim),
+    }
+}
+
+/// Keeps the latest record of each key (a tombstone until its horizon); a batch of an aborted
+/// transaction keeps none.
+fn filter_data_batch(
+    header: &BatchHeader,
+    bytes: &[u8],
+    context: &CopyContext<'_>,
+    txns: &CleanedTransactions,
+    stats: &mut CleanerStats,
+) -> Result<Filtered, batch::BatchError> {
+    let aborted = txns.aborted.contains(header);
     let payload = batch::records_payload(bytes)?;
     let horizon = header.delete_horizon_ms();
     let mut total = 0u64;
@@ -364,6 +435,9 @@ fn filter_batch(
     for record in batch::records(payload.as_slice(), header.records_count) {
         let record = record?;
         total += 1;
+        if aborted {
+            continue;
+        }
         let offset = header.base_offset + i64::from(record.offset_delta);
         let Some(key) = record.key else { continue };
         if context.map.get(key).is_some_and(|&latest| offset < latest) {
@@ -383,10 +457,8 @@ fn filter_batch(
     if kept.len() as u64 == total && !set_horizon {
         return Ok(Filtered::Verbatim);
     }
-    let producer_needs_it = header.has_producer_id()
-        && context.producer_last_offsets.get(&header.producer_id) == Some(&header.last_offset());
     if kept.is_empty() {
-        if header.last_offset() != context.group_last_offset && !producer_needs_it {
+        if header.last_offset() != context.group_last_offset && !txns.producer_needs(header) {
             return Ok(Filtered::Dropped);
         }
         // An empty batch keeps the offsets (and the producer's sequence) without records;
@@ -405,14 +477,26 @@ fn filter_batch(
         };
         return batch::build_batch(&fields, &[]).map(Filtered::Rebuilt);
     }
+    rebuild(header, &kept, set_horizon, context).map(Filtered::Rebuilt)
+}
+
+/// Re-encodes `kept` records of a batch with its offsets, attributes, producer fields and
+/// codec; `set_horizon` sets the delete horizon (stored as the base timestamp, KIP-534).
+fn rebuild(
+    header: &BatchHeader,
+    kept: &[batch::RecordRef<'_>],
+    set_horizon: bool,
+    context: &CopyContext<'_>,
+) -> Result<bytes::BytesMut, batch::BatchError> {
+    let horizon = header.delete_horizon_ms();
     let new_base_timestamp = if set_horizon {
         context.now_ms.saturating_add(context.delete_retention_ms)
     } else {
         header.base_timestamp
     };
-    let mut encoded = Vec::with_capacity(bytes.len());
+    let mut encoded = Vec::new();
     let mut max_timestamp = i64::MIN;
-    for record in &kept {
+    for record in kept {
         let timestamp = header.base_timestamp.saturating_add(record.timestamp_delta);
         max_timestamp = max_timestamp.max(timestamp);
         batch::encode_record(
@@ -443,7 +527,7 @@ fn filter_batch(
         base_sequence: header.base_sequence,
         records_count: kept.len() as i32,
     };
-    batch::build_batch(&fields, &encoded).map(Filtered::Rebuilt)
+    batch::build_batch(&fields, &encoded)
 }
 
 /// Writes, validates, commits and swaps in the cleaned segment of one group.
@@ -452,6 +536,7 @@ fn clean_group(
     config: &LogConfig,
     group: &[Arc<LogSegment>],
     context: &CopyContext<'_>,
+    txns: &mut CleanedTransactions,
     now_ms: i64,
     stats: &mut CleanerStats,
 ) -> Result<()> {
@@ -472,6 +557,7 @@ fn clean_group(
     let mut out = Vec::with_capacity(1 << 20);
     let mut out_headers: Vec<(usize, BatchHeader)> = Vec::new();
     let mut written_batches = 0usize;
+    let mut dropped_markers = HashSet::new();
     for segment in group {
         let path = segment.path(SegmentFile::Log);
         let mut failure: Option<batch::BatchError> = None;
@@ -484,7 +570,7 @@ fn clean_group(
             true,
             |_, header, bytes| {
                 stats.bytes_read += bytes.len() as u64;
-                let filtered = match filter_batch(header, bytes, context, stats) {
+                let filtered = match filter_batch(header, bytes, context, txns, stats) {
                     Ok(filtered) => filtered,
                     Err(error) => {
                         failure = Some(error);
@@ -494,7 +580,12 @@ fn clean_group(
                 let written: &[u8] = match &filtered {
                     Filtered::Verbatim => bytes,
                     Filtered::Rebuilt(rebuilt) => rebuilt,
-                    Filtered::Dropped => return true,
+                    Filtered::Dropped => {
+                        if header.is_control() {
+                            dropped_markers.insert(header.base_offset);
+                        }
+                        return true;
+                    }
                 };
                 let Ok(written_header) = BatchHeader::parse(written) else {
                     failure = Some(batch::BatchError::Truncated {
@@ -546,9 +637,14 @@ fn clean_group(
             .map_err(fail)?;
         stats.bytes_written += out.len() as u64;
     }
-    // The cleaned segment answers for the aborted transactions of the segments it replaces:
-    // their markers and part of their records are still in it.
-    let aborted: Vec<_> = group.iter().flat_map(|s| s.aborted_txns()).collect();
+    // The cleaned segment answers for the aborted transactions of the segments it replaces,
+    // except those whose marker it removed: the marker goes only once no batch of the
+    // transaction is left, so no record needs the entry any more.
+    let aborted: Vec<_> = group
+        .iter()
+        .flat_map(|s| s.aborted_txns())
+        .filter(|entry| !dropped_markers.contains(&entry.last_offset))
+        .collect();
     cleaned.set_aborted_txns(&aborted).map_err(fail)?;
     cleaned.on_become_inactive().map_err(fail)?;
     cleaned.sync_all().map_err(fail)?;

@@ -28,6 +28,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod cleaner;
+mod cleaner_txn;
 pub mod control;
 pub mod index;
 mod io;

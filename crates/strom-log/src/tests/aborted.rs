@@ -355,7 +355,11 @@ fn compaction_keeps_the_aborted_transactions_of_the_segments_it_replaces() {
         .iter()
         .filter(|(header, _)| header.is_control())
         .count();
-    assert_eq!(markers, before.len(), "markers survive compaction");
+    assert_eq!(
+        markers,
+        before.len(),
+        "markers outlive their aborted records by delete.retention.ms"
+    );
     // And from the files, after a restart.
     log.close().expect("close");
     drop(log);

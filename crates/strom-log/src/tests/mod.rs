@@ -3,6 +3,7 @@
 
 mod aborted;
 mod append_read;
+mod compacted_transactions;
 mod compaction;
 mod faults;
 mod follower;
