@@ -107,6 +107,7 @@ pub struct BrokerSettings {
     pub offsets_topic_num_partitions: i32,
     pub offsets_topic_replication_factor: i16,
     pub offsets_topic_segment_bytes: i64,
+    pub transaction_partition_verification_enable: bool,
     pub transaction_state_log_num_partitions: i32,
     pub transaction_state_log_replication_factor: i16,
     pub transaction_state_log_min_isr: i32,
@@ -285,6 +286,8 @@ impl Resolver<'_> {
             offsets_topic_num_partitions: self.long("offsets.topic.num.partitions")? as i32,
             offsets_topic_replication_factor: self.long("offsets.topic.replication.factor")? as i16,
             offsets_topic_segment_bytes: self.long("offsets.topic.segment.bytes")?,
+            transaction_partition_verification_enable: self
+                .bool("transaction.partition.verification.enable"),
             transaction_state_log_num_partitions: self
                 .long("transaction.state.log.num.partitions")?
                 as i32,

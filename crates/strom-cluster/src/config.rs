@@ -890,6 +890,14 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "Replication factor of __consumer_offsets (capped at the number of brokers)."
     ),
     broker_config!(
+        "transaction.partition.verification.enable",
+        Boolean,
+        Some("true"),
+        Check::None,
+        false,
+        "Verify with the transaction coordinator that a partition is in the producer's transaction before appending its first transactional batch (KIP-890)."
+    ),
+    broker_config!(
         "transaction.state.log.num.partitions",
         Int,
         Some("50"),

@@ -26,6 +26,11 @@ struct Broker {
 
 impl Broker {
     async fn start() -> Broker {
+        Self::start_with(&[]).await
+    }
+
+    /// A broker with extra `--set KEY=VALUE` properties.
+    async fn start_with(properties: &[&str]) -> Broker {
         let data = tempfile::tempdir().expect("temp dir");
         let mut command = Command::new(STROM);
         // The broker reads every STROM_* variable as a property; the caller's (STROM_BIN,
@@ -38,6 +43,7 @@ impl Broker {
         let mut child = command
             .args(["broker", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data.path())
+            .args(properties.iter().flat_map(|p| ["--set", p]))
             .env("STROM_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -2150,7 +2156,9 @@ async fn an_open_transaction_is_described_at_its_partition_and_aborted_by_start_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn find_hanging_reports_a_transaction_no_coordinator_knows_until_it_is_aborted() {
-    let broker = Broker::start().await;
+    // A hanging transaction is what KIP-890's verification prevents: with it off (as on an
+    // older broker), a transactional batch no coordinator knows about is taken.
+    let broker = Broker::start_with(&["transaction.partition.verification.enable=false"]).await;
     broker
         .run(&["topic", "create", "ledger", "--partitions", "2"])
         .await
@@ -2158,14 +2166,14 @@ async fn find_hanging_reports_a_transaction_no_coordinator_knows_until_it_is_abo
     let client = strom_client::Client::connect(strom_client::ClientConfig::new(&broker.addr))
         .await
         .expect("connect");
-    // A transactional batch from a producer no coordinator knows, stamped at the epoch: to the
+    // A transactional batch from a producer no coordinator knows, stamped at time 0: to the
     // partition it looks open and idle for decades, which stands in for a transaction left
     // behind past every timeout without the test waiting for one.
     let (producer_id, producer_epoch) = idempotent_producer(&client).await;
     let forgotten = OpenBatch {
         producer_id,
         producer_epoch,
-        transactional_id: None,
+        transactional_id: Some("forgotten"),
         timestamp_ms: 0,
         count: 2,
     };

@@ -82,7 +82,8 @@ pub async fn verify(
 /// when the append may go ahead. Transactional batches need the request's transactional id
 /// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED without one, as in Kafka), and the first batch of a
 /// producer's transaction on a partition needs the coordinator's word that the partition is
-/// in that transaction. Other batches pass untouched.
+/// in that transaction (unless `transaction.partition.verification.enable` is false, as Kafka
+/// allows). Other batches pass untouched.
 pub async fn check_produce(
     state: &Arc<BrokerState>,
     transactional_id: Option<&str>,
@@ -106,9 +107,10 @@ pub async fn check_produce(
             ));
             continue;
         }
-        if !partition
-            .log
-            .has_open_transaction(header.producer_id, header.producer_epoch)
+        if state.config.transaction_partition_verification_enable
+            && !partition
+                .log
+                .has_open_transaction(header.producer_id, header.producer_epoch)
         {
             unverified.push(i);
             producer = Some(Producer {
