@@ -102,15 +102,16 @@ def run_transaction(producer, n, commit):
         return "unknown", values
 
 
-def read_committed(bootstrap):
+def read_committed(bootstrap, topic=TOPIC):
+    """{partition: [values]} a read_committed consumer reads from the beginning to the end."""
     consumer = Consumer({
         "bootstrap.servers": bootstrap,
-        "group.id": "payments-audit",
+        "group.id": f"audit-{topic}",
         "isolation.level": "read_committed",
         "enable.auto.commit": False,
         "enable.partition.eof": True,
     })
-    consumer.assign([TopicPartition(TOPIC, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
     per_partition = {p: [] for p in range(PARTITIONS)}
     at_end = set()
     deadline = time.monotonic() + WAIT_S
@@ -237,7 +238,7 @@ class Processor:
 
     def round(self):
         """One transaction over what one poll returns; True when something was processed."""
-        msgs = [m for m in self.consumer.consume(100, timeout=1.0) if not m.error()]
+        msgs = [m for m in self.consumer.consume(15, timeout=1.0) if not m.error()]
         if not msgs:
             return False
         try:
@@ -266,39 +267,10 @@ class Processor:
             self.rewind()
         return True
 
-    def done(self, ends):
+    def committed(self):
         committed = self.consumer.committed(
             [TopicPartition(IN_TOPIC, p) for p in range(PARTITIONS)], timeout=WAIT_S)
-        return {tp.partition: tp.offset for tp in committed} == ends
-
-
-def read_committed_topic(bootstrap, topic):
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": f"audit-{topic}",
-        "isolation.level": "read_committed",
-        "enable.auto.commit": False,
-        "enable.partition.eof": True,
-    })
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
-    values, at_end = [], set()
-    deadline = time.monotonic() + WAIT_S
-    try:
-        while len(at_end) < PARTITIONS:
-            assert time.monotonic() < deadline, f"{topic}: read_committed did not reach the end"
-            msg = consumer.poll(1.0)
-            if msg is None:
-                continue
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    at_end.add(msg.partition())
-                    continue
-                raise KafkaException(msg.error())
-            at_end.discard(msg.partition())
-            values.append(msg.value())
-    finally:
-        consumer.close()
-    return values
+        return {tp.partition: tp.offset for tp in committed}
 
 
 @pytest.mark.timeout(420)
@@ -314,11 +286,12 @@ def test_exactly_once_consume_transform_produce_while_brokers_are_killed(tmp_pat
         ends = seed_inputs(everyone)
         processor = Processor(everyone)
         down = None
-        rounds = 0
+        rounds = 0  # transactions tried
         next_fault = rng.randrange(3, 8)
         deadline = time.monotonic() + 300
         while True:
-            assert time.monotonic() < deadline, "the processor did not finish"
+            assert time.monotonic() < deadline, (
+                f"the processor did not finish: committed {processor.committed()}, inputs end at {ends}")
             if rounds == next_fault:
                 if down is None:
                     down = rng.choice(cluster.live())
@@ -329,15 +302,16 @@ def test_exactly_once_consume_transform_produce_while_brokers_are_killed(tmp_pat
                     cluster.nodes[down].restart()
                     down = None
                 next_fault = rounds + rng.randrange(3, 8)
-            if not processor.round() and processor.done(ends):
+            if processor.round():
+                rounds += 1
+            elif processor.committed() == ends:
                 break
-            rounds += 1
         if down is not None:
             cluster.nodes[down].restart()
         print(f"{rounds} rounds, {processor.commits} commits, {processor.aborts} failed transactions")
         processor.consumer.close()
 
-        outputs = read_committed_topic(everyone, OUT_TOPIC)
+        outputs = [v for values in read_committed(everyone, OUT_TOPIC).values() for v in values]
         expected = sorted(f"enriched-{i}".encode() for i in range(INPUTS))
         duplicates = len(outputs) - len(set(outputs))
         assert duplicates == 0, f"{duplicates} inputs were reflected more than once"

@@ -20,6 +20,7 @@ pub mod connection;
 pub mod errors;
 pub mod groups;
 pub mod handlers;
+pub mod internal_log;
 pub mod lifecycle;
 pub mod metrics;
 pub mod partition;

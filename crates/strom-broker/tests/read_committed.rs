@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use common::*;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::*;
-use kafka_protocol::records::{Compression, Record};
+use kafka_protocol::records::Compression;
 use strom_broker::partition::Partition;
 use strom_log::control::Marker;
 
@@ -36,27 +36,6 @@ fn transactional_batch(
     count: i32,
 ) -> bytes::Bytes {
     transactional_batch_at(producer_id, epoch, first_sequence, count, now_ms())
-}
-
-/// [`transactional_batch`] with every record stamped `now`.
-fn transactional_batch_at(
-    producer_id: i64,
-    epoch: i16,
-    first_sequence: i32,
-    count: i32,
-    now: i64,
-) -> bytes::Bytes {
-    let records: Vec<Record> = (0..count)
-        .map(|i| {
-            let mut r = record(i64::from(i), now);
-            r.producer_id = producer_id;
-            r.producer_epoch = epoch;
-            r.sequence = first_sequence + i;
-            r.transactional = true;
-            r
-        })
-        .collect();
-    batch(&records, Compression::None)
 }
 
 async fn fetch(

@@ -11,23 +11,11 @@ use std::time::Duration;
 use common::*;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::*;
-use kafka_protocol::records::{Compression, Record};
 
 const TOPIC: &str = "ledger";
 
 fn txn_batch(producer_id: i64, epoch: i16, first_sequence: i32, count: i32) -> bytes::Bytes {
-    let now = now_ms();
-    let records: Vec<Record> = (0..count)
-        .map(|i| {
-            let mut r = record(i64::from(i), now);
-            r.producer_id = producer_id;
-            r.producer_epoch = epoch;
-            r.sequence = first_sequence + i;
-            r.transactional = true;
-            r
-        })
-        .collect();
-    batch(&records, Compression::None)
+    transactional_batch_at(producer_id, epoch, first_sequence, count, now_ms())
 }
 
 fn id(s: &str) -> TransactionalId {

@@ -532,6 +532,27 @@ pub fn idempotent_batch(producer_id: i64, epoch: i16, first_sequence: i32, count
     batch(&records, Compression::None)
 }
 
+/// A transactional producer's batch of `count` records stamped `now`.
+pub fn transactional_batch_at(
+    producer_id: i64,
+    epoch: i16,
+    first_sequence: i32,
+    count: i32,
+    now: i64,
+) -> Bytes {
+    let records: Vec<Record> = (0..count)
+        .map(|i| {
+            let mut r = record(i64::from(i), now);
+            r.producer_id = producer_id;
+            r.producer_epoch = epoch;
+            r.sequence = first_sequence + i;
+            r.transactional = true;
+            r
+        })
+        .collect();
+    batch(&records, Compression::None)
+}
+
 pub fn decode(mut records: Bytes) -> Vec<Record> {
     let mut out = Vec::new();
     while records.remaining() > 0 {
