@@ -17,13 +17,15 @@ What a read_committed consumer must see at the end:
   all of its records or none (atomicity).
 
 The exactly-once test runs Kafka's consume-transform-produce loop (read_committed consumer,
-results and input offsets committed in one transaction) over 600 inputs while a seeded
-schedule kills and restarts one broker at a time: every input must be in the output exactly
-once, and the group's committed offsets must be the inputs' ends.
+results and input offsets committed in one transaction) over 1200 inputs while a seeded
+schedule kills and restarts one broker at a time on a clock: every input must be in the
+output exactly once, and the group's committed offsets must be the inputs' ends.
 
 Randomness comes from a seed printed at the start of each test; STROM_TEST_SEED replays it.
 """
 
+import os
+import threading
 import time
 
 import pytest
@@ -72,6 +74,7 @@ def new_producer(bootstrap, transactional_id=TRANSACTIONAL_ID):
         "transactional.id": transactional_id,
         "transaction.timeout.ms": 20000,
         "linger.ms": 2,
+        **({"debug": os.environ["RDKAFKA_DEBUG"]} if os.environ.get("RDKAFKA_DEBUG") else {}),
     })
     producer.init_transactions(WAIT_S)
     return producer
@@ -199,7 +202,7 @@ def test_transactions_stay_atomic_when_the_coordinators_broker_is_killed(tmp_pat
 IN_TOPIC = "orders-in"
 OUT_TOPIC = "orders-out"
 EOS_GROUP = "order-enricher"
-INPUTS = 600
+INPUTS = 1200
 
 
 def seed_inputs(bootstrap):
@@ -230,15 +233,14 @@ class Processor:
         self.aborts = 0
 
     def rewind(self):
-        committed = self.consumer.committed(
-            [TopicPartition(IN_TOPIC, p) for p in range(PARTITIONS)], timeout=WAIT_S)
-        for tp in committed:
-            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
-            self.consumer.seek(TopicPartition(IN_TOPIC, tp.partition, offset))
+        committed = wait_until("the group's committed offsets", self.committed)
+        for partition, offset in committed.items():
+            offset = offset if offset >= 0 else OFFSET_BEGINNING
+            self.consumer.seek(TopicPartition(IN_TOPIC, partition, offset))
 
     def round(self):
         """One transaction over what one poll returns; True when something was processed."""
-        msgs = [m for m in self.consumer.consume(15, timeout=1.0) if not m.error()]
+        msgs = [m for m in self.consumer.consume(10, timeout=1.0) if not m.error()]
         if not msgs:
             return False
         try:
@@ -268,9 +270,45 @@ class Processor:
         return True
 
     def committed(self):
-        committed = self.consumer.committed(
-            [TopicPartition(IN_TOPIC, p) for p in range(PARTITIONS)], timeout=WAIT_S)
+        """{partition: committed offset}, or None while the group coordinator does not answer."""
+        try:
+            committed = self.consumer.committed(
+                [TopicPartition(IN_TOPIC, p) for p in range(PARTITIONS)], timeout=10)
+        except KafkaException:
+            return None
         return {tp.partition: tp.offset for tp in committed}
+
+
+class Faults:
+    """Kills a random broker, lets it stay down, restarts it, lets the cluster run, and again,
+    until stopped: one broker down at a time, fault lengths drawn from the seed. Brokers come
+    back on a clock rather than on the processor's progress: librdkafka's producer waits for a
+    down group coordinator's broker to return before it sends TxnOffsetCommit elsewhere, so a
+    schedule that waited for progress could wait forever."""
+
+    def __init__(self, cluster, rng):
+        self.cluster, self.rng = cluster, rng
+        self.stop = threading.Event()
+        self.kills = 0
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        while not self.stop.wait(self.rng.uniform(1, 3)):  # up time, from the seed
+            victim = self.rng.choice(self.cluster.live())
+            print(f"killing broker {victim}")
+            self.cluster.nodes[victim].kill()
+            self.kills += 1
+            self.stop.wait(self.rng.uniform(2, 6))  # down time, from the seed
+            print(f"restarting broker {victim}")
+            self.cluster.nodes[victim].restart()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(WAIT_S * 2)
 
 
 @pytest.mark.timeout(420)
@@ -285,31 +323,16 @@ def test_exactly_once_consume_transform_produce_while_brokers_are_killed(tmp_pat
             create_topic(everyone, topic, PARTITIONS, replication_factor=3, config={"min.insync.replicas": "2"})
         ends = seed_inputs(everyone)
         processor = Processor(everyone)
-        down = None
-        rounds = 0  # transactions tried
-        next_fault = rng.randrange(3, 8)
         deadline = time.monotonic() + 300
-        while True:
-            assert time.monotonic() < deadline, (
-                f"the processor did not finish: committed {processor.committed()}, inputs end at {ends}")
-            if rounds == next_fault:
-                if down is None:
-                    down = rng.choice(cluster.live())
-                    print(f"round {rounds}: killing broker {down}")
-                    cluster.nodes[down].kill()
-                else:
-                    print(f"round {rounds}: restarting broker {down}")
-                    cluster.nodes[down].restart()
-                    down = None
-                next_fault = rounds + rng.randrange(3, 8)
-            if processor.round():
-                rounds += 1
-            elif processor.committed() == ends:
-                break
-        if down is not None:
-            cluster.nodes[down].restart()
-        print(f"{rounds} rounds, {processor.commits} commits, {processor.aborts} failed transactions")
+        with Faults(cluster, rng) as faults:
+            while True:
+                assert time.monotonic() < deadline, (
+                    f"the processor did not finish: committed {processor.committed()}, inputs end at {ends}")
+                if not processor.round() and processor.committed() == ends:
+                    break
+        print(f"{faults.kills} brokers killed; {processor.commits} commits, {processor.aborts} failed transactions")
         processor.consumer.close()
+        assert faults.kills > 0, "the run ended before the first fault"
 
         outputs = [v for values in read_committed(everyone, OUT_TOPIC).values() for v in values]
         expected = sorted(f"enriched-{i}".encode() for i in range(INPUTS))
