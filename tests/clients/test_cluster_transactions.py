@@ -226,6 +226,7 @@ class Processor:
             "isolation.level": "read_committed",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
+            **({"debug": os.environ["RDKAFKA_CONSUMER_DEBUG"]} if os.environ.get("RDKAFKA_CONSUMER_DEBUG") else {}),
         })
         self.consumer.assign([TopicPartition(IN_TOPIC, p) for p in range(PARTITIONS)])
         self.producer = new_producer(bootstrap, transactional_id="order-enricher-1")
@@ -268,6 +269,13 @@ class Processor:
                 self.producer = new_producer(self.bootstrap, transactional_id="order-enricher-1")
             self.rewind()
         return True
+
+    def diagnosis(self, ends):
+        """What a timeout message needs: committed offsets, the consumer's positions, the
+        inputs' ends, and how many transactions committed and failed."""
+        positions = self.consumer.position([TopicPartition(IN_TOPIC, p) for p in range(PARTITIONS)])
+        return (f"committed {self.committed()}, positions {[tp.offset for tp in positions]}, "
+                f"inputs end at {ends}, {self.commits} commits, {self.aborts} failed transactions")
 
     def committed(self):
         """{partition: committed offset}, or None while the group coordinator does not answer."""
@@ -323,11 +331,16 @@ def test_exactly_once_consume_transform_produce_while_brokers_are_killed(tmp_pat
             create_topic(everyone, topic, PARTITIONS, replication_factor=3, config={"min.insync.replicas": "2"})
         ends = seed_inputs(everyone)
         processor = Processor(everyone)
+        # The faults start once the loop runs (its first transaction committed): a CI run
+        # (seed 204348768) whose faults began while the consumer was still starting never saw
+        # a record in 300 s; a replay of that seed on the development machine passed.
         deadline = time.monotonic() + 300
+        while processor.commits == 0:
+            assert time.monotonic() < deadline, f"no transaction committed: {processor.diagnosis(ends)}"
+            processor.round()
         with Faults(cluster, rng) as faults:
             while True:
-                assert time.monotonic() < deadline, (
-                    f"the processor did not finish: committed {processor.committed()}, inputs end at {ends}")
+                assert time.monotonic() < deadline, f"the processor did not finish: {processor.diagnosis(ends)}"
                 if not processor.round() and processor.committed() == ends:
                     break
         print(f"{faults.kills} brokers killed; {processor.commits} commits, {processor.aborts} failed transactions")
