@@ -133,21 +133,22 @@ fn still_coordinator(state: &BrokerState, markers: &Markers) -> bool {
 
 /// Writes the marker to each partition this broker leads, waiting until it is committed;
 /// a marker into `__consumer_offsets` then settles the transaction's offset commits there.
-/// Returns each partition's error code.
+/// The partitions are written and replicated concurrently, so a transaction over many
+/// partitions waits for one replication round trip, not one per partition. Returns each
+/// partition's error code, in the order asked.
 pub async fn write_markers_locally(
     state: &Arc<BrokerState>,
     markers: &Markers,
     partitions: &[(String, i32)],
 ) -> Vec<((String, i32), i16)> {
-    let mut results = Vec::with_capacity(partitions.len());
-    for (topic, index) in partitions {
-        let code = match write_one(state, markers, topic, *index).await {
-            Ok(()) => 0,
-            Err(code) => code,
-        };
-        results.push(((topic.clone(), *index), code));
-    }
-    results
+    let writes = partitions.iter().map(|(topic, index)| async move {
+        let code = write_one(state, markers, topic, *index)
+            .await
+            .err()
+            .unwrap_or(0);
+        ((topic.clone(), *index), code)
+    });
+    futures::future::join_all(writes).await
 }
 
 async fn write_one(

@@ -223,9 +223,16 @@ async fn remote(
 
 impl Peers {
     /// A live connection to broker `id`, opened if needed.
+    /// The lock is not held while connecting: a peer that is slow to answer must not hold up
+    /// the others.
     pub async fn connect(&self, state: &BrokerState, id: i32) -> Option<Arc<Connection>> {
-        let mut connections = self.connections.lock().await;
-        if let Some(c) = connections.get(&id).filter(|c| !c.is_closed()) {
+        if let Some(c) = self
+            .connections
+            .lock()
+            .await
+            .get(&id)
+            .filter(|c| !c.is_closed())
+        {
             return Some(Arc::clone(c));
         }
         let image = state.image();
@@ -238,7 +245,7 @@ impl Peers {
         match Connection::connect(&address, &config).await {
             Ok(c) => {
                 let c = Arc::new(c);
-                connections.insert(id, Arc::clone(&c));
+                self.connections.lock().await.insert(id, Arc::clone(&c));
                 Some(c)
             }
             Err(e) => {

@@ -264,18 +264,7 @@ impl Conn {
         acks: i16,
         batches: Bytes,
     ) -> produce_response::PartitionProduceResponse {
-        let request = ProduceRequest::default()
-            .with_acks(acks)
-            .with_timeout_ms(10_000)
-            .with_topic_data(vec![
-                TopicProduceData::default()
-                    .with_name(topic_name(topic))
-                    .with_partition_data(vec![
-                        PartitionProduceData::default()
-                            .with_index(partition)
-                            .with_records(Some(batches)),
-                    ]),
-            ]);
+        let request = produce_request(topic, partition, acks, batches);
         let mut response = self.send(9, request).await;
         response.responses.remove(0).partition_responses.remove(0)
     }
@@ -288,19 +277,8 @@ impl Conn {
         partition: i32,
         batches: Bytes,
     ) -> produce_response::PartitionProduceResponse {
-        let request = ProduceRequest::default()
-            .with_transactional_id(Some(TransactionalId(transactional_id.to_string().into())))
-            .with_acks(-1)
-            .with_timeout_ms(10_000)
-            .with_topic_data(vec![
-                TopicProduceData::default()
-                    .with_name(topic_name(topic))
-                    .with_partition_data(vec![
-                        PartitionProduceData::default()
-                            .with_index(partition)
-                            .with_records(Some(batches)),
-                    ]),
-            ]);
+        let request = produce_request(topic, partition, -1, batches)
+            .with_transactional_id(Some(TransactionalId(transactional_id.to_string().into())));
         let mut response = self.send(9, request).await;
         response.responses.remove(0).partition_responses.remove(0)
     }
@@ -448,6 +426,22 @@ impl Conn {
         let mut response = self.send(8, request).await;
         response.topics.remove(0).partitions.remove(0)
     }
+}
+
+/// A Produce request with one partition's batches.
+fn produce_request(topic: &str, partition: i32, acks: i16, batches: Bytes) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(topic_name(topic))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(batches)),
+                ]),
+        ])
 }
 
 pub fn topic_name(name: &str) -> TopicName {
