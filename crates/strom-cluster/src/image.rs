@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::ids::{BrokerEpoch, BrokerId, LeaderEpoch, MetadataOffset, PartitionEpoch};
 use crate::records::{BrokerEndpoint, ConfigResource, LeaderRecoveryState, MetadataRecord};
+use crate::scram::{ScramCredential, ScramMechanism};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerRegistration {
@@ -185,6 +186,8 @@ pub struct MetadataImage {
     topic_names: HashMap<Uuid, String>,
     pub configs: BTreeMap<ConfigResource, BTreeMap<String, String>>,
     pub next_producer_id: i64,
+    /// SCRAM credentials by user name and mechanism.
+    pub scram_credentials: BTreeMap<(String, ScramMechanism), ScramCredential>,
     /// The metadata log position of the last entry applied, `None` for an empty log.
     pub offset: Option<MetadataOffset>,
     /// How many records have been replayed into this image.
@@ -212,6 +215,15 @@ impl MetadataImage {
 
     pub fn topic_configs(&self, name: &str) -> Option<&BTreeMap<String, String>> {
         self.configs_of(&ConfigResource::Topic(name.to_string()))
+    }
+
+    /// The SCRAM credential a SASL exchange checks a user against.
+    pub fn scram_credential(
+        &self,
+        name: &str,
+        mechanism: ScramMechanism,
+    ) -> Option<&ScramCredential> {
+        self.scram_credentials.get(&(name.to_string(), mechanism))
     }
 
     /// Brokers that are unfenced: the ones Metadata lists and the ones that may lead.
@@ -400,6 +412,17 @@ impl MetadataImage {
             MetadataRecord::ProducerIds {
                 next_producer_id, ..
             } => self.next_producer_id = self.next_producer_id.max(*next_producer_id),
+            MetadataRecord::UserScramCredential {
+                name,
+                mechanism,
+                credential,
+            } => {
+                self.scram_credentials
+                    .insert((name.clone(), *mechanism), credential.clone());
+            }
+            MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+                self.scram_credentials.remove(&(name.clone(), *mechanism));
+            }
         }
     }
 
@@ -451,6 +474,13 @@ impl MetadataImage {
             out.push(MetadataRecord::ProducerIds {
                 broker_id: BrokerId::NONE,
                 next_producer_id: self.next_producer_id,
+            });
+        }
+        for ((name, mechanism), credential) in &self.scram_credentials {
+            out.push(MetadataRecord::UserScramCredential {
+                name: name.clone(),
+                mechanism: *mechanism,
+                credential: credential.clone(),
             });
         }
         out
@@ -525,6 +555,16 @@ mod tests {
                 broker_id: BrokerId(1),
                 next_producer_id: 1000,
             },
+            MetadataRecord::UserScramCredential {
+                name: "alice".into(),
+                mechanism: ScramMechanism::Sha512,
+                credential: ScramCredential::from_password(
+                    ScramMechanism::Sha512,
+                    "secret",
+                    b"salt".to_vec(),
+                    4096,
+                ),
+            },
         ]
     }
 
@@ -546,6 +586,38 @@ mod tests {
         assert_eq!(rebuilt, image);
         assert!(!rebuilt.brokers[&BrokerId(1)].fenced);
         assert!(rebuilt.brokers[&BrokerId(2)].in_controlled_shutdown);
+        assert!(
+            rebuilt
+                .scram_credential("alice", ScramMechanism::Sha512)
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_removed_scram_credential_is_gone_and_other_mechanisms_stay() {
+        let mut image = MetadataImage::default();
+        let credential =
+            ScramCredential::from_password(ScramMechanism::Sha256, "pw", b"s".to_vec(), 4096);
+        for mechanism in ScramMechanism::ALL {
+            image.replay(&MetadataRecord::UserScramCredential {
+                name: "bob".into(),
+                mechanism,
+                credential: credential.clone(),
+            });
+        }
+        image.replay(&MetadataRecord::RemoveUserScramCredential {
+            name: "bob".into(),
+            mechanism: ScramMechanism::Sha256,
+        });
+        assert!(
+            image
+                .scram_credential("bob", ScramMechanism::Sha256)
+                .is_none()
+        );
+        assert_eq!(
+            image.scram_credential("bob", ScramMechanism::Sha512),
+            Some(&credential)
+        );
     }
 
     #[test]

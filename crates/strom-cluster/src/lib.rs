@@ -14,11 +14,13 @@ pub mod ids;
 pub mod image;
 pub mod legacy;
 pub mod records;
+pub mod scram;
 
 pub use controller::ApiError;
 pub use ids::{BrokerEpoch, BrokerId, LeaderEpoch, MetadataOffset, PartitionEpoch};
 pub use image::{BrokerRegistration, MetadataImage, PartitionImage, TopicImage};
 pub use records::{BrokerEndpoint, ConfigResource, LeaderRecoveryState, MetadataRecord};
+pub use scram::{ScramCredential, ScramMechanism};
 
 /// The internal topic that stores consumer group offsets and metadata.
 pub const CONSUMER_OFFSETS_TOPIC: &str = "__consumer_offsets";

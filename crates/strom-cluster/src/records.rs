@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::ids::{BrokerEpoch, BrokerId, LeaderEpoch, PartitionEpoch};
+use crate::scram::{ScramCredential, ScramMechanism};
 
 /// A resource that carries configs.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -121,5 +122,18 @@ pub enum MetadataRecord {
     ProducerIds {
         broker_id: BrokerId,
         next_producer_id: i64,
+    },
+    /// A SCRAM user's credential for one mechanism (Kafka's UserScramCredentialRecord); it
+    /// replaces an earlier one of the same user and mechanism.
+    UserScramCredential {
+        name: String,
+        mechanism: ScramMechanism,
+        credential: ScramCredential,
+    },
+    /// Deletes a SCRAM user's credential for one mechanism (Kafka's
+    /// RemoveUserScramCredentialRecord).
+    RemoveUserScramCredential {
+        name: String,
+        mechanism: ScramMechanism,
     },
 }
