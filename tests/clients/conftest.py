@@ -31,6 +31,8 @@ class Broker:
         self.host = "127.0.0.1"
         self.port = 0
         self.http_port = None
+        # Every client listener's bound port, by listener name (from the "listening" lines).
+        self.listeners = {}
         self.proc = None
         self.log_path = data_dir.parent / f"{data_dir.name}-broker.log"
         self.log_lines = []
@@ -63,6 +65,9 @@ class Broker:
                 log.write(line)
                 log.flush()
                 self.log_lines.append(line)
+                if '"listening"' in line:
+                    fields = json.loads(line).get("fields", {})
+                    self.listeners[fields["listener"]] = int(fields["address"].rsplit(":", 1)[1])
                 if not self._started.is_set() and '"broker started"' in line:
                     fields = json.loads(line).get("fields", {})
                     self.port = int(fields["listen"].rsplit(":", 1)[1])

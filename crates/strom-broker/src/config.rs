@@ -49,6 +49,59 @@ pub struct Listener {
     pub endpoint: Endpoint,
 }
 
+/// How a listener's connections are secured (`listener.security.protocol.map`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityProtocol {
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "PLAINTEXT" => SecurityProtocol::Plaintext,
+            "SSL" => SecurityProtocol::Ssl,
+            "SASL_PLAINTEXT" => SecurityProtocol::SaslPlaintext,
+            "SASL_SSL" => SecurityProtocol::SaslSsl,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    pub fn uses_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+
+    pub fn uses_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+}
+
+/// A listener that serves clients (and other brokers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientListener {
+    pub name: String,
+    /// Where it binds.
+    pub endpoint: Endpoint,
+    /// What Metadata tells clients that connected to it (`advertised.listeners`); `None`
+    /// advertises the bound address.
+    pub advertised: Option<Endpoint>,
+    pub protocol: SecurityProtocol,
+}
+
 /// Parses a listener list such as `PLAINTEXT://0.0.0.0:9092,CONTROLLER://0.0.0.0:9093`; an
 /// entry without `NAME://` is a PLAINTEXT listener.
 pub fn parse_listeners(text: &str) -> Result<Vec<Listener>, String> {
@@ -86,10 +139,14 @@ pub struct BrokerSettings {
     pub roles: Roles,
     /// `broker.rack`
     pub rack: Option<String>,
-    /// The client listener (the first listener that is not a controller listener).
+    /// The first client listener (the first listener that is not a controller listener).
     pub listen: Option<Listener>,
-    /// What Metadata tells clients; defaults to the bound listen address.
+    /// What Metadata tells clients of the first listener; defaults to the bound address.
     pub advertise: Option<Endpoint>,
+    /// Every client listener, the first one first; empty on a controller-only node.
+    pub client_listeners: Vec<ClientListener>,
+    /// The listener other brokers connect to (`inter.broker.listener.name`).
+    pub inter_broker_listener: Option<String>,
     /// The controller listener, on a node with the controller role.
     pub controller_listen: Option<Endpoint>,
     /// `controller.quorum.voters`, id -> `host:port`; empty for a single-node quorum.
@@ -147,6 +204,9 @@ pub struct BrokerConfig {
     /// Static broker properties, validated and normalised, as set (defaults are not stored).
     properties: BTreeMap<String, String>,
     pub settings: BrokerSettings,
+    /// Records written with the cluster's first metadata, when this node creates the cluster
+    /// (SCRAM users from `--add-scram`); ignored once the cluster exists.
+    pub bootstrap_records: Vec<strom_cluster::MetadataRecord>,
 }
 
 impl std::ops::Deref for BrokerConfig {
@@ -173,7 +233,19 @@ impl BrokerConfig {
         Ok(Self {
             properties: validated,
             settings,
+            bootstrap_records: Vec::new(),
         })
+    }
+
+    /// A property as one listener sees it: `listener.name.<listener>.<name>` (lower-case
+    /// listener name, as Kafka writes it), then `<name>`, then its default.
+    pub fn listener_property(&self, listener: &str, name: &str) -> Option<String> {
+        let prefixed = format!("listener.name.{}.{name}", listener.to_ascii_lowercase());
+        self.properties
+            .get(&prefixed)
+            .or_else(|| self.properties.get(name))
+            .cloned()
+            .or_else(|| defs::broker_config_def(name)?.default.map(str::to_string))
     }
 
     /// The static properties as set (for DescribeConfigs' STATIC_BROKER_CONFIG source).
@@ -235,21 +307,33 @@ impl Resolver<'_> {
             .map_or(Ok(1), |v| v.parse::<i32>())
             .map_err(|e| invalid("node.id", format!("node.id: {e}")))?;
         let roles = self.roles()?;
-        let (listen, controller_listen) = self.listeners(roles)?;
-        let advertise = match self.set.get("advertised.listeners") {
-            Some(list) => {
-                let parsed = parse_listeners(list).map_err(|m| {
-                    invalid("advertised.listeners", format!("advertised.listeners: {m}"))
-                })?;
-                let wanted = listen.as_ref().map(|l| l.name.clone());
-                parsed
-                    .into_iter()
-                    .find(|l| Some(&l.name) == wanted.as_ref())
-                    .map(|l| l.endpoint)
-            }
-            None => None,
-        };
+        let (client_listeners, controller_listen) = self.listeners(roles)?;
+        let listen = client_listeners.first().map(|l| Listener {
+            name: l.name.clone(),
+            endpoint: l.endpoint.clone(),
+        });
+        let advertise = client_listeners.first().and_then(|l| l.advertised.clone());
+        let inter_broker_listener = self.inter_broker_listener(&client_listeners)?;
         let voters = self.voters()?;
+        // Brokers connect to each other (replication, transaction markers) with Strom's own
+        // client, which does not speak TLS or SASL yet: refuse a cluster that would need it
+        // rather than let replication fail at run time. A single node never connects to a
+        // peer, so it may use any listener.
+        if voters.len() > 1
+            && let Some(name) = &inter_broker_listener
+            && let Some(l) = client_listeners.iter().find(|l| &l.name == name)
+            && l.protocol != SecurityProtocol::Plaintext
+        {
+            return Err(invalid(
+                "inter.broker.listener.name",
+                format!(
+                    "inter.broker.listener.name: {name} uses {}; brokers of a multi-node cluster \
+                     connect to each other over PLAINTEXT for now: add a PLAINTEXT listener for \
+                     them (reachable only inside the cluster) and name it here",
+                    l.protocol.name()
+                ),
+            ));
+        }
         let data_dir = self
             .set
             .get("log.dirs")
@@ -271,6 +355,8 @@ impl Resolver<'_> {
             rack: self.get("broker.rack").filter(|r| !r.is_empty()),
             listen,
             advertise,
+            client_listeners,
+            inter_broker_listener,
             controller_listen,
             voters,
             data_dir: PathBuf::from(data_dir),
@@ -358,12 +444,13 @@ impl Resolver<'_> {
         Ok(roles)
     }
 
-    /// The client listener and the controller listener, from `listeners` and
-    /// `controller.listener.names`. Only PLAINTEXT is spoken for now.
+    /// The client listeners and the controller listener, from `listeners`,
+    /// `controller.listener.names`, `listener.security.protocol.map` and
+    /// `advertised.listeners`.
     fn listeners(
         &self,
         roles: Roles,
-    ) -> Result<(Option<Listener>, Option<Endpoint>), InvalidConfig> {
+    ) -> Result<(Vec<ClientListener>, Option<Endpoint>), InvalidConfig> {
         let text = self.get("listeners").unwrap_or_default();
         let listeners =
             parse_listeners(&text).map_err(|m| invalid("listeners", format!("listeners: {m}")))?;
@@ -377,25 +464,94 @@ impl Resolver<'_> {
         let (controller, client): (Vec<Listener>, Vec<Listener>) = listeners
             .into_iter()
             .partition(|l| controller_names.contains(&l.name));
-        for l in &client {
-            if l.name != "PLAINTEXT" {
-                return Err(invalid(
-                    "listeners",
+        let protocols = self.protocol_map()?;
+        let advertised = match self.set.get("advertised.listeners") {
+            Some(list) => parse_listeners(list).map_err(|m| {
+                invalid("advertised.listeners", format!("advertised.listeners: {m}"))
+            })?,
+            None => Vec::new(),
+        };
+        let mut out = Vec::new();
+        for l in client {
+            let protocol = *protocols.get(&l.name).ok_or_else(|| {
+                invalid(
+                    "listener.security.protocol.map",
                     format!(
-                        "listeners: {}: only PLAINTEXT listeners are supported",
+                        "listener.security.protocol.map: listener {} has no security protocol",
                         l.name
                     ),
-                ));
-            }
+                )
+            })?;
+            out.push(ClientListener {
+                advertised: advertised
+                    .iter()
+                    .find(|a| a.name == l.name)
+                    .map(|a| a.endpoint.clone()),
+                name: l.name,
+                endpoint: l.endpoint,
+                protocol,
+            });
         }
-        let listen = client.into_iter().next();
-        if roles.broker && listen.is_none() {
+        if roles.broker && out.is_empty() {
             return Err(invalid("listeners", "listeners: no listener given"));
         }
-        Ok((
-            listen.filter(|_| roles.broker),
-            controller.into_iter().next().map(|l| l.endpoint),
-        ))
+        if !roles.broker {
+            out.clear();
+        }
+        Ok((out, controller.into_iter().next().map(|l| l.endpoint)))
+    }
+
+    /// `listener.security.protocol.map`: listener name to protocol.
+    fn protocol_map(&self) -> Result<BTreeMap<String, SecurityProtocol>, InvalidConfig> {
+        let text = self
+            .get("listener.security.protocol.map")
+            .unwrap_or_default();
+        let mut map = BTreeMap::new();
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let bad = |why: String| {
+                invalid(
+                    "listener.security.protocol.map",
+                    format!("listener.security.protocol.map: {item}: {why}"),
+                )
+            };
+            let (name, protocol) = item
+                .split_once(':')
+                .ok_or_else(|| bad("expected NAME:PROTOCOL".into()))?;
+            let protocol = SecurityProtocol::parse(protocol.trim()).ok_or_else(|| {
+                bad("the protocol is one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL".into())
+            })?;
+            map.insert(name.trim().to_ascii_uppercase(), protocol);
+        }
+        Ok(map)
+    }
+
+    /// `inter.broker.listener.name`, or the first listener using
+    /// `security.inter.broker.protocol`, or the first listener.
+    fn inter_broker_listener(
+        &self,
+        listeners: &[ClientListener],
+    ) -> Result<Option<String>, InvalidConfig> {
+        if listeners.is_empty() {
+            return Ok(None);
+        }
+        if let Some(name) = self.get("inter.broker.listener.name") {
+            let name = name.trim().to_ascii_uppercase();
+            if !listeners.iter().any(|l| l.name == name) {
+                return Err(invalid(
+                    "inter.broker.listener.name",
+                    format!("inter.broker.listener.name: {name} is not one of listeners"),
+                ));
+            }
+            return Ok(Some(name));
+        }
+        let protocol = self
+            .get("security.inter.broker.protocol")
+            .and_then(|p| SecurityProtocol::parse(p.trim()));
+        Ok(listeners
+            .iter()
+            .find(|l| Some(l.protocol) == protocol)
+            .or(listeners.first())
+            .map(|l| l.name.clone()))
     }
 
     fn voters(&self) -> Result<BTreeMap<i32, String>, InvalidConfig> {
@@ -538,6 +694,99 @@ mod tests {
     }
 
     #[test]
+    fn security_protocols_come_from_the_map_and_listeners_override_properties() {
+        let config = BrokerConfig::from_properties(props(&[
+            (
+                "listeners",
+                "INTERNAL://127.0.0.1:9094,EXTERNAL://0.0.0.0:9093,SASL_SSL://0.0.0.0:9095",
+            ),
+            (
+                "listener.security.protocol.map",
+                "INTERNAL:PLAINTEXT,EXTERNAL:SSL,SASL_SSL:SASL_SSL",
+            ),
+            ("advertised.listeners", "EXTERNAL://kafka.example.com:9093"),
+            ("inter.broker.listener.name", "internal"),
+            ("ssl.client.auth", "requested"),
+            ("listener.name.external.ssl.client.auth", "required"),
+            (
+                "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config",
+                "x.ScramLoginModule required;",
+            ),
+        ]))
+        .unwrap();
+        let protocols: Vec<_> = config
+            .client_listeners
+            .iter()
+            .map(|l| (l.name.as_str(), l.protocol))
+            .collect();
+        assert_eq!(
+            protocols,
+            [
+                ("INTERNAL", SecurityProtocol::Plaintext),
+                ("EXTERNAL", SecurityProtocol::Ssl),
+                ("SASL_SSL", SecurityProtocol::SaslSsl)
+            ]
+        );
+        assert_eq!(
+            config.client_listeners[1].advertised.as_ref().unwrap().host,
+            "kafka.example.com"
+        );
+        assert_eq!(config.inter_broker_listener.as_deref(), Some("INTERNAL"));
+        assert_eq!(
+            config
+                .listener_property("EXTERNAL", "ssl.client.auth")
+                .as_deref(),
+            Some("required")
+        );
+        assert_eq!(
+            config
+                .listener_property("SASL_SSL", "ssl.client.auth")
+                .as_deref(),
+            Some("requested")
+        );
+        assert_eq!(
+            config
+                .listener_property("INTERNAL", "ssl.enabled.protocols")
+                .as_deref(),
+            Some("TLSv1.2,TLSv1.3")
+        );
+    }
+
+    #[test]
+    fn listener_mistakes_are_named() {
+        let err = |pairs: &[(&str, &str)]| BrokerConfig::from_properties(props(pairs)).unwrap_err();
+        assert_eq!(
+            err(&[("listeners", "CLIENT://127.0.0.1:9092")]).name,
+            "listener.security.protocol.map"
+        );
+        assert_eq!(
+            err(&[
+                ("listeners", "SSL://127.0.0.1:9092"),
+                ("inter.broker.listener.name", "OTHER")
+            ])
+            .name,
+            "inter.broker.listener.name"
+        );
+        assert_eq!(
+            err(&[("listener.name.x.log.retention.ms", "1")]).name,
+            "listener.name.x.log.retention.ms"
+        );
+        // A multi-node cluster cannot yet replicate over a secured listener.
+        let e = err(&[
+            (
+                "listeners",
+                "SASL_SSL://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+            ),
+            ("process.roles", "broker,controller"),
+            (
+                "controller.quorum.voters",
+                "1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293",
+            ),
+        ]);
+        assert_eq!(e.name, "inter.broker.listener.name", "{}", e.message);
+    }
+
+    #[test]
     fn cluster_listeners_roles_and_voters_are_read_like_kafka() {
         let config = BrokerConfig::from_properties(props(&[
             ("node.id", "2"),
@@ -596,8 +845,8 @@ mod tests {
         assert!(err.message.contains("log.retention.mss"), "{}", err.message);
         let err = BrokerConfig::from_properties(props(&[("num.partitions", "zero")])).unwrap_err();
         assert!(err.message.contains("num.partitions"), "{}", err.message);
-        let err = BrokerConfig::from_properties(props(&[("listeners", "SSL://x:1")])).unwrap_err();
-        assert!(err.message.contains("PLAINTEXT"), "{}", err.message);
+        let err = BrokerConfig::from_properties(props(&[("listeners", "TLS://x:1")])).unwrap_err();
+        assert!(err.message.contains("TLS"), "{}", err.message);
     }
 
     #[test]

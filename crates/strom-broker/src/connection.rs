@@ -11,6 +11,11 @@
 //! (acks=all, fetch long polls) run concurrently, bounded by `queued.max.requests`; while the
 //! pipeline is full the connection is not read, which pushes back on the client.
 //!
+//! Security comes first: on an SSL listener the TLS handshake (bounded in time) gives the
+//! stream and, with a client certificate, the principal; on a SASL listener the
+//! [`Session`] admits nothing but ApiVersions, SaslHandshake and SaslAuthenticate until the
+//! client has authenticated, with frames limited to `sasl.server.max.receive.size`.
+//!
 //! Bad input closes the connection, as Kafka does, after the responses already owed are
 //! written: a frame over `socket.request.max.bytes`, an unknown API key, an unsupported version
 //! of any API but ApiVersions, a header or body the codec cannot decode. ApiVersions with an
@@ -27,13 +32,19 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use kafka_protocol::messages::ApiKey;
 use strom_protocol::{FrameError, RequestHeaderPrefix, decode_frame, decode_request_header};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use strom_security::KafkaPrincipal;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::handlers::{self, Reply, RequestContext};
+use crate::security::{ListenerSecurity, Session};
 use crate::state::BrokerState;
+
+/// How long a client may take to finish the TLS handshake: a peer that connects and sends
+/// nothing must not hold a connection slot for ever.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Initial read buffer; it grows to hold the largest frame in flight.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
@@ -46,25 +57,94 @@ enum Closed {
     Shutdown,
     Io(std::io::Error),
     BadInput(String),
+    /// Authentication failed, or a request came before it: answered if owed, then closed.
+    Refused(String),
 }
 
 pub async fn serve(
     state: Arc<BrokerState>,
+    listener: Arc<ListenerSecurity>,
     stream: TcpStream,
     peer: SocketAddr,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
     state
         .metrics
         .connections_accepted
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let _open = crate::metrics::GaugeGuard::new(&state.metrics.connections_open);
-    let (mut reader, writer) = stream.into_split();
+    let gauges = Arc::clone(&state);
+    let _open = crate::metrics::GaugeGuard::new(&gauges.metrics.connections_open);
+    let Some(tls) = &listener.tls else {
+        let session = Arc::new(Session::new(
+            Arc::clone(&listener),
+            KafkaPrincipal::anonymous(),
+        ));
+        return serve_stream(state, session, stream, peer, shutdown).await;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
+    let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::info!(%peer, listener = %listener.name, "TLS handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%peer, listener = %listener.name, "TLS handshake timed out");
+            return;
+        }
+    };
+    let principal = match certificate_principal(&listener, &stream) {
+        Ok(principal) => principal,
+        Err(why) => {
+            tracing::info!(%peer, listener = %listener.name, "refusing a client certificate: {why}");
+            return;
+        }
+    };
+    let session = Arc::new(Session::new(Arc::clone(&listener), principal));
+    serve_stream(state, session, stream, peer, shutdown).await;
+}
+
+/// The principal of a TLS connection: mapped from the client certificate's subject on an SSL
+/// listener, anonymous without a certificate. On SASL_SSL, SASL decides instead.
+fn certificate_principal(
+    listener: &ListenerSecurity,
+    stream: &tokio_rustls::server::TlsStream<TcpStream>,
+) -> Result<KafkaPrincipal, String> {
+    if listener.protocol.uses_sasl() {
+        return Ok(KafkaPrincipal::anonymous());
+    }
+    let Some(certificate) = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+    else {
+        return Ok(KafkaPrincipal::anonymous());
+    };
+    let name =
+        strom_security::tls::distinguished_name(certificate).ok_or("its subject cannot be read")?;
+    let user = listener
+        .mapper
+        .map(&name)
+        .ok_or_else(|| format!("no ssl.principal.mapping.rules rule matches {name}"))?;
+    Ok(KafkaPrincipal::user(user))
+}
+
+async fn serve_stream<S>(
+    state: Arc<BrokerState>,
+    session: Arc<Session>,
+    stream: S,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut reader, writer) = tokio::io::split(stream);
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     let mut buffer = BytesMut::with_capacity(READ_BUFFER_BYTES);
     let mut pending: FuturesOrdered<BoxFuture<'static, Option<Bytes>>> = FuturesOrdered::new();
-    let max_frame_bytes = state.config.socket_request_max_bytes;
+    let request_max_bytes = state.config.socket_request_max_bytes;
     let max_in_flight = state.config.queued_max_requests;
     let idle = Duration::from_millis(state.config.connections_max_idle_ms);
     let mut closing: Option<Closed> = None;
@@ -95,8 +175,8 @@ pub async fn serve(
                     Err(_) => {}
                     Ok(Ok(0)) => closing = Some(Closed::ByClient),
                     Ok(Ok(_)) => {
-                        if let Err(bad) = handle_frames(&state, &mut buffer, &mut pending, max_frame_bytes, peer).await {
-                            closing = Some(Closed::BadInput(bad));
+                        if let Err(bad) = handle_frames(&state, &session, &mut buffer, &mut pending, request_max_bytes, peer).await {
+                            closing = Some(bad);
                         }
                         if pending.is_empty() && let Err(e) = writer.flush().await {
                             break Closed::Io(e);
@@ -111,6 +191,7 @@ pub async fn serve(
     let _ = writer.flush().await;
     match reason {
         Closed::BadInput(why) => tracing::warn!(%peer, "closing connection: {why}"),
+        Closed::Refused(why) => tracing::info!(%peer, "closing connection: {why}"),
         Closed::Io(e) => tracing::debug!(%peer, error = %e, "connection failed"),
         other => tracing::debug!(%peer, reason = ?other, "connection closed"),
     }
@@ -119,20 +200,24 @@ pub async fn serve(
 /// Runs every complete frame in the buffer; returns why the connection must close, if it must.
 async fn handle_frames(
     state: &Arc<BrokerState>,
+    session: &Arc<Session>,
     buffer: &mut BytesMut,
     pending: &mut FuturesOrdered<BoxFuture<'static, Option<Bytes>>>,
-    max_frame_bytes: usize,
+    request_max_bytes: usize,
     peer: SocketAddr,
-) -> Result<(), String> {
+) -> Result<(), Closed> {
     loop {
+        let max_frame_bytes = session.max_frame_bytes(request_max_bytes);
         let frame = match decode_frame(buffer, max_frame_bytes) {
             Ok(Some(frame)) => frame,
             Ok(None) => return Ok(()),
-            Err(e @ FrameError::TooLarge { .. }) => return Err(format!("{e}")),
-            Err(e @ FrameError::NegativeSize(_)) => return Err(format!("{e}")),
+            Err(e @ FrameError::TooLarge { .. }) => return Err(Closed::BadInput(format!("{e}"))),
+            Err(e @ FrameError::NegativeSize(_)) => {
+                return Err(Closed::BadInput(format!("{e}")));
+            }
         };
         let arrived = Instant::now();
-        let (api_key, reply) = handle_request(state, frame, peer).await?;
+        let (api_key, reply) = handle_request(state, session, frame, peer).await?;
         // The latency of a request runs from its arrival to its response being ready.
         let timed = Arc::clone(state);
         let record = move || timed.metrics.record_request(api_key, arrived.elapsed());
@@ -151,21 +236,51 @@ async fn handle_frames(
                 pending.push_back(Box::pin(async { None }));
             }
         }
+        if session.must_close() {
+            return Err(Closed::Refused(format!(
+                "{api_key:?} ended the connection's authentication"
+            )));
+        }
     }
+}
+
+/// A bare SASL token after a SaslHandshake v0: the answer is a bare size-prefixed token, and
+/// a failure closes the connection without one, as Kafka does.
+fn raw_token(state: &Arc<BrokerState>, session: &Session, token: &[u8]) -> Reply<Bytes> {
+    use crate::security::session::Authenticate;
+    let bytes = match session.authenticate(token, state.image(), Instant::now()) {
+        Authenticate::Challenge(bytes) | Authenticate::Complete { bytes, .. } => bytes,
+        Authenticate::Failed(message) => {
+            tracing::info!(listener = %session.listener.name, "SASL authentication failed: {message}");
+            return Reply::Nothing;
+        }
+        Authenticate::IllegalState => return Reply::Nothing,
+    };
+    let mut frame = BytesMut::with_capacity(4 + bytes.len());
+    frame.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&bytes);
+    Reply::Now(frame.freeze())
 }
 
 async fn handle_request(
     state: &Arc<BrokerState>,
+    session: &Arc<Session>,
     mut frame: Bytes,
     peer: SocketAddr,
-) -> Result<(ApiKey, Reply<Bytes>), String> {
-    let prefix = RequestHeaderPrefix::peek(&frame).map_err(|e| e.to_string())?;
+) -> Result<(ApiKey, Reply<Bytes>), Closed> {
+    if session.expects_raw_token() {
+        return Ok((ApiKey::SaslAuthenticate, raw_token(state, session, &frame)));
+    }
+    let prefix = RequestHeaderPrefix::peek(&frame).map_err(|e| Closed::BadInput(e.to_string()))?;
     let api_key = ApiKey::try_from(prefix.api_key).map_err(|_| {
-        format!(
+        Closed::BadInput(format!(
             "unknown API key {} (correlation id {})",
             prefix.api_key, prefix.correlation_id
-        )
+        ))
     })?;
+    session
+        .admit(api_key, Instant::now())
+        .map_err(|refused| Closed::Refused(refused.0))?;
     let supported = handlers::supported_versions(api_key);
     let version_ok =
         supported.is_some_and(|v| prefix.api_version >= v.min && prefix.api_version <= v.max);
@@ -175,25 +290,26 @@ async fn handle_request(
                 handlers::api_versions::unsupported_version_response(prefix.correlation_id);
             return Ok((api_key, Reply::Now(answer)));
         }
-        return Err(match supported {
+        return Err(Closed::BadInput(match supported {
             Some(v) => format!(
                 "{api_key:?} v{} is not supported (supported: {v})",
                 prefix.api_version
             ),
             None => format!("{api_key:?} is not supported"),
-        });
+        }));
     }
     let header = decode_request_header(&mut frame, api_key, prefix.api_version)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Closed::BadInput(e.to_string()))?;
     let ctx = RequestContext {
         api_key,
         api_version: prefix.api_version,
         correlation_id: prefix.correlation_id,
         client_id: header.client_id.map(|c| c.to_string()),
         peer,
+        session: Arc::clone(session),
     };
     let reply = handlers::dispatch(state, ctx, frame)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Closed::BadInput(e.to_string()))?;
     Ok((api_key, reply))
 }

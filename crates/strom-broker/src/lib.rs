@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod partition;
 pub mod replica_manager;
 pub mod replication;
+pub mod security;
 pub mod server;
 pub mod state;
 pub mod topics;

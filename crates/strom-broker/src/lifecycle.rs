@@ -130,11 +130,15 @@ async fn register(
     let request = BrokerRegistrationRequest {
         broker_id: state.node_id,
         incarnation_id,
-        endpoints: vec![BrokerEndpoint {
-            name: "PLAINTEXT".into(),
-            host: state.advertised.host.clone(),
-            port: state.advertised.port,
-        }],
+        endpoints: state
+            .advertised_listeners
+            .iter()
+            .map(|(name, endpoint)| BrokerEndpoint {
+                name: name.clone(),
+                host: endpoint.host.clone(),
+                port: endpoint.port,
+            })
+            .collect(),
         rack: state.config.rack.clone(),
         previous_incarnation_id,
     };

@@ -29,7 +29,8 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, ClientListener, Endpoint};
+use crate::security::ListenerSecurity;
 use crate::state::BrokerState;
 
 /// How long shutdown waits for connections to finish the responses they owe.
@@ -63,6 +64,8 @@ pub enum StartError {
     Groups(#[from] strom_group::Error),
     #[error("startup task failed: {0}")]
     Task(String),
+    #[error("{0}")]
+    Security(String),
 }
 
 /// Listeners a caller bound itself (tests bind port 0 before they know the quorum).
@@ -77,7 +80,9 @@ struct Serving {
     state: Arc<BrokerState>,
     local_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
-    accept_loop: JoinHandle<()>,
+    /// Each client listener's name and the address it bound.
+    bound: Vec<(String, SocketAddr)>,
+    accept_loops: Vec<JoinHandle<()>>,
     connections: TaskTracker,
     heartbeats: JoinHandle<()>,
     replica_manager: JoinHandle<()>,
@@ -145,17 +150,10 @@ impl Broker {
                 data_dir.display()
             )));
         }
-        let broker_listener = match (config.roles.broker, listeners.broker) {
-            (false, _) => None,
-            (true, Some(l)) => Some(l),
-            (true, None) => {
-                let listen = config
-                    .listen
-                    .as_ref()
-                    .map(|l| l.endpoint.to_string())
-                    .unwrap_or_default();
-                Some(bind(&listen).await?)
-            }
+        let broker_listeners = if config.roles.broker {
+            Some(bind_client_listeners(&config, listeners.broker).await?)
+        } else {
+            None
         };
 
         let quorum = Arc::new(
@@ -164,20 +162,26 @@ impl Broker {
                     &config,
                     raft_dir,
                     voters,
-                    legacy.clone().unwrap_or_default(),
+                    legacy
+                        .clone()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .chain(config.bootstrap_records.iter().cloned())
+                        .collect(),
                 ),
                 controller_listener,
             )
             .await?,
         );
         let cluster_id = wait_for_cluster_id(&quorum).await;
+        warn_unused_bootstrap(&config, &quorum.image());
         check_cluster_id(&data_dir, config.node_id, stored_cluster_id, &cluster_id)?;
         if legacy.is_some() {
             finish_migration(&metadata_dir).await?;
         }
-        let serving = match broker_listener {
-            Some(listener) => {
-                Some(Self::start_broker(config, cluster_id, listener, Arc::clone(&quorum)).await?)
+        let serving = match broker_listeners {
+            Some(listeners) => {
+                Some(Self::start_broker(config, cluster_id, listeners, Arc::clone(&quorum)).await?)
             }
             None => {
                 tracing::info!(node_id = %node_id, cluster_id = %cluster_id, "controller started");
@@ -194,14 +198,21 @@ impl Broker {
     async fn start_broker(
         config: BrokerConfig,
         cluster_id: String,
-        listener: TcpListener,
+        listeners: Vec<BoundListener>,
         quorum: Arc<QuorumNode>,
     ) -> Result<Serving, StartError> {
-        let local_addr = listener.local_addr().map_err(|source| StartError::Listen {
-            address: "broker listener".into(),
-            source,
-        })?;
+        let local_addr = listeners[0].local_addr;
         let advertised = config.advertised_endpoint(local_addr);
+        let advertised_listeners = listeners
+            .iter()
+            .map(|l| {
+                let endpoint = l.config.advertised.clone().unwrap_or_else(|| Endpoint {
+                    host: l.config.endpoint.host.clone(),
+                    port: l.local_addr.port(),
+                });
+                (l.config.name.clone(), endpoint)
+            })
+            .collect();
         let manager_config = config.manager.clone();
         let dir = config.data_dir.clone();
         let logs = Arc::new(blocking(move || LogManager::open(&dir, manager_config)).await??);
@@ -210,6 +221,7 @@ impl Broker {
             config,
             cluster_id,
             advertised,
+            advertised_listeners,
             Arc::clone(&logs),
             Arc::clone(&quorum),
             replicas_applied,
@@ -253,12 +265,30 @@ impl Broker {
         let heartbeats = crate::lifecycle::start(&state, shutdown_rx.clone()).await;
         let connections = TaskTracker::new();
         state.set_serving(true);
-        let accept_loop = tokio::spawn(accept(
-            Arc::clone(&state),
-            listener,
-            shutdown_rx,
-            connections.clone(),
+        let limit = Arc::new(Semaphore::new(
+            state.config.max_connections.min(Semaphore::MAX_PERMITS),
         ));
+        let bound = listeners
+            .iter()
+            .map(|l| (l.config.name.clone(), l.local_addr))
+            .collect();
+        let mut accept_loops = Vec::new();
+        for l in listeners {
+            if l.security.tls.is_some() {
+                accept_loops.push(tokio::spawn(reload_tls(
+                    Arc::clone(&l.security),
+                    shutdown_rx.clone(),
+                )));
+            }
+            tracing::info!(listener = %l.config.name, protocol = l.config.protocol.name(), address = %l.local_addr, "listening");
+            accept_loops.push(tokio::spawn(accept(
+                Arc::clone(&state),
+                l,
+                Arc::clone(&limit),
+                shutdown_rx.clone(),
+                connections.clone(),
+            )));
+        }
         tracing::info!(
             listen = %local_addr,
             advertised = %state.advertised,
@@ -271,8 +301,9 @@ impl Broker {
         Ok(Serving {
             state,
             local_addr,
+            bound,
             shutdown,
-            accept_loop,
+            accept_loops,
             connections,
             heartbeats,
             replica_manager,
@@ -286,6 +317,16 @@ impl Broker {
         self.serving
             .as_ref()
             .map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |s| s.local_addr)
+    }
+
+    /// The address a client listener bound, by its name (`SASL_SSL`).
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.serving
+            .as_ref()?
+            .bound
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, addr)| *addr)
     }
 
     /// The broker's shared state; `None` on a controller-only node.
@@ -306,7 +347,9 @@ impl Broker {
             crate::lifecycle::controlled_shutdown(&serving.state).await;
             serving.state.set_serving(false);
             let _ = serving.shutdown.send(true);
-            let _ = serving.accept_loop.await;
+            for accept_loop in serving.accept_loops {
+                let _ = accept_loop.await;
+            }
             serving.connections.close();
             if tokio::time::timeout(CONNECTION_DRAIN_TIMEOUT, serving.connections.wait())
                 .await
@@ -444,6 +487,20 @@ async fn bind(address: &str) -> Result<TcpListener, StartError> {
 }
 
 /// Waits until the metadata log names the cluster, saying what it waits for meanwhile.
+/// `--add-scram` only takes effect when it creates the cluster, as Kafka's format does: say
+/// so when a user it names does not exist.
+fn warn_unused_bootstrap(config: &BrokerConfig, image: &strom_cluster::MetadataImage) {
+    for record in &config.bootstrap_records {
+        if let MetadataRecord::UserScramCredential {
+            name, mechanism, ..
+        } = record
+            && image.scram_credential(name, *mechanism).is_none()
+        {
+            tracing::warn!(user = %name, %mechanism, "--add-scram is ignored: the cluster already existed; create users with `strom user create`");
+        }
+    }
+}
+
 async fn wait_for_cluster_id(quorum: &QuorumNode) -> String {
     loop {
         if let Ok(image) = quorum
@@ -475,15 +532,86 @@ async fn finish_migration(metadata_dir: &Path) -> Result<(), StartError> {
     Ok(())
 }
 
+/// A client listener, bound, with what secures its connections.
+struct BoundListener {
+    config: ClientListener,
+    security: Arc<ListenerSecurity>,
+    socket: TcpListener,
+    local_addr: SocketAddr,
+}
+
+/// Binds every client listener, the first on `first` when the caller bound it already. The
+/// security settings are built first, so a bad key store stops the start with its reason.
+async fn bind_client_listeners(
+    config: &BrokerConfig,
+    first: Option<TcpListener>,
+) -> Result<Vec<BoundListener>, StartError> {
+    let mut first = first;
+    let mut out = Vec::new();
+    for listener in &config.client_listeners {
+        let security =
+            Arc::new(ListenerSecurity::build(config, listener).map_err(StartError::Security)?);
+        let socket = match first.take() {
+            Some(socket) => socket,
+            None => bind(&listener.endpoint.to_string()).await?,
+        };
+        let local_addr = socket.local_addr().map_err(|source| StartError::Listen {
+            address: listener.name.clone(),
+            source,
+        })?;
+        out.push(BoundListener {
+            config: listener.clone(),
+            security,
+            socket,
+            local_addr,
+        });
+    }
+    if out.is_empty() {
+        return Err(StartError::Security("listeners: no client listener".into()));
+    }
+    Ok(out)
+}
+
+/// How often TLS listeners look for changed key and trust store files.
+const TLS_RELOAD_CHECK: Duration = Duration::from_secs(5);
+
+/// Swaps a listener's TLS config when its files change: certificates are renewed without a
+/// restart. New connections get the new config; open ones keep theirs.
+async fn reload_tls(listener: Arc<ListenerSecurity>, mut shutdown: watch::Receiver<bool>) {
+    let Some(tls) = &listener.tls else {
+        return;
+    };
+    let mut tick = tokio::time::interval(TLS_RELOAD_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        match tls.reload_if_changed() {
+            Ok(true) => {
+                tracing::info!(listener = %listener.name, "reloaded the TLS key and trust stores")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(listener = %listener.name, "cannot reload TLS, keeping the previous certificates: {e}")
+            }
+        }
+    }
+}
+
 async fn accept(
     state: Arc<BrokerState>,
-    listener: TcpListener,
+    bound: BoundListener,
+    limit: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
     connections: TaskTracker,
 ) {
-    let limit = Arc::new(Semaphore::new(
-        state.config.max_connections.min(Semaphore::MAX_PERMITS),
-    ));
+    let BoundListener {
+        security,
+        socket: listener,
+        ..
+    } = bound;
     loop {
         // Waiting for a permit before accepting leaves excess clients in the kernel's backlog
         // instead of holding sockets we will not serve.
@@ -506,8 +634,9 @@ async fn accept(
         };
         let state = Arc::clone(&state);
         let shutdown = shutdown.clone();
+        let security = Arc::clone(&security);
         connections.spawn(async move {
-            crate::connection::serve(state, stream, peer, shutdown).await;
+            crate::connection::serve(state, security, stream, peer, shutdown).await;
             drop(permit);
         });
     }

@@ -47,6 +47,8 @@ pub struct BrokerState {
     pub node_id: BrokerId,
     pub cluster_id: String,
     pub advertised: Endpoint,
+    /// Every client listener's name and advertised endpoint, as the broker registers them.
+    pub advertised_listeners: Vec<(String, Endpoint)>,
     pub logs: Arc<LogManager>,
     pub metrics: BrokerMetrics,
     pub quorum: Arc<QuorumNode>,
@@ -86,6 +88,7 @@ impl BrokerState {
         config: BrokerConfig,
         cluster_id: String,
         advertised: Endpoint,
+        advertised_listeners: Vec<(String, Endpoint)>,
         logs: Arc<LogManager>,
         quorum: Arc<QuorumNode>,
         replicas_applied: watch::Receiver<u64>,
@@ -95,6 +98,7 @@ impl BrokerState {
             config,
             cluster_id,
             advertised,
+            advertised_listeners,
             logs,
             metrics: BrokerMetrics::default(),
             quorum,
@@ -155,6 +159,20 @@ impl BrokerState {
     }
 
     /// The current metadata image.
+    /// Where this broker connects to another: its `inter.broker.listener.name` endpoint.
+    pub fn inter_broker_address(
+        &self,
+        broker: &strom_cluster::BrokerRegistration,
+    ) -> Option<String> {
+        let listener = self
+            .config
+            .inter_broker_listener
+            .as_deref()
+            .unwrap_or("PLAINTEXT");
+        let (host, port) = broker.address_for(listener)?;
+        Some(format!("{host}:{port}"))
+    }
+
     pub fn image(&self) -> Arc<MetadataImage> {
         self.quorum.image()
     }

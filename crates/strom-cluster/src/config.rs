@@ -1036,6 +1036,202 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         true,
         "Default unclean.leader.election.enable."
     ),
+    // Security: listeners and their protocols, TLS (rustls) and SASL. The ssl.* and sasl.*
+    // properties and connections.max.reauth.ms may also be set per listener as
+    // listener.name.<listener>.<property> (and the JAAS line per mechanism as
+    // listener.name.<listener>.<mechanism>.sasl.jaas.config), as in Kafka.
+    broker_config!(
+        "listener.security.protocol.map",
+        List,
+        Some("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"),
+        Check::None,
+        false,
+        "The security protocol of each listener name, as NAME:PROTOCOL pairs."
+    ),
+    broker_config!(
+        "inter.broker.listener.name",
+        String,
+        None,
+        Check::None,
+        false,
+        "The listener other brokers connect to (default: the one using security.inter.broker.protocol)."
+    ),
+    broker_config!(
+        "security.inter.broker.protocol",
+        String,
+        Some("PLAINTEXT"),
+        Check::OneOf(&["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]),
+        false,
+        "The security protocol brokers use to talk to each other, when inter.broker.listener.name is not set."
+    ),
+    broker_config!(
+        "sasl.enabled.mechanisms",
+        List,
+        Some("GSSAPI"),
+        Check::None,
+        false,
+        "The SASL mechanisms SASL listeners offer: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (GSSAPI and OAUTHBEARER are not served)."
+    ),
+    broker_config!(
+        "sasl.mechanism.inter.broker.protocol",
+        String,
+        Some("GSSAPI"),
+        Check::None,
+        false,
+        "The SASL mechanism brokers authenticate to each other with."
+    ),
+    broker_config!(
+        "sasl.jaas.config",
+        Password,
+        None,
+        Check::None,
+        false,
+        "A JAAS login module line: PLAIN users as user_NAME=\"password\", and username/password for connections to other brokers."
+    ),
+    broker_config!(
+        "sasl.server.max.receive.size",
+        Int,
+        Some("524288"),
+        Check::Range(1.0, i32::MAX as f64),
+        false,
+        "The largest request accepted before a SASL client has authenticated."
+    ),
+    broker_config!(
+        "connections.max.reauth.ms",
+        Long,
+        Some("0"),
+        Check::Range(0.0, i64::MAX as f64),
+        false,
+        "A SASL session lasts at most this long; the client must re-authenticate on the same connection (KIP-368). 0: forever."
+    ),
+    broker_config!(
+        "ssl.keystore.type",
+        String,
+        Some("PEM"),
+        Check::None,
+        false,
+        "The key store format: PEM (JKS and PKCS12 are Java formats; convert them to PEM)."
+    ),
+    broker_config!(
+        "ssl.keystore.location",
+        String,
+        None,
+        Check::None,
+        false,
+        "A PEM file holding the private key and its certificate chain."
+    ),
+    broker_config!(
+        "ssl.keystore.password",
+        Password,
+        None,
+        Check::None,
+        false,
+        "Not needed for PEM key stores (accepted for Kafka compatibility)."
+    ),
+    broker_config!(
+        "ssl.keystore.key",
+        Password,
+        None,
+        Check::None,
+        false,
+        "The private key, inline in PEM (with ssl.keystore.certificate.chain)."
+    ),
+    broker_config!(
+        "ssl.keystore.certificate.chain",
+        String,
+        None,
+        Check::None,
+        false,
+        "The certificate chain, inline in PEM (with ssl.keystore.key)."
+    ),
+    broker_config!(
+        "ssl.key.password",
+        Password,
+        None,
+        Check::None,
+        false,
+        "The password of an encrypted private key (encrypted keys are not supported yet)."
+    ),
+    broker_config!(
+        "ssl.truststore.type",
+        String,
+        Some("PEM"),
+        Check::None,
+        false,
+        "The trust store format: PEM."
+    ),
+    broker_config!(
+        "ssl.truststore.location",
+        String,
+        None,
+        Check::None,
+        false,
+        "A PEM file of the CA certificates client certificates are checked against."
+    ),
+    broker_config!(
+        "ssl.truststore.password",
+        Password,
+        None,
+        Check::None,
+        false,
+        "Not needed for PEM trust stores (accepted for Kafka compatibility)."
+    ),
+    broker_config!(
+        "ssl.truststore.certificates",
+        String,
+        None,
+        Check::None,
+        false,
+        "The trusted CA certificates, inline in PEM."
+    ),
+    broker_config!(
+        "ssl.client.auth",
+        String,
+        Some("none"),
+        Check::OneOf(&["none", "requested", "required"]),
+        false,
+        "Whether SSL listeners ask clients for a certificate; its subject becomes the principal."
+    ),
+    broker_config!(
+        "ssl.enabled.protocols",
+        List,
+        Some("TLSv1.2,TLSv1.3"),
+        Check::None,
+        false,
+        "The TLS versions SSL listeners accept."
+    ),
+    broker_config!(
+        "ssl.protocol",
+        String,
+        Some("TLSv1.3"),
+        Check::None,
+        false,
+        "Kept for Kafka compatibility: the versions come from ssl.enabled.protocols."
+    ),
+    broker_config!(
+        "ssl.cipher.suites",
+        List,
+        None,
+        Check::None,
+        false,
+        "The cipher suites SSL listeners accept, by IANA name (default: all that rustls offers)."
+    ),
+    broker_config!(
+        "ssl.principal.mapping.rules",
+        String,
+        Some("DEFAULT"),
+        Check::None,
+        false,
+        "Rules that turn a client certificate's distinguished name into a user name: RULE:pattern/replacement/[LU], DEFAULT."
+    ),
+    broker_config!(
+        "ssl.endpoint.identification.algorithm",
+        String,
+        Some("https"),
+        Check::None,
+        false,
+        "How a broker connecting to another checks its certificate: https checks the host name, empty does not."
+    ),
     ignored_config!(
         "controller.quorum.bootstrap.servers",
         List,
@@ -1045,16 +1241,6 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "group.coordinator.rebalance.protocols",
         List,
         "Strom implements the classic group protocol."
-    ),
-    ignored_config!(
-        "inter.broker.listener.name",
-        String,
-        "Strom uses one listener."
-    ),
-    ignored_config!(
-        "listener.security.protocol.map",
-        List,
-        "Strom speaks PLAINTEXT only for now."
     ),
     ignored_config!(
         "log.retention.check.interval.hours",
@@ -1277,6 +1463,7 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<String, InvalidC
 /// Validates a broker-level property name and value.
 pub fn validate_broker_config(name: &str, value: &str) -> Result<String, InvalidConfig> {
     let def = broker_config_def(name)
+        .or_else(|| listener_override_base(name).and_then(broker_config_def))
         .ok_or_else(|| invalid(name, format!("Unknown broker property: {name}")))?;
     let value = validate_value(name, def.kind, def.check, value)?;
     if name == "compression.type" && value != "producer" {
@@ -1288,6 +1475,25 @@ pub fn validate_broker_config(name: &str, value: &str) -> Result<String, Invalid
         ));
     }
     Ok(value)
+}
+
+/// For `listener.name.<listener>.<property>` (and `listener.name.<listener>.<mechanism>.
+/// sasl.jaas.config`): the property a listener may override, or `None`.
+pub fn listener_override_base(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix("listener.name.")?;
+    let (_listener, property) = rest.split_once('.')?;
+    let property = ["plain.", "scram-sha-256.", "scram-sha-512."]
+        .iter()
+        .find_map(|m| {
+            property
+                .strip_prefix(m)
+                .filter(|p| *p == "sasl.jaas.config")
+        })
+        .unwrap_or(property);
+    let overridable = property.starts_with("ssl.")
+        || property.starts_with("sasl.")
+        || property == "connections.max.reauth.ms";
+    overridable.then_some(property)
 }
 
 /// The broker-level values a topic config can come from, in precedence order.

@@ -36,6 +36,21 @@ impl BrokerRegistration {
         self.endpoints.first()
     }
 
+    /// The endpoint of a named listener, or the first one when the broker has no listener of
+    /// that name (a broker registered before the listener was added).
+    pub fn endpoint_for(&self, listener: &str) -> Option<&BrokerEndpoint> {
+        self.endpoints
+            .iter()
+            .find(|e| e.name.eq_ignore_ascii_case(listener))
+            .or_else(|| self.endpoint())
+    }
+
+    /// `host:port` of a named listener (see [`Self::endpoint_for`]).
+    pub fn address_for(&self, listener: &str) -> Option<(String, u16)> {
+        self.endpoint_for(listener)
+            .map(|e| (e.host.clone(), e.port))
+    }
+
     pub fn host(&self) -> &str {
         self.endpoint().map_or("", |e| e.host.as_str())
     }

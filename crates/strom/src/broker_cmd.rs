@@ -58,12 +58,22 @@ pub struct BrokerArgs {
     /// Set a broker property, with Kafka's name (repeatable), e.g. --set num.partitions=3
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// A SCRAM user created with the cluster (repeatable), as Kafka's `kafka-storage format
+    /// --add-scram`: 'SCRAM-SHA-256=[name=alice,password=alice-secret]'. Ignored, with a
+    /// warning, when the cluster already exists.
+    #[arg(long = "add-scram", value_name = "MECHANISM=[name=..,password=..]")]
+    add_scram: Vec<String>,
 }
 
 pub fn run(args: BrokerArgs) -> anyhow::Result<()> {
     let properties = properties(&args, std::env::vars())?;
-    let config =
+    let mut config =
         BrokerConfig::from_properties(properties).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    for user in &args.add_scram {
+        config
+            .bootstrap_records
+            .push(strom_security::bootstrap::parse_add_scram(user).map_err(anyhow::Error::msg)?);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("strom")
@@ -235,6 +245,7 @@ mod tests {
             http: None,
             config,
             set: set.iter().map(|s| s.to_string()).collect(),
+            add_scram: Vec::new(),
         }
     }
 

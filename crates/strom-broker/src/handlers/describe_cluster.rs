@@ -69,10 +69,11 @@ pub async fn handle(
         .values()
         .filter(|b| include_fenced || !b.fenced)
         .map(|b| {
+            let (host, port) = b.address_for(ctx.listener()).unwrap_or_default();
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(b.broker_id.0))
-                .with_host(StrBytes::from_string(b.host().to_string()))
-                .with_port(b.port() as i32)
+                .with_host(StrBytes::from_string(host))
+                .with_port(port as i32)
                 .with_rack(b.rack.clone().map(StrBytes::from_string))
                 .with_is_fenced(b.fenced)
         })

@@ -95,6 +95,9 @@ fn to_result(
     include_synonyms: bool,
     include_documentation: bool,
 ) -> DescribeConfigsResourceResult {
+    // Passwords (JAAS lines, private keys) never leave the broker, as in Kafka: the entry is
+    // listed, marked sensitive, with no value.
+    let sensitive = entry.kind == strom_cluster::config::ConfigType::Password;
     let synonyms = if include_synonyms {
         entry
             .synonyms
@@ -102,7 +105,7 @@ fn to_result(
             .map(|(name, value, source)| {
                 DescribeConfigsSynonym::default()
                     .with_name(StrBytes::from_string(name))
-                    .with_value(value.map(StrBytes::from_string))
+                    .with_value(value.filter(|_| !sensitive).map(StrBytes::from_string))
                     .with_source(source as i8)
             })
             .collect()
@@ -111,10 +114,15 @@ fn to_result(
     };
     DescribeConfigsResourceResult::default()
         .with_name(StrBytes::from_static_str(entry.name))
-        .with_value(entry.value.map(StrBytes::from_string))
+        .with_value(
+            entry
+                .value
+                .filter(|_| !sensitive)
+                .map(StrBytes::from_string),
+        )
         .with_read_only(entry.read_only)
         .with_config_source(entry.source as i8)
-        .with_is_sensitive(false)
+        .with_is_sensitive(sensitive)
         .with_synonyms(synonyms)
         .with_config_type(entry.kind as i8)
         .with_documentation(include_documentation.then(|| StrBytes::from_static_str(entry.doc)))

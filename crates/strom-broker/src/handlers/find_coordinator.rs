@@ -37,7 +37,7 @@ pub async fn handle(
     };
     let mut coordinators = Vec::with_capacity(keys.len());
     for key in keys {
-        let found = find(state, request.key_type, &key).await;
+        let found = find(state, ctx.listener(), request.key_type, &key).await;
         let entry = match found {
             Ok((node_id, host, port)) => Coordinator::default()
                 .with_key(StrBytes::from_string(key))
@@ -73,6 +73,7 @@ pub async fn handle(
 
 async fn find(
     state: &Arc<BrokerState>,
+    listener: &str,
     key_type: i8,
     key: &str,
 ) -> Result<(i32, String, i32), KafkaError> {
@@ -110,12 +111,8 @@ async fn find(
         .map(|p| p.leader)
         .and_then(|leader| image.brokers.get(&leader))
         .filter(|b| !b.fenced);
-    match leader {
-        Some(broker) => Ok((
-            broker.broker_id.0,
-            broker.host().to_string(),
-            broker.port() as i32,
-        )),
+    match leader.and_then(|b| Some((b.broker_id.0, b.address_for(listener)?))) {
+        Some((id, (host, port))) => Ok((id, host, port as i32)),
         None => Err(KafkaError::new(
             ResponseError::CoordinatorNotAvailable,
             "The coordinator's partition has no leader.",

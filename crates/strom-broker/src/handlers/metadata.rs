@@ -135,7 +135,7 @@ pub async fn handle(
         (8..=10).contains(&version) && request.include_cluster_authorized_operations;
     Reply::Now(
         MetadataResponse::default()
-            .with_brokers(brokers(&image))
+            .with_brokers(brokers(&image, ctx.listener()))
             .with_cluster_id(Some(StrBytes::from_string(state.cluster_id.clone())))
             .with_controller_id(BrokerId(state.controller_id(&image).0))
             .with_topics(topics)
@@ -148,14 +148,16 @@ pub async fn handle(
 }
 
 /// The unfenced brokers: a fenced broker is not one clients should connect to.
-fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
+/// Each broker's endpoint is that of the listener the client connected to, as in Kafka.
+fn brokers(image: &MetadataImage, listener: &str) -> Vec<MetadataResponseBroker> {
     image
         .unfenced_brokers()
         .map(|b| {
+            let (host, port) = b.address_for(listener).unwrap_or_default();
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.broker_id.0))
-                .with_host(StrBytes::from_string(b.host().to_string()))
-                .with_port(b.port() as i32)
+                .with_host(StrBytes::from_string(host))
+                .with_port(port as i32)
                 .with_rack(b.rack.clone().map(StrBytes::from_string))
         })
         .collect()

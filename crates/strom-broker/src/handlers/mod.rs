@@ -38,6 +38,20 @@ pub struct RequestContext {
     pub correlation_id: i32,
     pub client_id: Option<String>,
     pub peer: SocketAddr,
+    /// The connection's listener, principal and authentication state.
+    pub session: Arc<crate::security::Session>,
+}
+
+impl RequestContext {
+    /// Who sent the request (`User:ANONYMOUS` when nobody authenticated).
+    pub fn principal(&self) -> strom_security::KafkaPrincipal {
+        self.session.principal()
+    }
+
+    /// The name of the listener the request arrived on.
+    pub fn listener(&self) -> &str {
+        &self.session.listener.name
+    }
 }
 
 /// A request body the codec could not decode: the connection is closed, as Kafka does.
@@ -165,6 +179,8 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sasl_authenticate;
+pub mod sasl_handshake;
 pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod unregister_broker;
@@ -234,6 +250,8 @@ registry! {
     DeleteGroups => delete_groups,
     OffsetDelete => offset_delete,
     TxnOffsetCommit => txn_offset_commit,
+    SaslHandshake => sasl_handshake,
+    SaslAuthenticate => sasl_authenticate,
 }
 
 /// The versions of `api_key` this broker serves.

@@ -192,7 +192,7 @@ async fn run(
 async fn connect(state: &BrokerState, source: BrokerId) -> Option<Connection> {
     let image = state.image();
     let broker = image.brokers.get(&source)?;
-    let address = format!("{}:{}", broker.host(), broker.port());
+    let address = state.inter_broker_address(broker)?;
     let config = ConnectionConfig {
         client_id: Some(format!("strom-replica-fetcher-{}", state.node_id)),
         ..ConnectionConfig::default()

@@ -237,7 +237,7 @@ impl Peers {
         }
         let image = state.image();
         let broker = image.brokers.get(&strom_cluster::BrokerId(id))?;
-        let address = format!("{}:{}", broker.host(), broker.port());
+        let address = state.inter_broker_address(broker)?;
         let config = ConnectionConfig {
             client_id: Some(format!("strom-txn-{}", state.node_id)),
             ..ConnectionConfig::default()

@@ -178,13 +178,20 @@ impl Shell {
         self.active = Some(controller);
         tracing::info!(node_id = %self.task.node_id, brokers = image.brokers.len(), "became the active controller");
         if image.cluster_id.is_none() {
-            let records = if self.task.bootstrap_records.is_empty() {
-                vec![MetadataRecord::Cluster {
-                    cluster_id: new_cluster_id(),
-                }]
-            } else {
-                std::mem::take(&mut self.task.bootstrap_records)
-            };
+            // The bootstrap records (a migrated single-node log, `--add-scram` users) start
+            // with the cluster's identity unless they carry one.
+            let mut records = std::mem::take(&mut self.task.bootstrap_records);
+            if !records
+                .iter()
+                .any(|r| matches!(r, MetadataRecord::Cluster { .. }))
+            {
+                records.insert(
+                    0,
+                    MetadataRecord::Cluster {
+                        cluster_id: new_cluster_id(),
+                    },
+                );
+            }
             if let Err(e) = self.write(records).await {
                 tracing::warn!(error = %e, "cannot write the cluster's first records");
             }
