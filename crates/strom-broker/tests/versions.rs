@@ -291,6 +291,23 @@ async fn every_version_of_every_api_answers() {
     })
     .await;
 
+    // Security metadata: SCRAM users.
+    every_version(&mut conn, &mut checked, |v| {
+        AlterUserScramCredentialsRequest::default().with_upsertions(vec![
+            alter_user_scram_credentials_request::ScramCredentialUpsertion::default()
+                .with_name(s(&format!("user{v}")))
+                .with_mechanism(1)
+                .with_iterations(4096)
+                .with_salt(bytes::Bytes::from_static(b"salt"))
+                .with_salted_password(bytes::Bytes::from_static(&[7; 32])),
+        ])
+    })
+    .await;
+    every_version(&mut conn, &mut checked, |_| {
+        DescribeUserScramCredentialsRequest::default().with_users(None)
+    })
+    .await;
+
     // Group APIs.
     let group = |v: i16| GroupId(s(&format!("g{v}")));
     every_version(&mut conn, &mut checked, |v| {

@@ -13,7 +13,7 @@
 //!   broker, routing to any broker / a broker / the controller / a partition leader / a group
 //!   coordinator, and retries when the cluster says a request went to the wrong place.
 //! - Operations on [`Client`]: [`admin`] (topics, configs, cluster, offsets, records, leader
-//!   elections, partition reassignments),
+//!   elections, partition reassignments), [`scram`] (SCRAM users),
 //!   [`producer`] (batching, compression, partitioning, idempotence), [`consumer`] (fetch and a
 //!   single-partition consumer), [`groups`] (group administration), [`group_consumer`] (a
 //!   group member with the classic protocol and the range assignor) and [`transactions`]
@@ -53,6 +53,7 @@ pub mod metadata;
 pub mod partitioner;
 pub mod producer;
 pub mod records;
+pub mod scram;
 pub mod transactions;
 
 #[cfg(test)]
@@ -80,6 +81,7 @@ pub use metadata::{
 };
 pub use producer::{Acks, Delivery, Producer, ProducerConfig, RecordMetadata};
 pub use records::{Compression, ConsumerRecord, Header, ProducerRecord, TimestampType};
+pub use scram::{ScramCredentialInfo, ScramMechanism, UserScramAlteration};
 pub use transactions::{ProducerState, TransactionDescription, TransactionListing};
 
 /// The kafka-protocol crate this client is built on, re-exported so callers can build raw

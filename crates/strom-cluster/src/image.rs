@@ -226,6 +226,27 @@ impl MetadataImage {
         self.scram_credentials.get(&(name.to_string(), mechanism))
     }
 
+    /// The mechanisms a SCRAM user has a credential for, with each credential (in mechanism
+    /// order); empty for an unknown user.
+    pub fn scram_credentials_of(&self, name: &str) -> Vec<(ScramMechanism, &ScramCredential)> {
+        ScramMechanism::ALL
+            .into_iter()
+            .filter_map(|m| Some((m, self.scram_credential(name, m)?)))
+            .collect()
+    }
+
+    /// Every user with at least one SCRAM credential, in name order, each once.
+    pub fn scram_users(&self) -> Vec<&str> {
+        let mut users: Vec<&str> = self
+            .scram_credentials
+            .keys()
+            .map(|(name, _)| name.as_str())
+            .collect();
+        // The map is ordered by (name, mechanism), so a user's entries are adjacent.
+        users.dedup();
+        users
+    }
+
     /// Brokers that are unfenced: the ones Metadata lists and the ones that may lead.
     pub fn unfenced_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
         self.brokers.values().filter(|b| !b.fenced)

@@ -2231,3 +2231,106 @@ async fn find_hanging_reports_a_transaction_no_coordinator_knows_until_it_is_abo
         .json();
     assert_eq!(after, serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn user_commands_create_list_and_delete_scram_users() {
+    let broker = Broker::start().await;
+    broker
+        .run(&["user", "create", "alice", "--password", "alice-secret"])
+        .await
+        .ok();
+    let pw_file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(pw_file.path(), "bob-secret\n").expect("write password");
+    let pw_path = pw_file.path().to_str().expect("utf-8 path");
+    let created = broker
+        .run(&[
+            "user",
+            "create",
+            "bob",
+            "--mechanism",
+            "SCRAM-SHA-512",
+            "--iterations",
+            "8192",
+            "--password-file",
+            pw_path,
+        ])
+        .await;
+    assert!(created.ok().contains("SCRAM-SHA-512"), "{created:?}");
+    broker
+        .run_with_input(
+            &[
+                "user",
+                "create",
+                "alice",
+                "--mechanism",
+                "scram-sha-512",
+                "--password",
+                "-",
+            ],
+            Some(b"from-stdin\n"),
+        )
+        .await
+        .ok();
+
+    let listed = broker.run(&["user", "list"]).await;
+    let rows: Vec<Vec<&str>> = listed
+        .ok()
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ["alice", "SCRAM-SHA-256", "4096"],
+            ["alice", "SCRAM-SHA-512", "4096"],
+            ["bob", "SCRAM-SHA-512", "8192"],
+        ],
+        "{listed:?}"
+    );
+    assert!(!listed.stdout.contains("secret"), "{listed:?}");
+    let json = broker.run(&["user", "list", "bob", "--json"]).await.json();
+    assert_eq!(json["users"][0]["user"], "bob");
+    assert_eq!(json["users"][0]["credentials"][0]["iterations"], 8192);
+
+    broker
+        .run(&["user", "delete", "alice", "--mechanism", "SCRAM-SHA-256"])
+        .await
+        .ok();
+    broker.run(&["user", "delete", "bob"]).await.ok();
+    let json = broker.run(&["user", "list", "--json"]).await.json();
+    assert_eq!(json["users"].as_array().map(Vec::len), Some(1), "{json}");
+    assert_eq!(
+        json["users"][0]["credentials"][0]["mechanism"],
+        "SCRAM-SHA-512"
+    );
+
+    broker
+        .run(&["user", "list", "bob"])
+        .await
+        .fails(1, "RESOURCE_NOT_FOUND");
+    broker
+        .run(&[
+            "user",
+            "create",
+            "carol",
+            "--password",
+            "pw",
+            "--iterations",
+            "100",
+        ])
+        .await
+        .fails(1, "UNACCEPTABLE_CREDENTIAL");
+    broker
+        .run(&[
+            "user",
+            "create",
+            "carol",
+            "--password",
+            "pw",
+            "--mechanism",
+            "PLAIN",
+        ])
+        .await
+        .fails(2, "SCRAM-SHA-256");
+}

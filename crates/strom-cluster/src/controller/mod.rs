@@ -28,6 +28,8 @@
 //!   AlterConfigs ─ alter_configs(image, ...) ───▶ records | error   (free functions, like
 //!   ListPartitionReassignments ─ list_partition_reassignments(image, ...)   this one: they
 //!                                                   need no memory or randomness)
+//!   AlterUserScramCredentials ─ alter_user_scram_credentials(image, ...)
+//!                                              ▶ (records, one result per user)
 //!        │
 //!        ▼ append the records as one entry of the metadata log (one Raft write)
 //!   committed ─ replayed into the next MetadataImage ─ passed to the next call
@@ -49,7 +51,7 @@
 //! `replication_config` (the topic configs it depends on), `election` (what broker events
 //! do to partitions), `alter_partition` (the leader's in-sync replica changes),
 //! `leadership` (ElectLeaders and the automatic preferred leader rebalance), `reassignment`,
-//! `lifecycle` (registration, heartbeats, fencing, controlled shutdown) with `sessions` (the
+//! `scram` (SCRAM users), `lifecycle` (registration, heartbeats, fencing, controlled shutdown) with `sessions` (the
 //! heartbeat memory) and `unregister`, `producer_ids`, and `pending` (an image with the
 //! records decided so far).
 
@@ -64,6 +66,7 @@ mod placement;
 mod producer_ids;
 mod reassignment;
 mod replication_config;
+mod scram;
 mod sessions;
 mod topics;
 mod unregister;
@@ -88,6 +91,7 @@ pub use reassignment::{OngoingReassignment, PartitionReassignment, list_partitio
 pub use replication_config::{
     MIN_INSYNC_REPLICAS, ReplicationConfig, UNCLEAN_LEADER_ELECTION_ENABLE,
 };
+pub use scram::{ScramDeletion, ScramUpsertion, UserResult, alter_user_scram_credentials};
 pub use topics::{
     CreateDefaults, CreateTopic, CreatedTopic, MAX_PARTITIONS_PER_REQUEST, MAX_TOPIC_NAME_LENGTH,
     create_partitions, create_topic, delete_topic, validate_topic_name,

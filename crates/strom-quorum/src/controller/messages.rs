@@ -6,7 +6,7 @@ use strom_cluster::controller::{
     AlterOp, AlterPartitionReply, AlterPartitionRequest, BrokerHeartbeatReply,
     BrokerHeartbeatRequest, BrokerRegistrationReply, BrokerRegistrationRequest, CreateDefaults,
     CreateTopic, CreatedTopic, ElectionResult, ElectionType, OngoingReassignment,
-    PartitionReassignment,
+    PartitionReassignment, ScramDeletion, ScramUpsertion, UserResult,
 };
 use strom_cluster::{ApiError, BrokerEpoch, BrokerId, ConfigResource, MetadataOffset};
 use uuid::Uuid;
@@ -70,6 +70,11 @@ pub enum ControllerRequest {
     UnregisterBroker {
         broker_id: BrokerId,
     },
+    /// Delete and create or replace SCRAM credentials (Kafka's AlterUserScramCredentials).
+    AlterUserScramCredentials {
+        deletions: Vec<ScramDeletion>,
+        upsertions: Vec<ScramUpsertion>,
+    },
 }
 
 impl ControllerRequest {
@@ -89,6 +94,7 @@ impl ControllerRequest {
             ControllerRequest::AlterPartitionReassignments { .. } => "AlterPartitionReassignments",
             ControllerRequest::ListPartitionReassignments { .. } => "ListPartitionReassignments",
             ControllerRequest::UnregisterBroker { .. } => "UnregisterBroker",
+            ControllerRequest::AlterUserScramCredentials { .. } => "AlterUserScramCredentials",
         }
     }
 }
@@ -114,6 +120,8 @@ pub enum ControllerReply {
     AlterPartitionReassignments(Vec<Result<(), ApiError>>),
     ListPartitionReassignments(Vec<OngoingReassignment>),
     UnregisterBroker(Result<(), ApiError>),
+    /// One result per user named in the request.
+    AlterUserScramCredentials(Vec<UserResult>),
 }
 
 /// A reply and, when the request wrote records, where they landed in the metadata log: a

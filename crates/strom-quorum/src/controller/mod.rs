@@ -480,6 +480,17 @@ fn decide(
                 Err(e) => (vec![], R::UnregisterBroker(Err(e))),
             }
         }
+        ControllerRequest::AlterUserScramCredentials {
+            deletions,
+            upsertions,
+        } => {
+            let (records, results) = strom_cluster::controller::alter_user_scram_credentials(
+                image,
+                &deletions,
+                &upsertions,
+            );
+            (records, R::AlterUserScramCredentials(results))
+        }
         ControllerRequest::DescribeQuorum => unreachable!("answered before deciding"),
     }
 }
