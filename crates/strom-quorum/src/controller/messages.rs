@@ -2,6 +2,7 @@
 //! controller listener as JSON (and, on the controller's own node, through a channel).
 
 use serde::{Deserialize, Serialize};
+use strom_cluster::acl::{AclBinding, AclFilter};
 use strom_cluster::controller::{
     AlterOp, AlterPartitionReply, AlterPartitionRequest, BrokerHeartbeatReply,
     BrokerHeartbeatRequest, BrokerRegistrationReply, BrokerRegistrationRequest, CreateDefaults,
@@ -75,6 +76,14 @@ pub enum ControllerRequest {
         deletions: Vec<ScramDeletion>,
         upsertions: Vec<ScramUpsertion>,
     },
+    /// Create ACLs (Kafka's CreateAcls); existing ones are left as they are.
+    CreateAcls {
+        bindings: Vec<AclBinding>,
+    },
+    /// Delete every ACL a filter matches (Kafka's DeleteAcls).
+    DeleteAcls {
+        filters: Vec<AclFilter>,
+    },
 }
 
 impl ControllerRequest {
@@ -95,6 +104,8 @@ impl ControllerRequest {
             ControllerRequest::ListPartitionReassignments { .. } => "ListPartitionReassignments",
             ControllerRequest::UnregisterBroker { .. } => "UnregisterBroker",
             ControllerRequest::AlterUserScramCredentials { .. } => "AlterUserScramCredentials",
+            ControllerRequest::CreateAcls { .. } => "CreateAcls",
+            ControllerRequest::DeleteAcls { .. } => "DeleteAcls",
         }
     }
 }
@@ -122,6 +133,10 @@ pub enum ControllerReply {
     UnregisterBroker(Result<(), ApiError>),
     /// One result per user named in the request.
     AlterUserScramCredentials(Vec<UserResult>),
+    /// One result per binding, in order.
+    CreateAcls(Vec<Result<(), ApiError>>),
+    /// One result per filter, in order: the ACLs it matched and removed.
+    DeleteAcls(Vec<Result<Vec<AclBinding>, ApiError>>),
 }
 
 /// A reply and, when the request wrote records, where they landed in the metadata log: a

@@ -491,6 +491,14 @@ fn decide(
             );
             (records, R::AlterUserScramCredentials(results))
         }
+        ControllerRequest::CreateAcls { bindings } => {
+            let (records, results) = controller.create_acls(image, &bindings);
+            (records, R::CreateAcls(results))
+        }
+        ControllerRequest::DeleteAcls { filters } => {
+            let (records, results) = strom_cluster::controller::delete_acls(image, &filters);
+            (records, R::DeleteAcls(results))
+        }
         ControllerRequest::DescribeQuorum => unreachable!("answered before deciding"),
     }
 }
