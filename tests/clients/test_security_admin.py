@@ -4,7 +4,13 @@ stored and administered by a plaintext broker (enforcement is not this test's co
 import pytest
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import (
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
     AdminClient,
+    ResourcePatternType,
+    ResourceType,
     ScramCredentialInfo,
     ScramMechanism,
     UserScramCredentialDeletion,
@@ -85,3 +91,51 @@ def test_scram_errors_carry_kafkas_codes(broker):
     )
     assert results["few"].name() == "UNACCEPTABLE_CREDENTIAL", results
     assert results["ghost"].name() == "RESOURCE_NOT_FOUND", results
+
+
+def binding(name, pattern, principal, operation, permission, restype=ResourceType.TOPIC):
+    return AclBinding(restype, name, pattern, principal, "*", operation, permission)
+
+
+def all_acls(client, filter=None):
+    filter = filter or AclBindingFilter(
+        ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY
+    )
+    acls = client.describe_acls(filter).result(timeout=TIMEOUT_S)
+    return sorted((a.restype, a.name, a.resource_pattern_type, a.principal, a.operation, a.permission_type) for a in acls)
+
+
+def test_acls_are_created_described_and_deleted(broker):
+    client = admin(broker)
+    alice_reads = binding("orders", ResourcePatternType.LITERAL, "User:alice", AclOperation.READ, AclPermissionType.ALLOW)
+    bob_writes = binding("ord", ResourcePatternType.PREFIXED, "User:bob", AclOperation.WRITE, AclPermissionType.ALLOW)
+    nobody = binding("*", ResourcePatternType.LITERAL, "User:*", AclOperation.DELETE, AclPermissionType.DENY)
+    group = binding("g", ResourcePatternType.LITERAL, "User:alice", AclOperation.READ, AclPermissionType.ALLOW, ResourceType.GROUP)
+    results = wait_all(client.create_acls([alice_reads, bob_writes, nobody, group]))
+    assert list(results.values()) == [None] * 4, results
+
+    assert len(all_acls(client)) == 4
+    applying = all_acls(
+        client,
+        AclBindingFilter(
+            ResourceType.TOPIC, "orders", ResourcePatternType.MATCH, None, None, AclOperation.ANY, AclPermissionType.ANY
+        ),
+    )
+    assert [a[1] for a in applying] == ["*", "ord", "orders"], applying
+
+    alices = AclBindingFilter(
+        ResourceType.ANY, None, ResourcePatternType.ANY, "User:alice", None, AclOperation.ANY, AclPermissionType.ANY
+    )
+    deleted = wait_all(client.delete_acls([alices]))
+    assert sorted(a.name for a in deleted[alices]) == ["g", "orders"], deleted
+    assert [a[3] for a in all_acls(client)] == ["User:*", "User:bob"]
+
+
+def test_invalid_acls_are_refused(broker):
+    client = admin(broker)
+    bad_principal = binding("t", ResourcePatternType.LITERAL, "alice", AclOperation.READ, AclPermissionType.ALLOW)
+    bad_cluster = binding("c", ResourcePatternType.LITERAL, "User:a", AclOperation.ALTER, AclPermissionType.ALLOW, ResourceType.BROKER)
+    results = wait_all(client.create_acls([bad_principal, bad_cluster]))
+    assert results[bad_principal].name() == "INVALID_REQUEST", results
+    assert results[bad_cluster].name() == "INVALID_REQUEST", results
+    assert all_acls(client) == []

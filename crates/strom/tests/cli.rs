@@ -2334,3 +2334,126 @@ async fn user_commands_create_list_and_delete_scram_users() {
         .await
         .fails(2, "SCRAM-SHA-256");
 }
+
+#[tokio::test]
+async fn acl_commands_create_list_and_delete() {
+    let broker = Broker::start().await;
+    let created = broker
+        .run(&[
+            "acl",
+            "create",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Read",
+            "--operation",
+            "Describe",
+            "--topic",
+            "orders",
+        ])
+        .await;
+    assert!(created.ok().contains("Created 2 ACLs"), "{created:?}");
+    broker
+        .run(&[
+            "acl",
+            "create",
+            "--deny-principal",
+            "User:*",
+            "--operation",
+            "Write",
+            "--topic",
+            "ord",
+            "--resource-pattern-type",
+            "prefixed",
+            "--host",
+            "10.0.0.1",
+        ])
+        .await
+        .ok();
+    broker
+        .run(&[
+            "acl",
+            "create",
+            "--allow-principal",
+            "User:app",
+            "--operation",
+            "IdempotentWrite",
+            "--cluster",
+        ])
+        .await
+        .ok();
+
+    let json = broker.run(&["acl", "list", "--json"]).await.json();
+    assert_eq!(json["acls"].as_array().map(Vec::len), Some(4), "{json}");
+    let json = broker
+        .run(&[
+            "acl",
+            "list",
+            "--topic",
+            "orders",
+            "--resource-pattern-type",
+            "match",
+            "--json",
+        ])
+        .await
+        .json();
+    let acls = json["acls"].as_array().expect("acls");
+    assert_eq!(acls.len(), 3, "literal and prefixed ACLs apply: {json}");
+    assert!(acls.iter().any(|a| a["pattern_type"] == "PREFIXED"
+        && a["permission_type"] == "DENY"
+        && a["host"] == "10.0.0.1"));
+    let text = broker.run(&["acl", "list", "--cluster"]).await;
+    assert!(
+        text.ok().lines().any(|l| l.split_whitespace().eq([
+            "CLUSTER",
+            "kafka-cluster",
+            "LITERAL",
+            "User:app",
+            "*",
+            "IDEMPOTENT_WRITE",
+            "ALLOW"
+        ])),
+        "{text:?}"
+    );
+
+    let deleted = broker
+        .run(&["acl", "delete", "--principal", "User:alice"])
+        .await;
+    assert!(deleted.ok().contains("Deleted 2 ACLs."), "{deleted:?}");
+    broker.run(&["acl", "delete"]).await.fails(2, "--all");
+    broker.run(&["acl", "delete", "--all"]).await.ok();
+    assert!(
+        broker
+            .run(&["acl", "list"])
+            .await
+            .ok()
+            .contains("(no ACLs)")
+    );
+
+    broker
+        .run(&[
+            "acl",
+            "create",
+            "--allow-principal",
+            "alice",
+            "--operation",
+            "Read",
+            "--topic",
+            "t",
+        ])
+        .await
+        .fails(1, "INVALID_REQUEST");
+    broker
+        .run(&[
+            "acl",
+            "create",
+            "--allow-principal",
+            "User:a",
+            "--operation",
+            "Fly",
+            "--topic",
+            "t",
+        ])
+        .await
+        .fails(2, "unknown operation");
+}
