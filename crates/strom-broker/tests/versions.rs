@@ -291,6 +291,61 @@ async fn every_version_of_every_api_answers() {
     })
     .await;
 
+    // Security metadata: SCRAM users.
+    every_version(&mut conn, &mut checked, |v| {
+        AlterUserScramCredentialsRequest::default().with_upsertions(vec![
+            alter_user_scram_credentials_request::ScramCredentialUpsertion::default()
+                .with_name(s(&format!("user{v}")))
+                .with_mechanism(1)
+                .with_iterations(4096)
+                .with_salt(bytes::Bytes::from_static(b"salt"))
+                .with_salted_password(bytes::Bytes::from_static(&[7; 32])),
+        ])
+    })
+    .await;
+    every_version(&mut conn, &mut checked, |_| {
+        DescribeUserScramCredentialsRequest::default().with_users(None)
+    })
+    .await;
+    // ACLs.
+    every_version(&mut conn, &mut checked, |v| {
+        CreateAclsRequest::default().with_creations(vec![
+            create_acls_request::AclCreation::default()
+                .with_resource_type(2)
+                .with_resource_name(s(&format!("t{v}")))
+                .with_resource_pattern_type(3)
+                .with_principal(s("User:alice"))
+                .with_host(s("*"))
+                .with_operation(3)
+                .with_permission_type(3),
+        ])
+    })
+    .await;
+    every_version(&mut conn, &mut checked, |_| {
+        DescribeAclsRequest::default()
+            .with_resource_type_filter(1)
+            .with_resource_name_filter(None)
+            .with_principal_filter(None)
+            .with_host_filter(None)
+            .with_pattern_type_filter(1)
+            .with_operation(1)
+            .with_permission_type(1)
+    })
+    .await;
+    every_version(&mut conn, &mut checked, |v| {
+        DeleteAclsRequest::default().with_filters(vec![
+            delete_acls_request::DeleteAclsFilter::default()
+                .with_resource_type_filter(2)
+                .with_resource_name_filter(Some(s(&format!("t{v}"))))
+                .with_principal_filter(None)
+                .with_host_filter(None)
+                .with_pattern_type_filter(1)
+                .with_operation(1)
+                .with_permission_type(1),
+        ])
+    })
+    .await;
+
     // Group APIs.
     let group = |v: i16| GroupId(s(&format!("g{v}")));
     every_version(&mut conn, &mut checked, |v| {

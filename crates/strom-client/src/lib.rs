@@ -13,7 +13,7 @@
 //!   broker, routing to any broker / a broker / the controller / a partition leader / a group
 //!   coordinator, and retries when the cluster says a request went to the wrong place.
 //! - Operations on [`Client`]: [`admin`] (topics, configs, cluster, offsets, records, leader
-//!   elections, partition reassignments),
+//!   elections, partition reassignments), [`scram`] (SCRAM users), [`acl`] (ACLs),
 //!   [`producer`] (batching, compression, partitioning, idempotence), [`consumer`] (fetch and a
 //!   single-partition consumer), [`groups`] (group administration), [`group_consumer`] (a
 //!   group member with the classic protocol and the range assignor) and [`transactions`]
@@ -42,6 +42,7 @@
 //! # }
 //! ```
 
+pub mod acl;
 pub mod admin;
 pub mod client;
 pub mod connection;
@@ -53,11 +54,13 @@ pub mod metadata;
 pub mod partitioner;
 pub mod producer;
 pub mod records;
+pub mod scram;
 pub mod transactions;
 
 #[cfg(test)]
 mod testing;
 
+pub use acl::{AclBinding, AclBindingFilter};
 pub use admin::{
     AlterConfigOp, AlterConfigOpType, ClusterDescription, ConfigEntry, ConfigResource,
     ConfigSource, ConfigSynonym, ElectionType, ListedOffset, NewTopic, OffsetSpec,
@@ -80,6 +83,7 @@ pub use metadata::{
 };
 pub use producer::{Acks, Delivery, Producer, ProducerConfig, RecordMetadata};
 pub use records::{Compression, ConsumerRecord, Header, ProducerRecord, TimestampType};
+pub use scram::{ScramCredentialInfo, ScramMechanism, UserScramAlteration};
 pub use transactions::{ProducerState, TransactionDescription, TransactionListing};
 
 /// The kafka-protocol crate this client is built on, re-exported so callers can build raw

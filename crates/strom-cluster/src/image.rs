@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::acl::Acls;
 use crate::ids::{BrokerEpoch, BrokerId, LeaderEpoch, MetadataOffset, PartitionEpoch};
 use crate::records::{BrokerEndpoint, ConfigResource, LeaderRecoveryState, MetadataRecord};
 use crate::scram::{ScramCredential, ScramMechanism};
@@ -203,6 +204,8 @@ pub struct MetadataImage {
     pub next_producer_id: i64,
     /// SCRAM credentials by user name and mechanism.
     pub scram_credentials: BTreeMap<(String, ScramMechanism), ScramCredential>,
+    /// ACLs by id, indexed by resource for the authorizer.
+    pub acls: Acls,
     /// The metadata log position of the last entry applied, `None` for an empty log.
     pub offset: Option<MetadataOffset>,
     /// How many records have been replayed into this image.
@@ -239,6 +242,27 @@ impl MetadataImage {
         mechanism: ScramMechanism,
     ) -> Option<&ScramCredential> {
         self.scram_credentials.get(&(name.to_string(), mechanism))
+    }
+
+    /// The mechanisms a SCRAM user has a credential for, with each credential (in mechanism
+    /// order); empty for an unknown user.
+    pub fn scram_credentials_of(&self, name: &str) -> Vec<(ScramMechanism, &ScramCredential)> {
+        ScramMechanism::ALL
+            .into_iter()
+            .filter_map(|m| Some((m, self.scram_credential(name, m)?)))
+            .collect()
+    }
+
+    /// Every user with at least one SCRAM credential, in name order, each once.
+    pub fn scram_users(&self) -> Vec<&str> {
+        let mut users: Vec<&str> = self
+            .scram_credentials
+            .keys()
+            .map(|(name, _)| name.as_str())
+            .collect();
+        // The map is ordered by (name, mechanism), so a user's entries are adjacent.
+        users.dedup();
+        users
     }
 
     /// Brokers that are unfenced: the ones Metadata lists and the ones that may lead.
@@ -438,6 +462,10 @@ impl MetadataImage {
             MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
                 self.scram_credentials.remove(&(name.clone(), *mechanism));
             }
+            MetadataRecord::Acl { id, binding } => self.acls.insert(*id, binding.clone()),
+            MetadataRecord::RemoveAcl { id } => {
+                self.acls.remove(id);
+            }
         }
     }
 
@@ -496,6 +524,12 @@ impl MetadataImage {
                 name: name.clone(),
                 mechanism: *mechanism,
                 credential: credential.clone(),
+            });
+        }
+        for (id, binding) in self.acls.iter() {
+            out.push(MetadataRecord::Acl {
+                id: *id,
+                binding: binding.clone(),
             });
         }
         out
@@ -580,6 +614,18 @@ mod tests {
                     4096,
                 ),
             },
+            MetadataRecord::Acl {
+                id: Uuid::from_u128(77),
+                binding: crate::acl::AclBinding {
+                    resource_type: crate::acl::ResourceType::Topic,
+                    resource_name: "t".into(),
+                    pattern_type: crate::acl::PatternType::Prefixed,
+                    principal: "User:alice".into(),
+                    host: "*".into(),
+                    operation: crate::acl::AclOperation::Read,
+                    permission_type: crate::acl::AclPermissionType::Allow,
+                },
+            },
         ]
     }
 
@@ -606,6 +652,23 @@ mod tests {
                 .scram_credential("alice", ScramMechanism::Sha512)
                 .is_some()
         );
+        assert_eq!(rebuilt.acls.len(), 1);
+    }
+
+    #[test]
+    fn a_removed_acl_is_gone_from_the_map_and_the_index() {
+        let mut image = MetadataImage::default();
+        image.apply(at(5), &sample_records());
+        let id = Uuid::from_u128(77);
+        let binding = image.acls.get(&id).cloned().expect("replayed");
+        let json = serde_json::to_string(&MetadataRecord::Acl { id, binding }).unwrap();
+        assert!(
+            json.contains(r#""type":"acl""#) && json.contains(r#""operation":"read""#),
+            "{json}"
+        );
+        image.replay(&MetadataRecord::RemoveAcl { id });
+        assert!(image.acls.is_empty());
+        assert_eq!(image.acls, crate::acl::Acls::default());
     }
 
     #[test]

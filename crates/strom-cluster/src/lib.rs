@@ -6,8 +6,9 @@
 //! [`MetadataImage`]. The [`controller`] decides which records a request produces (pure
 //! functions of the image, with time and randomness passed in); nothing in this crate does IO
 //! except [`legacy`], which reads the metadata file of single-node Strom versions for
-//! migration. [`config`] holds the definitions of every topic and broker property.
+//! migration. [`acl`] holds access control lists and the authorization decision. [`config`] holds the definitions of every topic and broker property.
 
+pub mod acl;
 pub mod config;
 pub mod controller;
 pub mod ids;

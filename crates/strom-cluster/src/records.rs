@@ -12,6 +12,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::acl::AclBinding;
 use crate::ids::{BrokerEpoch, BrokerId, LeaderEpoch, PartitionEpoch};
 use crate::scram::{ScramCredential, ScramMechanism};
 
@@ -135,5 +136,14 @@ pub enum MetadataRecord {
     RemoveUserScramCredential {
         name: String,
         mechanism: ScramMechanism,
+    },
+    /// An ACL (Kafka's AccessControlEntryRecord); the id names it for its removal.
+    Acl {
+        id: Uuid,
+        binding: AclBinding,
+    },
+    /// Removes an ACL (Kafka's RemoveAccessControlEntryRecord).
+    RemoveAcl {
+        id: Uuid,
     },
 }

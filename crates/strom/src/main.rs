@@ -3,12 +3,13 @@
 //! `strom broker` runs a broker. Every other subcommand is a client of a running cluster that
 //! speaks only the Kafka protocol (through `strom-client`), so it works against any
 //! Kafka-protocol broker: `topic`, `produce`, `consume`, `group`, `transaction`, `cluster`,
-//! `config`, `bench`.
+//! `config`, `user`, `acl`, `bench`.
 //! `completions` prints shell completion scripts.
 //!
 //! Exit codes: 0 success, 1 the operation failed (the reason is printed as one line on
 //! stderr), 2 invalid arguments.
 
+mod acl_cmd;
 mod bench_cmd;
 mod broker_cmd;
 mod cluster_cmd;
@@ -23,6 +24,7 @@ mod record_format;
 mod table;
 mod topic_cmd;
 mod transaction_cmd;
+mod user_cmd;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -78,6 +80,8 @@ enum Command {
     Transaction(transaction_cmd::TransactionArgs),
     Cluster(cluster_cmd::ClusterArgs),
     Config(config_cmd::ConfigArgs),
+    User(user_cmd::UserArgs),
+    Acl(acl_cmd::AclArgs),
     Bench(bench_cmd::BenchArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish or powershell).
     #[command(
@@ -140,6 +144,8 @@ fn main() -> std::process::ExitCode {
         Command::Transaction(args) => transaction_cmd::run(args),
         Command::Cluster(args) => cluster_cmd::run(args),
         Command::Config(args) => config_cmd::run(args),
+        Command::User(args) => user_cmd::run(args),
+        Command::Acl(args) => acl_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
         Command::Completions { shell } => {
             let mut script = Vec::new();

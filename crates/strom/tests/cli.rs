@@ -2231,3 +2231,229 @@ async fn find_hanging_reports_a_transaction_no_coordinator_knows_until_it_is_abo
         .json();
     assert_eq!(after, serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn user_commands_create_list_and_delete_scram_users() {
+    let broker = Broker::start().await;
+    broker
+        .run(&["user", "create", "alice", "--password", "alice-secret"])
+        .await
+        .ok();
+    let pw_file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(pw_file.path(), "bob-secret\n").expect("write password");
+    let pw_path = pw_file.path().to_str().expect("utf-8 path");
+    let created = broker
+        .run(&[
+            "user",
+            "create",
+            "bob",
+            "--mechanism",
+            "SCRAM-SHA-512",
+            "--iterations",
+            "8192",
+            "--password-file",
+            pw_path,
+        ])
+        .await;
+    assert!(created.ok().contains("SCRAM-SHA-512"), "{created:?}");
+    broker
+        .run_with_input(
+            &[
+                "user",
+                "create",
+                "alice",
+                "--mechanism",
+                "scram-sha-512",
+                "--password",
+                "-",
+            ],
+            Some(b"from-stdin\n"),
+        )
+        .await
+        .ok();
+
+    let listed = broker.run(&["user", "list"]).await;
+    let rows: Vec<Vec<&str>> = listed
+        .ok()
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ["alice", "SCRAM-SHA-256", "4096"],
+            ["alice", "SCRAM-SHA-512", "4096"],
+            ["bob", "SCRAM-SHA-512", "8192"],
+        ],
+        "{listed:?}"
+    );
+    assert!(!listed.stdout.contains("secret"), "{listed:?}");
+    let json = broker.run(&["user", "list", "bob", "--json"]).await.json();
+    assert_eq!(json["users"][0]["user"], "bob");
+    assert_eq!(json["users"][0]["credentials"][0]["iterations"], 8192);
+
+    broker
+        .run(&["user", "delete", "alice", "--mechanism", "SCRAM-SHA-256"])
+        .await
+        .ok();
+    broker.run(&["user", "delete", "bob"]).await.ok();
+    let json = broker.run(&["user", "list", "--json"]).await.json();
+    assert_eq!(json["users"].as_array().map(Vec::len), Some(1), "{json}");
+    assert_eq!(
+        json["users"][0]["credentials"][0]["mechanism"],
+        "SCRAM-SHA-512"
+    );
+
+    broker
+        .run(&["user", "list", "bob"])
+        .await
+        .fails(1, "RESOURCE_NOT_FOUND");
+    broker
+        .run(&[
+            "user",
+            "create",
+            "carol",
+            "--password",
+            "pw",
+            "--iterations",
+            "100",
+        ])
+        .await
+        .fails(1, "UNACCEPTABLE_CREDENTIAL");
+    broker
+        .run(&[
+            "user",
+            "create",
+            "carol",
+            "--password",
+            "pw",
+            "--mechanism",
+            "PLAIN",
+        ])
+        .await
+        .fails(2, "SCRAM-SHA-256");
+}
+
+#[tokio::test]
+async fn acl_commands_create_list_and_delete() {
+    let broker = Broker::start().await;
+    let created = broker
+        .run(&[
+            "acl",
+            "create",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Read",
+            "--operation",
+            "Describe",
+            "--topic",
+            "orders",
+        ])
+        .await;
+    assert!(created.ok().contains("Created 2 ACLs"), "{created:?}");
+    broker
+        .run(&[
+            "acl",
+            "create",
+            "--deny-principal",
+            "User:*",
+            "--operation",
+            "Write",
+            "--topic",
+            "ord",
+            "--resource-pattern-type",
+            "prefixed",
+            "--host",
+            "10.0.0.1",
+        ])
+        .await
+        .ok();
+    broker
+        .run(&[
+            "acl",
+            "create",
+            "--allow-principal",
+            "User:app",
+            "--operation",
+            "IdempotentWrite",
+            "--cluster",
+        ])
+        .await
+        .ok();
+
+    let json = broker.run(&["acl", "list", "--json"]).await.json();
+    assert_eq!(json["acls"].as_array().map(Vec::len), Some(4), "{json}");
+    let json = broker
+        .run(&[
+            "acl",
+            "list",
+            "--topic",
+            "orders",
+            "--resource-pattern-type",
+            "match",
+            "--json",
+        ])
+        .await
+        .json();
+    let acls = json["acls"].as_array().expect("acls");
+    assert_eq!(acls.len(), 3, "literal and prefixed ACLs apply: {json}");
+    assert!(acls.iter().any(|a| a["pattern_type"] == "PREFIXED"
+        && a["permission_type"] == "DENY"
+        && a["host"] == "10.0.0.1"));
+    let text = broker.run(&["acl", "list", "--cluster"]).await;
+    assert!(
+        text.ok().lines().any(|l| l.split_whitespace().eq([
+            "CLUSTER",
+            "kafka-cluster",
+            "LITERAL",
+            "User:app",
+            "*",
+            "IDEMPOTENT_WRITE",
+            "ALLOW"
+        ])),
+        "{text:?}"
+    );
+
+    let deleted = broker
+        .run(&["acl", "delete", "--principal", "User:alice"])
+        .await;
+    assert!(deleted.ok().contains("Deleted 2 ACLs."), "{deleted:?}");
+    broker.run(&["acl", "delete"]).await.fails(2, "--all");
+    broker.run(&["acl", "delete", "--all"]).await.ok();
+    assert!(
+        broker
+            .run(&["acl", "list"])
+            .await
+            .ok()
+            .contains("(no ACLs)")
+    );
+
+    broker
+        .run(&[
+            "acl",
+            "create",
+            "--allow-principal",
+            "alice",
+            "--operation",
+            "Read",
+            "--topic",
+            "t",
+        ])
+        .await
+        .fails(1, "INVALID_REQUEST");
+    broker
+        .run(&[
+            "acl",
+            "create",
+            "--allow-principal",
+            "User:a",
+            "--operation",
+            "Fly",
+            "--topic",
+            "t",
+        ])
+        .await
+        .fails(2, "unknown operation");
+}

@@ -28,6 +28,10 @@
 //!   AlterConfigs ─ alter_configs(image, ...) ───▶ records | error   (free functions, like
 //!   ListPartitionReassignments ─ list_partition_reassignments(image, ...)   this one: they
 //!                                                   need no memory or randomness)
+//!   AlterUserScramCredentials ─ alter_user_scram_credentials(image, ...)
+//!                                              ▶ (records, one result per user)
+//!   CreateAcls ─ create_acls(image, bindings) ──▶ (records, one result per binding)
+//!   DeleteAcls ─ delete_acls(image, filters) ───▶ (records, matches per filter)
 //!        │
 //!        ▼ append the records as one entry of the metadata log (one Raft write)
 //!   committed ─ replayed into the next MetadataImage ─ passed to the next call
@@ -49,10 +53,11 @@
 //! `replication_config` (the topic configs it depends on), `election` (what broker events
 //! do to partitions), `alter_partition` (the leader's in-sync replica changes),
 //! `leadership` (ElectLeaders and the automatic preferred leader rebalance), `reassignment`,
-//! `lifecycle` (registration, heartbeats, fencing, controlled shutdown) with `sessions` (the
+//! `scram` (SCRAM users), `acls` (ACLs), `lifecycle` (registration, heartbeats, fencing, controlled shutdown) with `sessions` (the
 //! heartbeat memory) and `unregister`, `producer_ids`, and `pending` (an image with the
 //! records decided so far).
 
+mod acls;
 mod alter_partition;
 mod configs;
 mod election;
@@ -64,6 +69,7 @@ mod placement;
 mod producer_ids;
 mod reassignment;
 mod replication_config;
+mod scram;
 mod sessions;
 mod topics;
 mod unregister;
@@ -74,6 +80,7 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use acls::{MAX_ACL_RECORDS_PER_REQUEST, delete_acls};
 pub use alter_partition::{AlterPartitionReply, AlterPartitionRequest};
 pub use configs::{AlterOp, alter_configs};
 pub use election::{elect_leader, leads_any};
@@ -88,6 +95,7 @@ pub use reassignment::{OngoingReassignment, PartitionReassignment, list_partitio
 pub use replication_config::{
     MIN_INSYNC_REPLICAS, ReplicationConfig, UNCLEAN_LEADER_ELECTION_ENABLE,
 };
+pub use scram::{ScramDeletion, ScramUpsertion, UserResult, alter_user_scram_credentials};
 pub use topics::{
     CreateDefaults, CreateTopic, CreatedTopic, MAX_PARTITIONS_PER_REQUEST, MAX_TOPIC_NAME_LENGTH,
     create_partitions, create_topic, delete_topic, validate_topic_name,
@@ -309,13 +317,18 @@ impl Controller {
     /// already uses.
     fn new_topic_id(&mut self, image: &MetadataImage) -> Uuid {
         loop {
-            let mut bytes = [0u8; 16];
-            self.rng.fill_bytes(&mut bytes);
-            let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+            let id = self.random_uuid();
             if image.topic_by_id(&id).is_none() {
                 return id;
             }
         }
+    }
+
+    /// A version-4-shaped UUID from the seeded generator (never nil: the version bits).
+    fn random_uuid(&mut self) -> Uuid {
+        let mut bytes = [0u8; 16];
+        self.rng.fill_bytes(&mut bytes);
+        uuid::Builder::from_random_bytes(bytes).into_uuid()
     }
 }
 

@@ -2,11 +2,12 @@
 //! controller listener as JSON (and, on the controller's own node, through a channel).
 
 use serde::{Deserialize, Serialize};
+use strom_cluster::acl::{AclBinding, AclFilter};
 use strom_cluster::controller::{
     AlterOp, AlterPartitionReply, AlterPartitionRequest, BrokerHeartbeatReply,
     BrokerHeartbeatRequest, BrokerRegistrationReply, BrokerRegistrationRequest, CreateDefaults,
     CreateTopic, CreatedTopic, ElectionResult, ElectionType, OngoingReassignment,
-    PartitionReassignment,
+    PartitionReassignment, ScramDeletion, ScramUpsertion, UserResult,
 };
 use strom_cluster::{ApiError, BrokerEpoch, BrokerId, ConfigResource, MetadataOffset};
 use uuid::Uuid;
@@ -70,6 +71,19 @@ pub enum ControllerRequest {
     UnregisterBroker {
         broker_id: BrokerId,
     },
+    /// Delete and create or replace SCRAM credentials (Kafka's AlterUserScramCredentials).
+    AlterUserScramCredentials {
+        deletions: Vec<ScramDeletion>,
+        upsertions: Vec<ScramUpsertion>,
+    },
+    /// Create ACLs (Kafka's CreateAcls); existing ones are left as they are.
+    CreateAcls {
+        bindings: Vec<AclBinding>,
+    },
+    /// Delete every ACL a filter matches (Kafka's DeleteAcls).
+    DeleteAcls {
+        filters: Vec<AclFilter>,
+    },
 }
 
 impl ControllerRequest {
@@ -89,6 +103,9 @@ impl ControllerRequest {
             ControllerRequest::AlterPartitionReassignments { .. } => "AlterPartitionReassignments",
             ControllerRequest::ListPartitionReassignments { .. } => "ListPartitionReassignments",
             ControllerRequest::UnregisterBroker { .. } => "UnregisterBroker",
+            ControllerRequest::AlterUserScramCredentials { .. } => "AlterUserScramCredentials",
+            ControllerRequest::CreateAcls { .. } => "CreateAcls",
+            ControllerRequest::DeleteAcls { .. } => "DeleteAcls",
         }
     }
 }
@@ -114,6 +131,12 @@ pub enum ControllerReply {
     AlterPartitionReassignments(Vec<Result<(), ApiError>>),
     ListPartitionReassignments(Vec<OngoingReassignment>),
     UnregisterBroker(Result<(), ApiError>),
+    /// One result per user named in the request.
+    AlterUserScramCredentials(Vec<UserResult>),
+    /// One result per binding, in order.
+    CreateAcls(Vec<Result<(), ApiError>>),
+    /// One result per filter, in order: the ACLs it matched and removed.
+    DeleteAcls(Vec<Result<Vec<AclBinding>, ApiError>>),
 }
 
 /// A reply and, when the request wrote records, where they landed in the metadata log: a

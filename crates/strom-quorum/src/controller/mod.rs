@@ -487,6 +487,25 @@ fn decide(
                 Err(e) => (vec![], R::UnregisterBroker(Err(e))),
             }
         }
+        ControllerRequest::AlterUserScramCredentials {
+            deletions,
+            upsertions,
+        } => {
+            let (records, results) = strom_cluster::controller::alter_user_scram_credentials(
+                image,
+                &deletions,
+                &upsertions,
+            );
+            (records, R::AlterUserScramCredentials(results))
+        }
+        ControllerRequest::CreateAcls { bindings } => {
+            let (records, results) = controller.create_acls(image, &bindings);
+            (records, R::CreateAcls(results))
+        }
+        ControllerRequest::DeleteAcls { filters } => {
+            let (records, results) = strom_cluster::controller::delete_acls(image, &filters);
+            (records, R::DeleteAcls(results))
+        }
         ControllerRequest::DescribeQuorum => unreachable!("answered before deciding"),
     }
 }
