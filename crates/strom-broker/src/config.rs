@@ -195,6 +195,17 @@ pub struct BrokerSettings {
     pub snapshot_interval_ms: u64,
     pub metadata_retention_bytes: u64,
     pub manager: ManagerConfig,
+    /// ACL enforcement (`authorizer.class.name`), `None` when every request is allowed.
+    pub authorizer: Option<AuthorizerSettings>,
+}
+
+/// How requests are authorized when ACLs are enforced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizerSettings {
+    /// `super.users`: principals allowed everything.
+    pub super_users: Vec<String>,
+    /// `allow.everyone.if.no.acl.found`.
+    pub allow_everyone_if_no_acl_found: bool,
 }
 
 /// The validated configuration of one broker: the properties as set (for DescribeConfigs and
@@ -413,6 +424,7 @@ impl Resolver<'_> {
                 .max(1) as u64,
             snapshot_interval_ms: self.long("metadata.log.max.snapshot.interval.ms")?.max(1) as u64,
             metadata_retention_bytes: self.long("metadata.max.retention.bytes")?.max(0) as u64,
+            authorizer: self.authorizer()?,
             manager: ManagerConfig {
                 retention_check_interval_ms: self.long("log.retention.check.interval.ms")?,
                 flush_scheduler_interval_ms: self.long("log.flush.scheduler.interval.ms")?,
@@ -499,6 +511,33 @@ impl Resolver<'_> {
             out.clear();
         }
         Ok((out, controller.into_iter().next().map(|l| l.endpoint)))
+    }
+
+    /// `authorizer.class.name`: Kafka's two ACL authorizers (KRaft's StandardAuthorizer and
+    /// ZooKeeper's AclAuthorizer) have the same semantics; both names turn ACLs on.
+    fn authorizer(&self) -> Result<Option<AuthorizerSettings>, InvalidConfig> {
+        let class = self.get("authorizer.class.name").unwrap_or_default();
+        match class.trim() {
+            "" => Ok(None),
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+            | "kafka.security.authorizer.AclAuthorizer" => Ok(Some(AuthorizerSettings {
+                super_users: self
+                    .get("super.users")
+                    .unwrap_or_default()
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                allow_everyone_if_no_acl_found: self.bool("allow.everyone.if.no.acl.found"),
+            })),
+            other => Err(invalid(
+                "authorizer.class.name",
+                format!(
+                    "authorizer.class.name: {other} is not an authorizer Strom has; use org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+                ),
+            )),
+        }
     }
 
     /// `listener.security.protocol.map`: listener name to protocol.

@@ -1041,6 +1041,30 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     // listener.name.<listener>.<property> (and the JAAS line per mechanism as
     // listener.name.<listener>.<mechanism>.sasl.jaas.config), as in Kafka.
     broker_config!(
+        "authorizer.class.name",
+        String,
+        Some(""),
+        Check::None,
+        false,
+        "Set to org.apache.kafka.metadata.authorizer.StandardAuthorizer (or kafka.security.authorizer.AclAuthorizer) to enforce ACLs; empty allows everything."
+    ),
+    broker_config!(
+        "super.users",
+        String,
+        Some(""),
+        Check::None,
+        false,
+        "Principals allowed everything whatever the ACLs, separated by semicolons: User:admin;User:broker."
+    ),
+    broker_config!(
+        "allow.everyone.if.no.acl.found",
+        Boolean,
+        Some("false"),
+        Check::None,
+        false,
+        "With ACLs enforced, allow a request on a resource that has no ACL at all."
+    ),
+    broker_config!(
         "listener.security.protocol.map",
         List,
         Some("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"),

@@ -48,6 +48,11 @@ impl RequestContext {
         self.session.principal()
     }
 
+    /// The authorizer for this request (allows everything when ACLs are not enforced).
+    pub fn authz(&self, state: &BrokerState) -> crate::security::Authz {
+        crate::security::Authz::new(state, self)
+    }
+
     /// The name of the listener the request arrived on.
     pub fn listener(&self) -> &str {
         &self.session.listener.name
