@@ -13,6 +13,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -25,7 +26,7 @@ from conftest import Broker
 KCAT = shutil.which("kcat") or "kcat"
 PLAIN_USERS = {"admin": "admin-secret", "alice": "alice-secret"}
 SCRAM_USERS = {"SCRAM-SHA-256": ("scram256", "pw-256"), "SCRAM-SHA-512": ("scram512", "pw-512")}
-CLIENT_CN = "CN=client-app,OU=eng,O=Strom"
+REAUTH_MS = 2000
 
 
 def openssl(*args, cwd):
@@ -70,6 +71,8 @@ def secure_broker(tmp_path_factory, certs):
         "--set", f"ssl.truststore.location={certs / 'ca.pem'}",
         "--set", "listener.name.ssl.ssl.client.auth=required",
         "--set", "ssl.principal.mapping.rules=RULE:^CN=([^,]*),OU=eng.*$/$1/,DEFAULT",
+        # SASL_PLAINTEXT sessions last 2 s: clients must re-authenticate (KIP-368).
+        "--set", f"listener.name.sasl_plaintext.connections.max.reauth.ms={REAUTH_MS}",
     ]
     for mechanism, (user, password) in SCRAM_USERS.items():
         args += ["--add-scram", f"{mechanism}=[name={user},password={password}]"]
@@ -104,8 +107,9 @@ def round_trip_confluent(conf, topic="secured"):
     c = Consumer({**conf, "group.id": uuid.uuid4().hex, "auto.offset.reset": "earliest"})
     c.subscribe([topic])
     seen = []
+    deadline = time.monotonic() + 60
     try:
-        for _ in range(60):
+        while time.monotonic() < deadline:
             m = c.poll(1.0)
             if m is None:
                 continue
@@ -127,6 +131,24 @@ def test_confluent_kafka_sasl_ssl(secure_broker, certs, mechanism):
 def test_confluent_kafka_sasl_plaintext_scram(secure_broker, certs):
     user, password = SCRAM_USERS["SCRAM-SHA-512"]
     round_trip_confluent(librdkafka_config(secure_broker, certs, "SASL_PLAINTEXT", "SCRAM-SHA-512", user, password))
+
+
+def test_librdkafka_re_authenticates_before_its_session_expires(secure_broker, certs):
+    """With connections.max.reauth.ms the broker gives each SASL session a lifetime; a
+    producer that keeps one connection for several lifetimes logs in again on it and never
+    sees the connection closed for an expired session."""
+    user, password = SCRAM_USERS["SCRAM-SHA-256"]
+    conf = librdkafka_config(secure_broker, certs, "SASL_PLAINTEXT", "SCRAM-SHA-256", user, password)
+    p = Producer(conf)
+    delivered = []
+    deadline = time.monotonic() + 3 * REAUTH_MS / 1000
+    while time.monotonic() < deadline:
+        p.produce("secured", b"reauth", on_delivery=lambda err, msg: delivered.append(err))
+        p.poll(0.25)
+    assert p.flush(30) == 0
+    assert delivered and all(err is None for err in delivered), delivered
+    expired = [line for line in secure_broker.log_lines if "expired (connections.max.reauth.ms)" in line]
+    assert expired == [], expired
 
 
 def test_confluent_kafka_ssl_with_client_certificate(secure_broker, certs):
