@@ -158,6 +158,9 @@ pub struct BrokerSettings {
     pub delete_topic_enable: bool,
     pub fsync_acks_all: bool,
     pub max_connections: usize,
+    /// `max.connections.per.ip` and its overrides by address.
+    pub max_connections_per_ip: usize,
+    pub max_connections_per_ip_overrides: std::collections::HashMap<std::net::IpAddr, usize>,
     pub socket_request_max_bytes: usize,
     pub queued_max_requests: usize,
     pub connections_max_idle_ms: u64,
@@ -377,6 +380,19 @@ impl Resolver<'_> {
             delete_topic_enable: self.bool("delete.topic.enable"),
             fsync_acks_all: self.bool("strom.fsync.acks.all"),
             max_connections: self.long("max.connections")?.clamp(1, u32::MAX as i64) as usize,
+            max_connections_per_ip: self.long("max.connections.per.ip")?.max(0) as usize,
+            max_connections_per_ip_overrides:
+                crate::security::limits::ConnectionsPerIp::parse_overrides(
+                    &self
+                        .get("max.connections.per.ip.overrides")
+                        .unwrap_or_default(),
+                )
+                .map_err(|m| {
+                    invalid(
+                        "max.connections.per.ip.overrides",
+                        format!("max.connections.per.ip.overrides: {m}"),
+                    )
+                })?,
             socket_request_max_bytes: self.long("socket.request.max.bytes")?.max(0) as usize,
             queued_max_requests: self.long("queued.max.requests")?.max(1) as usize,
             connections_max_idle_ms: self.long("connections.max.idle.ms")?.max(0) as u64,

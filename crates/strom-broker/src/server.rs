@@ -31,6 +31,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{BrokerConfig, ClientListener, Endpoint};
 use crate::security::ListenerSecurity;
+use crate::security::limits::ConnectionsPerIp;
 use crate::state::BrokerState;
 
 /// How long shutdown waits for connections to finish the responses they owe.
@@ -268,6 +269,10 @@ impl Broker {
         let limit = Arc::new(Semaphore::new(
             state.config.max_connections.min(Semaphore::MAX_PERMITS),
         ));
+        let per_ip = ConnectionsPerIp::new(
+            state.config.max_connections_per_ip,
+            state.config.max_connections_per_ip_overrides.clone(),
+        );
         let bound = listeners
             .iter()
             .map(|l| (l.config.name.clone(), l.local_addr))
@@ -285,6 +290,7 @@ impl Broker {
                 Arc::clone(&state),
                 l,
                 Arc::clone(&limit),
+                Arc::clone(&per_ip),
                 shutdown_rx.clone(),
                 connections.clone(),
             )));
@@ -604,6 +610,7 @@ async fn accept(
     state: Arc<BrokerState>,
     bound: BoundListener,
     limit: Arc<Semaphore>,
+    per_ip: Arc<ConnectionsPerIp>,
     mut shutdown: watch::Receiver<bool>,
     connections: TaskTracker,
 ) {
@@ -632,11 +639,17 @@ async fn accept(
             },
             _ = shutdown.changed() => return,
         };
+        let Some(ip_slot) = per_ip.acquire(peer.ip()) else {
+            tracing::debug!(%peer, "closing a connection over max.connections.per.ip");
+            drop(stream);
+            continue;
+        };
         let state = Arc::clone(&state);
         let shutdown = shutdown.clone();
         let security = Arc::clone(&security);
         connections.spawn(async move {
             crate::connection::serve(state, security, stream, peer, shutdown).await;
+            drop(ip_slot);
             drop(permit);
         });
     }

@@ -248,3 +248,56 @@ async fn pipelined_requests_are_answered_in_order() {
     );
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn one_address_holds_at_most_max_connections_per_ip() {
+    let broker = TestBroker::start_with(&[("max.connections.per.ip", "2")]).await;
+    let mut first = broker.connect().await;
+    let mut second = broker.connect().await;
+    // Both are served.
+    for conn in [&mut first, &mut second] {
+        let versions = conn.send(0, ApiVersionsRequest::default()).await;
+        assert_eq!(versions.error_code, 0);
+    }
+    // The third from the same address is closed at once.
+    let mut third = broker.connect().await;
+    assert!(third.is_closed().await);
+    // Closing one frees its place once the broker has noticed; until then a new connection
+    // may still be refused, so try a bounded number of times.
+    drop(first);
+    let mut served = false;
+    for _ in 0..100 {
+        if served_once(broker.addr).await {
+            served = true;
+            break;
+        }
+    }
+    assert!(served, "a place was freed by closing a connection");
+    broker.stop().await;
+}
+
+/// Connects, asks ApiVersions v0 and says whether an answer came (not a close).
+async fn served_once(addr: std::net::SocketAddr) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+        return false;
+    };
+    let mut frame = BytesMut::new();
+    frame.put_i32(10);
+    frame.put_i16(18); // ApiVersions
+    frame.put_i16(0);
+    frame.put_i32(99);
+    frame.put_i16(-1); // no client id
+    if stream.write_all(&frame).await.is_err() {
+        return false;
+    }
+    let mut size = [0u8; 4];
+    matches!(
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            stream.read_exact(&mut size)
+        )
+        .await,
+        Ok(Ok(_))
+    )
+}

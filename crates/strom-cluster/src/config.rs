@@ -794,6 +794,22 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "The most client connections the broker accepts at once."
     ),
     broker_config!(
+        "max.connections.per.ip",
+        Int,
+        NO_LIMIT_INT,
+        Check::Range(0.0, i32::MAX as f64),
+        false,
+        "The most connections one client address may hold at once."
+    ),
+    broker_config!(
+        "max.connections.per.ip.overrides",
+        String,
+        Some(""),
+        Check::None,
+        false,
+        "Per-address exceptions to max.connections.per.ip, as ADDRESS:COUNT pairs (IP addresses, not host names)."
+    ),
+    broker_config!(
         "message.max.bytes",
         Int,
         Some("1048588"),

@@ -3,6 +3,7 @@
 //! exchanges, TLS configs from `ssl.*` properties, principal mapping) are in `strom-security`.
 
 pub mod authz;
+pub mod limits;
 pub mod listener;
 pub mod session;
 
