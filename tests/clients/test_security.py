@@ -11,6 +11,7 @@ Certificates come from `openssl` at test time (a throwaway CA, a server certific
 
 import shutil
 import socket
+import ssl
 import struct
 import subprocess
 import time
@@ -50,6 +51,16 @@ def certs(tmp_path_factory):
                 "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext", cwd=d)
     (d / "server-keystore.pem").write_text((d / "server.key").read_text() + (d / "server.pem").read_text())
     return d
+
+
+def sign_server_certificate(d, name, subject):
+    """A server key and certificate for 127.0.0.1/localhost signed by the test CA."""
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject, cwd=d)
+    (d / f"{name}.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext", cwd=d)
+    return (d / f"{name}.key").read_text() + (d / f"{name}.pem").read_text()
 
 
 def jaas_plain():
@@ -310,3 +321,35 @@ def test_metadata_advertises_the_listener_the_client_used(secure_broker, certs):
     md = AdminClient(librdkafka_config(secure_broker, certs, "SASL_SSL", "SCRAM-SHA-256", user, password)).list_topics(timeout=15)
     ports = {b.port for b in md.brokers.values()}
     assert ports == {secure_broker.listeners["SASL_SSL"]}
+
+
+def served_certificate_subject(port, certs):
+    context = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            return dict(item[0] for item in tls.getpeercert()["subject"])["commonName"]
+
+
+def test_a_renewed_certificate_is_served_without_a_restart(tmp_path, certs):
+    """The key store file is replaced; new connections get the new certificate while the
+    broker keeps running (it checks its files every few seconds)."""
+    keystore = tmp_path / "keystore.pem"
+    keystore.write_text(sign_server_certificate(certs, "first", "/CN=first"))
+    b = Broker(tmp_path / "data", [
+        "--set", "listeners=PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0",
+        "--set", f"ssl.keystore.location={keystore}",
+    ]).start()
+    try:
+        port = b.listeners["SSL"]
+        assert served_certificate_subject(port, certs) == "first"
+        renewed = tmp_path / "keystore.pem.new"
+        renewed.write_text(sign_server_certificate(certs, "second", "/CN=second"))
+        renewed.replace(keystore)
+        deadline = time.monotonic() + 30
+        while served_certificate_subject(port, certs) != "second":
+            assert time.monotonic() < deadline, "the renewed certificate was never served"
+            time.sleep(0.5)
+        assert any("reloaded the TLS key and trust stores" in line for line in b.log_lines)
+    finally:
+        b.stop()
+    assert b.errors_logged() == []
