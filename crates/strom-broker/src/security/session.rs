@@ -274,3 +274,141 @@ impl Credentials for BrokerCredentials<'_> {
         self.image.scram_credential(user, mechanism).cloned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use strom_cluster::MetadataRecord;
+    use strom_security::PrincipalMapper;
+
+    use super::*;
+    use crate::config::SecurityProtocol;
+    use crate::security::listener::SaslSettings;
+
+    fn sasl_listener(reauth_ms: i64) -> Arc<ListenerSecurity> {
+        Arc::new(ListenerSecurity {
+            name: "SASL_PLAINTEXT".into(),
+            protocol: SecurityProtocol::SaslPlaintext,
+            tls: None,
+            sasl: Some(SaslSettings {
+                mechanisms: vec![SaslMechanism::Plain],
+                plain_users: BTreeMap::from([
+                    ("alice".into(), "pw".into()),
+                    ("bob".into(), "pw".into()),
+                ]),
+                max_receive_size: 1000,
+                reauth_ms,
+            }),
+            mapper: PrincipalMapper::default(),
+        })
+    }
+
+    fn image() -> Arc<MetadataImage> {
+        let mut image = MetadataImage::default();
+        image.replay(&MetadataRecord::Cluster {
+            cluster_id: "c".into(),
+        });
+        Arc::new(image)
+    }
+
+    fn login(session: &Session, user: &str, now: Instant) -> Authenticate {
+        assert!(matches!(
+            session.handshake("PLAIN", false),
+            Handshake::Accepted
+        ));
+        session.authenticate(format!("\0{user}\0pw").as_bytes(), image(), now)
+    }
+
+    #[test]
+    fn nothing_but_the_sasl_apis_before_authentication() {
+        let session = Session::new(sasl_listener(0), KafkaPrincipal::anonymous());
+        let now = Instant::now();
+        assert!(session.admit(ApiKey::ApiVersions, now).is_ok());
+        assert!(session.admit(ApiKey::Metadata, now).is_err());
+        assert_eq!(session.max_frame_bytes(1 << 20), 1000);
+        assert!(matches!(
+            login(&session, "alice", now),
+            Authenticate::Complete { .. }
+        ));
+        assert!(session.admit(ApiKey::Metadata, now).is_ok());
+        assert_eq!(session.max_frame_bytes(1 << 20), 1 << 20);
+        assert_eq!(session.principal(), KafkaPrincipal::user("alice"));
+        assert!(!session.must_close());
+    }
+
+    #[test]
+    fn a_failed_login_or_an_unoffered_mechanism_closes_the_connection() {
+        let session = Session::new(sasl_listener(0), KafkaPrincipal::anonymous());
+        assert!(matches!(
+            session.handshake("PLAIN", false),
+            Handshake::Accepted
+        ));
+        let failed = session.authenticate(b"\0alice\0wrong", image(), Instant::now());
+        assert!(matches!(failed, Authenticate::Failed(_)));
+        assert!(session.must_close());
+        assert!(session.admit(ApiKey::Metadata, Instant::now()).is_err());
+
+        let session = Session::new(sasl_listener(0), KafkaPrincipal::anonymous());
+        assert!(matches!(
+            session.handshake("SCRAM-SHA-256", false),
+            Handshake::UnsupportedMechanism
+        ));
+        assert!(session.must_close());
+    }
+
+    #[test]
+    fn sessions_expire_and_re_authentication_keeps_the_principal() {
+        let session = Session::new(sasl_listener(1000), KafkaPrincipal::anonymous());
+        let start = Instant::now();
+        assert!(matches!(
+            login(&session, "alice", start),
+            Authenticate::Complete {
+                lifetime_ms: 1000,
+                ..
+            }
+        ));
+        let later = start + Duration::from_millis(1500);
+        assert!(session.admit(ApiKey::Produce, later).is_err(), "expired");
+        // Logging in again, as the same user, starts a new lifetime.
+        assert!(matches!(
+            login(&session, "alice", later),
+            Authenticate::Complete { .. }
+        ));
+        assert!(session.admit(ApiKey::Produce, later).is_ok());
+        // Another user may not take the connection over.
+        assert!(matches!(
+            login(&session, "bob", later),
+            Authenticate::Failed(_)
+        ));
+        assert!(session.must_close());
+    }
+
+    #[test]
+    fn without_reauthentication_a_second_handshake_is_illegal() {
+        let session = Session::new(sasl_listener(0), KafkaPrincipal::anonymous());
+        assert!(matches!(
+            login(&session, "alice", Instant::now()),
+            Authenticate::Complete { .. }
+        ));
+        assert!(matches!(
+            session.handshake("PLAIN", false),
+            Handshake::IllegalState
+        ));
+    }
+
+    #[test]
+    fn a_plaintext_listener_admits_everything_and_refuses_sasl() {
+        let session = Session::new(
+            Arc::new(ListenerSecurity::plaintext("PLAINTEXT")),
+            KafkaPrincipal::anonymous(),
+        );
+        assert!(session.admit(ApiKey::Produce, Instant::now()).is_ok());
+        assert!(matches!(
+            session.handshake("PLAIN", false),
+            Handshake::IllegalState
+        ));
+        assert!(!session.must_close());
+    }
+}
