@@ -34,15 +34,12 @@ pub mod txn;
 
 pub use config::BrokerConfig;
 
-/// jemalloc is the global allocator of every process that links the broker, for a safety
-/// reason as much as for speed. The kafka-protocol codec sizes arrays with
-/// `Vec::with_capacity(n)` from the length a client sent, before decoding one element; a frame
-/// of a dozen bytes can declare billions of elements. The system allocator cannot map that
-/// much and aborts the process. jemalloc maps large regions with MAP_NORESERVE where the kernel
-/// overcommits (Linux's default, `vm.overcommit_memory` 0 or 1), so the request costs address
-/// space only; the decode then fails on the missing bytes, the connection is closed and the
-/// mapping released. `tests/protocol.rs` sends such frames. Upstream tracks the codec fix
-/// (kafka-protocol-rs pull requests 152, 161 and 200).
+/// jemalloc is the global allocator of every process that links the broker. It was first
+/// chosen as a guard as much as for speed: the kafka-protocol codec reserves
+/// `Vec::with_capacity(n)` for a count read from the wire, and jemalloc's lazily mapped regions
+/// made such a reservation cost address space only. `strom_protocol::body` now refuses those
+/// counts before the codec sees them, under any overcommit setting (docs/architecture.md,
+/// "Hostile bytes"; `tests/hostile_bytes.rs` checks it under an address-space cap).
 #[global_allocator]
 static GLOBAL_ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 pub use server::{Broker, NodeListeners, StartError};

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use kafka_protocol::messages::ApiKey;
-use kafka_protocol::protocol::{Decodable, Encodable, VersionRange};
+use kafka_protocol::protocol::{Encodable, Request, VersionRange};
 
 use crate::state::BrokerState;
 
@@ -74,15 +74,19 @@ async fn run<Req, Resp, Fut>(
     handle: impl FnOnce(RequestContext, Req) -> Fut,
 ) -> Result<Reply<Bytes>, DecodeError>
 where
-    Req: Decodable,
+    Req: Request,
     Resp: Encodable + Send + 'static,
     Fut: std::future::Future<Output = Reply<Resp>>,
 {
-    let request = Req::decode(&mut body, ctx.api_version).map_err(|e| DecodeError {
-        api_key: ctx.api_key,
-        version: ctx.api_version,
-        message: e.to_string(),
-    })?;
+    // Bounded: no count or length in the body allocates more than the bytes received.
+    let request =
+        strom_protocol::decode_request::<Req>(&mut body, ctx.api_version).map_err(|e| {
+            DecodeError {
+                api_key: ctx.api_key,
+                version: ctx.api_version,
+                message: e.to_string(),
+            }
+        })?;
     let (api_key, version, correlation_id) = (ctx.api_key, ctx.api_version, ctx.correlation_id);
     let encode = move |response: Resp| -> Bytes {
         match strom_protocol::encode_response(api_key, version, correlation_id, &response) {

@@ -20,6 +20,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// Larger frames are refused: a snapshot of a very large cluster stays far below this.
 pub const MAX_FRAME_BYTES: usize = 512 << 20;
 const FIXED_BYTES: usize = 8 + 4;
+/// What a frame's buffer reserves before its bytes arrive; larger frames grow as they are read.
+const READ_RESERVE_BYTES: usize = 64 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
@@ -80,8 +82,20 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Option<F
     if length < FIXED_BYTES {
         return Err(FrameError::Malformed(format!("frame of {length} bytes")));
     }
-    let mut buf = vec![0u8; length];
-    reader.read_exact(&mut buf).await?;
+    // The buffer grows with the bytes that arrive instead of being sized by the length field:
+    // a peer that sends a 4-byte length of 512 MiB and nothing more costs nothing.
+    let mut buf = Vec::with_capacity(length.min(READ_RESERVE_BYTES));
+    let read = (&mut *reader)
+        .take(length as u64)
+        .read_to_end(&mut buf)
+        .await?;
+    if read < length {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("connection closed {read} bytes into a frame of {length}"),
+        )
+        .into());
+    }
     let mut buf = Bytes::from(buf);
     let correlation_id = buf.get_u64();
     let header_length = buf.get_u32() as usize;
@@ -137,5 +151,20 @@ mod tests {
             read_frame(&mut &bad[..]).await,
             Err(FrameError::Malformed(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_frame_cut_short_after_a_large_length_is_an_early_end() {
+        // 256 MiB announced, 20 bytes sent, then the peer closes.
+        let mut short = Vec::new();
+        short.extend_from_slice(&(256u32 << 20).to_be_bytes());
+        short.extend_from_slice(&[0; 20]);
+        let mut reader = tokio::io::BufReader::new(&short[..]);
+        match read_frame(&mut reader).await {
+            Err(FrameError::Io(error)) => {
+                assert_eq!(error.kind(), std::io::ErrorKind::UnexpectedEof)
+            }
+            other => panic!("expected an early end, got {other:?}"),
+        }
     }
 }
