@@ -1,5 +1,6 @@
 """Security metadata through confluent-kafka's AdminClient: SCRAM users (KIP-554) and ACLs,
-stored and administered by a plaintext broker (enforcement is not this test's concern)."""
+stored and administered by a plaintext broker (enforcement is test_acls.py's concern; the ACL
+APIs need an authorizer, so those tests run one with the anonymous client as a super user)."""
 
 import pytest
 from confluent_kafka import KafkaException
@@ -18,6 +19,10 @@ from confluent_kafka.admin import (
 )
 
 TIMEOUT_S = 30
+AUTHORIZER = (
+    "--set", "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "--set", "super.users=User:ANONYMOUS",
+)
 
 
 def admin(broker):
@@ -105,8 +110,8 @@ def all_acls(client, filter=None):
     return sorted((a.restype, a.name, a.resource_pattern_type, a.principal, a.operation, a.permission_type) for a in acls)
 
 
-def test_acls_are_created_described_and_deleted(broker):
-    client = admin(broker)
+def test_acls_are_created_described_and_deleted(make_broker):
+    client = admin(make_broker(*AUTHORIZER))
     alice_reads = binding("orders", ResourcePatternType.LITERAL, "User:alice", AclOperation.READ, AclPermissionType.ALLOW)
     bob_writes = binding("ord", ResourcePatternType.PREFIXED, "User:bob", AclOperation.WRITE, AclPermissionType.ALLOW)
     nobody = binding("*", ResourcePatternType.LITERAL, "User:*", AclOperation.DELETE, AclPermissionType.DENY)
@@ -131,8 +136,8 @@ def test_acls_are_created_described_and_deleted(broker):
     assert [a[3] for a in all_acls(client)] == ["User:*", "User:bob"]
 
 
-def test_invalid_acls_are_refused(broker):
-    client = admin(broker)
+def test_invalid_acls_are_refused(make_broker):
+    client = admin(make_broker(*AUTHORIZER))
     bad_principal = binding("t", ResourcePatternType.LITERAL, "alice", AclOperation.READ, AclPermissionType.ALLOW)
     bad_cluster = binding("c", ResourcePatternType.LITERAL, "User:a", AclOperation.ALTER, AclPermissionType.ALLOW, ResourceType.BROKER)
     results = wait_all(client.create_acls([bad_principal, bad_cluster]))

@@ -22,6 +22,15 @@ const WRITE: i8 = 4;
 const DENY: i8 = 2;
 const ALLOW: i8 = 3;
 
+/// The ACL APIs need an authorizer; the test client (`User:ANONYMOUS`) is a super user.
+const AUTHORIZER: &[(&str, &str)] = &[
+    (
+        "authorizer.class.name",
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    ),
+    ("super.users", "User:ANONYMOUS"),
+];
+
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
@@ -104,7 +113,7 @@ fn as_delete(f: DescribeAclsRequest) -> DeleteAclsFilter {
 
 #[tokio::test]
 async fn acls_are_created_described_with_filters_and_deleted() {
-    let broker = TestBroker::start().await;
+    let broker = TestBroker::start_with(AUTHORIZER).await;
     let mut conn = broker.connect().await;
     let codes = create(
         &mut conn,
@@ -178,7 +187,7 @@ async fn acls_are_created_described_with_filters_and_deleted() {
 
 #[tokio::test]
 async fn invalid_acls_and_filters_are_invalid_requests() {
-    let broker = TestBroker::start().await;
+    let broker = TestBroker::start_with(AUTHORIZER).await;
     let mut conn = broker.connect().await;
     let invalid = ResponseError::InvalidRequest.code();
     let codes = create(
@@ -207,7 +216,7 @@ async fn invalid_acls_and_filters_are_invalid_requests() {
 
 #[tokio::test]
 async fn acls_survive_a_restart() {
-    let broker = TestBroker::start().await;
+    let broker = TestBroker::start_with(AUTHORIZER).await;
     let mut conn = broker.connect().await;
     let codes = create(
         &mut conn,
@@ -235,4 +244,35 @@ async fn acls_survive_a_restart() {
         &[],
         false
     ));
+}
+
+#[tokio::test]
+async fn acl_apis_answer_security_disabled_without_an_authorizer() {
+    let broker = TestBroker::start().await;
+    let mut conn = broker.connect().await;
+    let codes = create(
+        &mut conn,
+        vec![creation(TOPIC, "t", LITERAL, "User:alice", READ, ALLOW)],
+    )
+    .await;
+    assert_eq!(codes, vec![ResponseError::SecurityDisabled.code()]);
+    let described = conn.send(3, filter(TOPIC, None, ANY, None)).await;
+    assert_eq!(described.error_code, ResponseError::SecurityDisabled.code());
+    let deleted = conn
+        .send(
+            3,
+            DeleteAclsRequest::default().with_filters(vec![
+                DeleteAclsFilter::default()
+                    .with_resource_type_filter(ANY)
+                    .with_pattern_type_filter(ANY)
+                    .with_operation(ANY)
+                    .with_permission_type(ANY),
+            ]),
+        )
+        .await;
+    assert_eq!(
+        deleted.filter_results[0].error_code,
+        ResponseError::SecurityDisabled.code()
+    );
+    broker.stop().await;
 }

@@ -2337,7 +2337,12 @@ async fn user_commands_create_list_and_delete_scram_users() {
 
 #[tokio::test]
 async fn acl_commands_create_list_and_delete() {
-    let broker = Broker::start().await;
+    // The ACL APIs answer SECURITY_DISABLED without an authorizer, as Kafka's do.
+    let broker = Broker::start_with(&[
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users=User:ANONYMOUS",
+    ])
+    .await;
     let created = broker
         .run(&[
             "acl",

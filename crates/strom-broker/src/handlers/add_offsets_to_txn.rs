@@ -10,14 +10,27 @@ use strom_txn::Producer;
 
 use super::{Reply, RequestContext};
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
 
 pub async fn handle(
     state: &Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: AddOffsetsToTxnRequest,
 ) -> Reply<AddOffsetsToTxnResponse> {
+    // Kafka: WRITE on the transactional id, then READ on the group.
+    let authz = ctx.authz(state);
+    let denied = if !authz.allows_transactional_id(AclOperation::Write, &request.transactional_id) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !authz.allows_group(AclOperation::Read, &request.group_id) {
+        Some(ResponseError::GroupAuthorizationFailed)
+    } else {
+        None
+    };
+    if let Some(error) = denied {
+        return Reply::Now(AddOffsetsToTxnResponse::default().with_error_code(error.code()));
+    }
     // The group's partition must exist to be written to; Kafka creates the offsets topic the
     // same way when the producer later looks up the group coordinator.
     if let Err(e) = crate::groups::ensure_offsets_topic(state).await {

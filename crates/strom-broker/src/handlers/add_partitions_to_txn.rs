@@ -7,6 +7,10 @@
 //!
 //! Partitions of topics that do not exist get UNKNOWN_TOPIC_OR_PARTITION and the others
 //! OPERATION_NOT_ATTEMPTED, as in Kafka: nothing is added when any partition is unknown.
+//!
+//! Authorization, as Kafka: WRITE on the transactional id (else every partition gets
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and on each topic (TOPIC_AUTHORIZATION_FAILED, the
+//! others OPERATION_NOT_ATTEMPTED); the batched form also needs CLUSTER_ACTION on the cluster.
 
 use std::sync::Arc;
 
@@ -21,7 +25,9 @@ use kafka_protocol::protocol::{StrBytes, VersionRange};
 use strom_txn::Producer;
 
 use super::{Reply, RequestContext};
+use crate::security::Authz;
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
 
@@ -33,6 +39,7 @@ pub async fn handle(
     ctx: RequestContext,
     request: AddPartitionsToTxnRequest,
 ) -> Reply<AddPartitionsToTxnResponse> {
+    let authz = ctx.authz(state);
     if ctx.api_version < BATCHED_VERSION {
         let producer = Producer {
             id: request.v3_and_below_producer_id.0,
@@ -40,6 +47,7 @@ pub async fn handle(
         };
         let results = add(
             state,
+            &authz,
             request.v3_and_below_transactional_id.to_string(),
             producer,
             request.v3_and_below_topics,
@@ -50,6 +58,12 @@ pub async fn handle(
             AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results.await)
         }));
     }
+    if !authz.allows_cluster(AclOperation::ClusterAction) {
+        return Reply::Now(
+            AddPartitionsToTxnResponse::default()
+                .with_error_code(ResponseError::ClusterAuthorizationFailed.code()),
+        );
+    }
     let mut pending = Vec::with_capacity(request.transactions.len());
     for txn in request.transactions {
         let producer = Producer {
@@ -59,6 +73,7 @@ pub async fn handle(
         let id = txn.transactional_id.clone();
         let results = add(
             state,
+            &authz,
             txn.transactional_id.to_string(),
             producer,
             txn.topics,
@@ -86,6 +101,7 @@ type Results = BoxFuture<'static, Vec<AddPartitionsToTxnTopicResult>>;
 /// per-partition results.
 async fn add(
     state: &Arc<BrokerState>,
+    authz: &Authz,
     transactional_id: String,
     producer: Producer,
     topics: Vec<AddPartitionsToTxnTopic>,
@@ -95,21 +111,27 @@ async fn add(
         .iter()
         .flat_map(|t| t.partitions.iter().map(|&p| (t.name.0.to_string(), p)))
         .collect();
+    if !authz.allows_transactional_id(AclOperation::Write, &transactional_id) {
+        let code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        return ready(same_code(&partitions, code));
+    }
     let image = state.image();
-    let unknown: Vec<bool> = partitions
+    let failures: Vec<Option<ResponseError>> = partitions
         .iter()
-        .map(|(topic, index)| image.partition(topic, *index).is_none())
+        .map(|(topic, index)| {
+            if !authz.allows_topic(AclOperation::Write, topic) {
+                Some(ResponseError::TopicAuthorizationFailed)
+            } else if image.partition(topic, *index).is_none() {
+                Some(ResponseError::UnknownTopicOrPartition)
+            } else {
+                None
+            }
+        })
         .collect();
-    if unknown.iter().any(|&u| u) {
-        let codes = unknown
+    if failures.iter().any(Option::is_some) {
+        let codes = failures
             .iter()
-            .map(|&u| {
-                if u {
-                    ResponseError::UnknownTopicOrPartition.code()
-                } else {
-                    ResponseError::OperationNotAttempted.code()
-                }
-            })
+            .map(|f| f.unwrap_or(ResponseError::OperationNotAttempted).code())
             .collect();
         return ready(topic_results(&partitions, codes));
     }

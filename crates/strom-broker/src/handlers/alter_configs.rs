@@ -15,16 +15,24 @@ use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{Reply, RequestContext};
 use crate::errors::KafkaError;
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
 
 pub async fn handle(
     state: &Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: AlterConfigsRequest,
 ) -> Reply<AlterConfigsResponse> {
+    let authz = ctx.authz(state);
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
+        // Kafka: ALTER_CONFIGS on the topic, or on the cluster for a broker.
+        let authorized = authz.check_config_resource(
+            AclOperation::AlterConfigs,
+            resource.resource_type,
+            resource.resource_name.as_str(),
+        );
         let changes: Vec<(String, AlterOp)> = resource
             .configs
             .iter()
@@ -35,15 +43,20 @@ pub async fn handle(
                 ))
             })
             .collect();
-        let outcome = alter(
-            state,
-            resource.resource_type,
-            resource.resource_name.as_str(),
-            changes,
-            false,
-            request.validate_only,
-        )
-        .await;
+        let outcome = match authorized {
+            Ok(()) => {
+                alter(
+                    state,
+                    resource.resource_type,
+                    resource.resource_name.as_str(),
+                    changes,
+                    false,
+                    request.validate_only,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
         let mut response = AlterConfigsResourceResponse::default()
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name.clone());

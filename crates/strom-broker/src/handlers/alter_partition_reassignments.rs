@@ -29,14 +29,25 @@ use strom_quorum::{ControllerReply, ControllerRequest};
 use super::{Reply, RequestContext};
 use crate::errors::KafkaError;
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
 
 pub async fn handle(
     state: &Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: AlterPartitionReassignmentsRequest,
 ) -> Reply<AlterPartitionReassignmentsResponse> {
+    // Kafka: ALTER on the cluster, else CLUSTER_AUTHORIZATION_FAILED.
+    if !ctx.authz(state).allows_cluster(AclOperation::Alter) {
+        let e = crate::security::authz::cluster_denied();
+        let count = request.topics.iter().map(|t| t.partitions.len()).sum();
+        return Reply::Now(
+            respond(&request, vec![Err(e.clone()); count])
+                .with_error_code(e.code())
+                .with_error_message(Some(StrBytes::from_string(e.message))),
+        );
+    }
     let reassignments: Vec<PartitionReassignment> = request
         .topics
         .iter()

@@ -21,13 +21,14 @@ use strom_quorum::{ControllerReply, ControllerRequest};
 use super::{Reply, RequestContext};
 use crate::errors::KafkaError;
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 /// Kafka serves v0 only.
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
 
 pub async fn handle(
     state: &Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: AlterUserScramCredentialsRequest,
 ) -> Reply<AlterUserScramCredentialsResponse> {
     let deletions: Vec<ScramDeletion> = request
@@ -50,7 +51,17 @@ pub async fn handle(
         })
         .collect();
     let users = named_users(&deletions, &upsertions);
-    let results = match alter(state, deletions, upsertions).await {
+    // Kafka: ALTER on the cluster, else CLUSTER_AUTHORIZATION_FAILED for every user.
+    let authorized = if ctx.authz(state).allows_cluster(AclOperation::Alter) {
+        Ok(())
+    } else {
+        Err(crate::security::authz::cluster_denied())
+    };
+    let outcome = match authorized {
+        Ok(()) => alter(state, deletions, upsertions).await,
+        Err(e) => Err(e),
+    };
+    let results = match outcome {
         Ok(results) => results,
         Err(e) => users
             .into_iter()

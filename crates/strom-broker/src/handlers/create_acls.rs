@@ -20,15 +20,24 @@ use strom_quorum::{ControllerReply, ControllerRequest};
 use super::{Reply, RequestContext};
 use crate::errors::KafkaError;
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 /// Kafka 4 serves v1 to v3 (v0 was removed with KIP-896); v1 added PREFIXED patterns.
 pub const VERSIONS: VersionRange = VersionRange { min: 1, max: 3 };
 
 pub async fn handle(
     state: &Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: CreateAclsRequest,
 ) -> Reply<CreateAclsResponse> {
+    // Kafka: SECURITY_DISABLED without an authorizer, else ALTER on the cluster.
+    if let Err(e) = ctx.authz(state).check_acl_api(AclOperation::Alter) {
+        let result = AclCreationResult::default()
+            .with_error_code(e.code())
+            .with_error_message(Some(StrBytes::from_string(e.message)));
+        let results = vec![result; request.creations.len()];
+        return Reply::Now(CreateAclsResponse::default().with_results(results));
+    }
     let checked: Vec<Result<AclBinding, ApiError>> = request
         .creations
         .iter()

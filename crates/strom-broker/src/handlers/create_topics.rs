@@ -11,6 +11,7 @@ use kafka_protocol::messages::create_topics_response::{
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::{StrBytes, VersionRange};
 use strom_cluster::BrokerId;
+use strom_cluster::acl::AclOperation;
 use strom_cluster::config::ConfigSource;
 use strom_cluster::controller::CreateTopic;
 
@@ -32,10 +33,19 @@ pub async fn handle(
         .filter(|t| !seen.insert(t.name.to_string()))
         .map(|t| t.name.to_string())
         .collect();
-    // Every valid, non-duplicate topic goes to the controller in one request.
+    // Kafka: CREATE on the cluster, or else on each topic (TOPIC_AUTHORIZATION_FAILED).
+    let authz = ctx.authz(state);
+    let cluster_create = authz.allows_cluster(AclOperation::Create);
+    let denied: HashSet<String> = request
+        .topics
+        .iter()
+        .map(|t| t.name.to_string())
+        .filter(|name| !cluster_create && !authz.allows_topic(AclOperation::Create, name))
+        .collect();
+    // Every valid, non-duplicate, authorized topic goes to the controller in one request.
     let mut creates = Vec::new();
     for topic in &request.topics {
-        if duplicates.contains(topic.name.as_str()) {
+        if duplicates.contains(topic.name.as_str()) || denied.contains(topic.name.as_str()) {
             continue;
         }
         creates.push(CreateTopic {
@@ -77,6 +87,15 @@ pub async fn handle(
                         "Create topics request from client `{}` contains multiple entries for the following topics: {name}",
                         ctx.client_id.as_deref().unwrap_or("")
                     )))),
+            );
+            continue;
+        }
+        if denied.contains(&name) {
+            let e = crate::security::authz::topic_denied(&name);
+            results.push(
+                result
+                    .with_error_code(e.code())
+                    .with_error_message(Some(StrBytes::from_string(e.message))),
             );
             continue;
         }

@@ -18,6 +18,7 @@ use strom_quorum::{ControllerReply, ControllerRequest};
 use super::{Reply, RequestContext};
 use crate::errors::KafkaError;
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 /// Kafka 4 serves v1 to v3 (v0 was removed with KIP-896).
 pub const VERSIONS: VersionRange = VersionRange { min: 1, max: 3 };
@@ -26,9 +27,19 @@ type FilterOutcome = Result<Vec<AclBinding>, ApiError>;
 
 pub async fn handle(
     state: &Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: DeleteAclsRequest,
 ) -> Reply<DeleteAclsResponse> {
+    // Kafka: SECURITY_DISABLED without an authorizer, else ALTER on the cluster.
+    if let Err(e) = ctx.authz(state).check_acl_api(AclOperation::Alter) {
+        let error = ApiError::new(e.error, e.message);
+        let results = request
+            .filters
+            .iter()
+            .map(|_| filter_result(Err(error.clone())))
+            .collect();
+        return Reply::Now(DeleteAclsResponse::default().with_filter_results(results));
+    }
     let checked: Vec<Result<AclFilter, ApiError>> = request
         .filters
         .iter()

@@ -9,15 +9,27 @@ use strom_group::Response;
 
 use super::{COORDINATOR_NOT_AVAILABLE, Reply, RequestContext, group_call};
 use crate::state::BrokerState;
+use kafka_protocol::error::ResponseError;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
 
 pub async fn handle(
     state: &Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: DeleteGroupsRequest,
 ) -> Reply<DeleteGroupsResponse> {
-    let names: Vec<String> = request.groups_names.iter().map(|g| g.to_string()).collect();
+    // Kafka: DELETE on each group, else GROUP_AUTHORIZATION_FAILED for it.
+    let authz = ctx.authz(state);
+    let (names, denied): (Vec<String>, Vec<String>) = request
+        .groups_names
+        .iter()
+        .map(|g| g.to_string())
+        .partition(|g| authz.allows_group(AclOperation::Delete, g));
+    let denied: Vec<(String, i16)> = denied
+        .into_iter()
+        .map(|g| (g, ResponseError::GroupAuthorizationFailed.code()))
+        .collect();
     let core = strom_group::DeleteGroupsRequest {
         groups_names: names.clone(),
     };
@@ -39,6 +51,7 @@ pub async fn handle(
             DeleteGroupsResponse::default().with_results(
                 results
                     .into_iter()
+                    .chain(denied)
                     .map(|(group, code)| {
                         DeletableGroupResult::default()
                             .with_group_id(GroupId(StrBytes::from_string(group)))

@@ -14,6 +14,7 @@ use super::{Reply, RequestContext};
 use crate::errors::{KafkaError, led_partition};
 use crate::partition::Partition;
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
 
@@ -22,10 +23,11 @@ const HIGH_WATERMARK: i64 = -1;
 
 pub async fn handle(
     state: &Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: DeleteRecordsRequest,
 ) -> Reply<DeleteRecordsResponse> {
     let image = state.image();
+    let authz = ctx.authz(state);
     let mut topics = Vec::with_capacity(request.topics.len());
     let mut work: Vec<(usize, usize, Arc<Partition>, i64)> = Vec::new();
     for (t, topic) in request.topics.iter().enumerate() {
@@ -34,7 +36,13 @@ pub async fn handle(
             let result = DeleteRecordsPartitionResult::default()
                 .with_partition_index(p.partition_index)
                 .with_low_watermark(-1);
-            match led_partition(state, &image, &topic.name, p.partition_index) {
+            // Kafka: DELETE on the topic.
+            let found = if authz.allows_topic(AclOperation::Delete, &topic.name) {
+                led_partition(state, &image, &topic.name, p.partition_index)
+            } else {
+                Err(crate::security::authz::topic_denied(&topic.name))
+            };
+            match found {
                 Ok(partition) => {
                     work.push((t, slot, partition, p.offset));
                     partitions.push(result);

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::{Reply, RequestContext};
 use crate::errors::KafkaError;
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 1, max: 6 };
 
@@ -36,10 +37,22 @@ pub async fn handle(
             .collect()
     };
     let image = state.image();
+    // Kafka: DELETE on each topic; TOPIC_AUTHORIZATION_FAILED whether or not the topic exists,
+    // and a topic named by id that the principal may not DESCRIBE keeps its name hidden.
+    let authz = ctx.authz(state);
+    let authorize = |n: &str| {
+        if authz.allows_topic(AclOperation::Delete, n) {
+            Ok(())
+        } else {
+            Err(crate::security::authz::topic_denied(n))
+        }
+    };
     let resolved: Vec<Result<String, KafkaError>> = targets
         .iter()
         .map(|(name, id)| match (name, id.is_nil()) {
-            (Some(n), _) => check_deletable(state, n).map(|()| n.clone()),
+            (Some(n), _) => authorize(n)
+                .and_then(|()| check_deletable(state, n))
+                .map(|()| n.clone()),
             (None, false) => image
                 .topic_by_id(id)
                 .map(|t| t.name.clone())
@@ -49,6 +62,7 @@ pub async fn handle(
                         "This server does not host this topic ID.",
                     )
                 })
+                .and_then(|n| authorize(&n).map(|()| n))
                 .and_then(|n| check_deletable(state, &n).map(|()| n)),
             (None, true) => Err(KafkaError::new(
                 ResponseError::InvalidRequest,
@@ -77,11 +91,17 @@ pub async fn handle(
         };
         let mut result = DeletableTopicResult::default().with_topic_id(id);
         result.name = name.map(|n| TopicName(StrBytes::from_string(n)));
+        let hidden = !id.is_nil()
+            && result.name.is_none()
+            && image
+                .topic_by_id(&id)
+                .is_some_and(|t| !authz.allows_topic(AclOperation::Describe, &t.name));
         match outcome {
             Ok((n, topic_id)) => {
                 result.name = Some(TopicName(StrBytes::from_string(n)));
                 result.topic_id = topic_id;
             }
+            Err(e) if hidden => result.error_code = e.code(),
             Err(e) => {
                 result.error_code = e.code();
                 result.error_message = Some(StrBytes::from_string(e.message));

@@ -13,15 +13,24 @@ use strom_cluster::acl::{AclBinding, AclFilter, PatternType, ResourceType};
 
 use super::{Reply, RequestContext};
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 /// Kafka 4 serves v1 to v3 (v0 was removed with KIP-896).
 pub const VERSIONS: VersionRange = VersionRange { min: 1, max: 3 };
 
 pub async fn handle(
     state: &Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: DescribeAclsRequest,
 ) -> Reply<DescribeAclsResponse> {
+    // Kafka: SECURITY_DISABLED without an authorizer, else DESCRIBE on the cluster.
+    if let Err(e) = ctx.authz(state).check_acl_api(AclOperation::Describe) {
+        return Reply::Now(
+            DescribeAclsResponse::default()
+                .with_error_code(e.code())
+                .with_error_message(Some(StrBytes::from_string(e.message))),
+        );
+    }
     let filter = AclFilter::from_codes(
         request.resource_type_filter,
         request.resource_name_filter.as_deref(),

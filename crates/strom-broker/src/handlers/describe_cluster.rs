@@ -7,7 +7,7 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::{StrBytes, VersionRange};
 
-use super::metadata::{CLUSTER_OPERATIONS, OPERATIONS_OMITTED};
+use super::metadata::cluster_operations;
 use super::{Reply, RequestContext};
 use crate::state::BrokerState;
 
@@ -31,11 +31,11 @@ pub async fn handle(
         .with_endpoint_type(endpoint_type)
         .with_cluster_id(StrBytes::from_string(state.cluster_id.clone()))
         .with_controller_id(BrokerId(state.controller_id(&state.image()).0))
-        .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
-            CLUSTER_OPERATIONS
-        } else {
-            OPERATIONS_OMITTED
-        });
+        // Kafka does not gate DescribeCluster; the bit set is 0 without DESCRIBE on the cluster.
+        .with_cluster_authorized_operations(cluster_operations(
+            &ctx.authz(state),
+            request.include_cluster_authorized_operations,
+        ));
     if endpoint_type != ENDPOINT_BROKERS && endpoint_type != ENDPOINT_CONTROLLERS {
         response.error_code = ResponseError::UnsupportedEndpointType.code();
         response.error_message = Some(StrBytes::from_string(format!(

@@ -14,6 +14,7 @@ use super::{Reply, RequestContext};
 use crate::config_entries::{ConfigEntry, broker_entries, topic_entries};
 use crate::errors::KafkaError;
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 1, max: 4 };
 
@@ -27,12 +28,20 @@ pub async fn handle(
     request: DescribeConfigsRequest,
 ) -> Reply<DescribeConfigsResponse> {
     let image = state.image();
+    let authz = ctx.authz(state);
     let results = request
         .resources
         .iter()
         .map(|resource| {
             let name = resource.resource_name.to_string();
+            // Kafka: DESCRIBE_CONFIGS on the topic, or on the cluster for a broker.
+            let authorized = authz.check_config_resource(
+                AclOperation::DescribeConfigs,
+                resource.resource_type,
+                &name,
+            );
             let entries = match resource.resource_type {
+                _ if authorized.is_err() => authorized.map(|()| Vec::new()),
                 RESOURCE_TOPIC if image.topic(&name).is_some() => {
                     Ok(topic_entries(&state.config, &image, &name))
                 }

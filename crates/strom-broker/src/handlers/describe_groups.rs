@@ -7,15 +7,14 @@ use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, Gr
 use kafka_protocol::protocol::{StrBytes, VersionRange};
 use strom_group::Response;
 
-use super::metadata::OPERATIONS_OMITTED;
+use kafka_protocol::error::ResponseError;
+use strom_cluster::acl::{AclOperation, ResourceType};
+
 use super::{COORDINATOR_NOT_AVAILABLE, Reply, RequestContext, group_call};
+use crate::security::authz::{GROUP_OPERATIONS, OPERATIONS_NOT_REQUESTED};
 use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 6 };
-
-/// Kafka's group operations (READ=3, DELETE=6, DESCRIBE=8) as authorized-operation bits; with
-/// no ACLs all are allowed.
-const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 
 pub async fn handle(
     state: &Arc<BrokerState>,
@@ -25,6 +24,20 @@ pub async fn handle(
     let version = ctx.api_version;
     let include_operations = version >= 3 && request.include_authorized_operations;
     let names: Vec<String> = request.groups.iter().map(|g| g.to_string()).collect();
+    // Kafka: DESCRIBE on each group, else GROUP_AUTHORIZATION_FAILED for that group.
+    let authz = ctx.authz(state);
+    let operations = move |group: &str| {
+        if include_operations {
+            authz.authorized_operations(ResourceType::Group, group, GROUP_OPERATIONS)
+        } else {
+            OPERATIONS_NOT_REQUESTED
+        }
+    };
+    let denied: std::collections::HashSet<String> = names
+        .iter()
+        .filter(|g| !ctx.authz(state).allows_group(AclOperation::Describe, g))
+        .cloned()
+        .collect();
     let core = strom_group::DescribeGroupsRequest {
         groups: names.clone(),
     };
@@ -32,16 +45,18 @@ pub async fn handle(
         state,
         move |c, now, id| c.describe_groups(now, id, core),
         move |response| {
-            let operations = if include_operations {
-                GROUP_OPERATIONS
-            } else {
-                OPERATIONS_OMITTED
-            };
             let groups = match response {
                 Some(Response::DescribeGroups(r)) => r
                     .groups
                     .into_iter()
                     .map(|g| {
+                        if denied.contains(&g.group_id) {
+                            return DescribedGroup::default()
+                                .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+                                .with_group_id(GroupId(StrBytes::from_string(g.group_id)))
+                                .with_authorized_operations(OPERATIONS_NOT_REQUESTED);
+                        }
+                        let operations = operations(&g.group_id);
                         DescribedGroup::default()
                             .with_error_code(g.error_code)
                             .with_group_id(GroupId(StrBytes::from_string(g.group_id)))
@@ -74,8 +89,8 @@ pub async fn handle(
                     .map(|g| {
                         DescribedGroup::default()
                             .with_error_code(COORDINATOR_NOT_AVAILABLE)
+                            .with_authorized_operations(operations(&g))
                             .with_group_id(GroupId(StrBytes::from_string(g)))
-                            .with_authorized_operations(operations)
                     })
                     .collect(),
             };

@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use kafka_protocol::error::ResponseError;
+
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
@@ -11,14 +13,22 @@ use kafka_protocol::protocol::{StrBytes, VersionRange};
 
 use super::{Reply, RequestContext};
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 1, max: 4 };
 
 pub async fn handle(
     state: &Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: DescribeLogDirsRequest,
 ) -> Reply<DescribeLogDirsResponse> {
+    // Kafka: DESCRIBE on the cluster, else no log dirs and CLUSTER_AUTHORIZATION_FAILED.
+    if !ctx.authz(state).allows_cluster(AclOperation::Describe) {
+        return Reply::Now(
+            DescribeLogDirsResponse::default()
+                .with_error_code(ResponseError::ClusterAuthorizationFailed.code()),
+        );
+    }
     let wanted: Option<Vec<(String, Vec<i32>)>> = request.topics.map(|topics| {
         topics
             .into_iter()

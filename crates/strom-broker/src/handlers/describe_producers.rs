@@ -15,15 +15,17 @@ use kafka_protocol::protocol::{StrBytes, VersionRange};
 use super::{Reply, RequestContext};
 use crate::errors::led_partition;
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
 
 pub async fn handle(
     state: &Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: DescribeProducersRequest,
 ) -> Reply<DescribeProducersResponse> {
     let image = state.image();
+    let authz = ctx.authz(state);
     let topics = request
         .topics
         .iter()
@@ -33,7 +35,13 @@ pub async fn handle(
                 .iter()
                 .map(|&index| {
                     let response = PartitionResponse::default().with_partition_index(index);
-                    match led_partition(state, &image, &topic.name, index) {
+                    // Kafka: READ on the topic.
+                    let found = if authz.allows_topic(AclOperation::Read, &topic.name) {
+                        led_partition(state, &image, &topic.name, index)
+                    } else {
+                        Err(crate::security::authz::topic_denied(&topic.name))
+                    };
+                    match found {
                         Ok(partition) => {
                             response.with_active_producers(active_producers(&partition.log))
                         }

@@ -21,6 +21,7 @@ use strom_quorum::{ControllerReply, ControllerRequest};
 use super::{Reply, RequestContext};
 use crate::errors::KafkaError;
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
 
@@ -32,6 +33,15 @@ pub async fn handle(
     ctx: RequestContext,
     request: DescribeQuorumRequest,
 ) -> Reply<DescribeQuorumResponse> {
+    // Kafka: DESCRIBE on the cluster, else CLUSTER_AUTHORIZATION_FAILED.
+    if !ctx.authz(state).allows_cluster(AclOperation::Describe) {
+        let e = crate::security::authz::cluster_denied();
+        return Reply::Now(
+            DescribeQuorumResponse::default()
+                .with_error_code(e.code())
+                .with_error_message(Some(StrBytes::from_string(e.message))),
+        );
+    }
     let asks_metadata_log = request.topics.iter().any(|t| {
         t.topic_name.as_str() == METADATA_TOPIC
             && t.partitions.iter().any(|p| p.partition_index == 0)

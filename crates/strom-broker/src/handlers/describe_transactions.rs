@@ -13,26 +13,47 @@ use kafka_protocol::protocol::{StrBytes, VersionRange};
 
 use super::{Reply, RequestContext};
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
 
 pub async fn handle(
     state: &Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: DescribeTransactionsRequest,
 ) -> Reply<DescribeTransactionsResponse> {
-    let ids: Vec<String> = request
+    // Kafka: DESCRIBE on each transactional id (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+    // and only the transaction's topics the principal may DESCRIBE.
+    let authz = ctx.authz(state);
+    let (ids, denied): (Vec<String>, Vec<String>) = request
         .transactional_ids
         .iter()
         .map(|id| id.to_string())
-        .collect();
+        .partition(|id| authz.allows_transactional_id(AclOperation::Describe, id));
+    let denied = denied.into_iter().map(|id| {
+        TransactionState::default()
+            .with_transactional_id(TransactionalId(StrBytes::from_string(id)))
+            .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1)
+            .with_transaction_start_time_ms(-1)
+    });
     let asked = ids.clone();
     let described = match state.transactions() {
         Some(t) => t.inspect(move |c| c.describe(&asked)).await.ok(),
         None => None,
     };
-    let states = match described {
-        Some(list) => list.into_iter().map(entry).collect(),
+    let states: Vec<TransactionState> = match described {
+        Some(list) => list
+            .into_iter()
+            .map(entry)
+            .map(|mut state| {
+                state
+                    .topics
+                    .retain(|t| authz.allows_topic(AclOperation::Describe, &t.topic));
+                state
+            })
+            .collect(),
         None => ids
             .into_iter()
             .map(|id| {
@@ -45,6 +66,7 @@ pub async fn handle(
             })
             .collect(),
     };
+    let states = states.into_iter().chain(denied).collect();
     Reply::Now(DescribeTransactionsResponse::default().with_transaction_states(states))
 }
 

@@ -20,15 +20,25 @@ use strom_cluster::MetadataImage;
 
 use super::{Reply, RequestContext};
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 /// Kafka serves v0 only.
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
 
 pub async fn handle(
     state: &Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: DescribeUserScramCredentialsRequest,
 ) -> Reply<DescribeUserScramCredentialsResponse> {
+    // Kafka: DESCRIBE on the cluster, else CLUSTER_AUTHORIZATION_FAILED.
+    if !ctx.authz(state).allows_cluster(AclOperation::Describe) {
+        let e = crate::security::authz::cluster_denied();
+        return Reply::Now(
+            DescribeUserScramCredentialsResponse::default()
+                .with_error_code(e.code())
+                .with_error_message(Some(StrBytes::from_string(e.message))),
+        );
+    }
     let image = state.image();
     let requested: Vec<String> = request
         .users

@@ -27,6 +27,7 @@ use uuid::Uuid;
 use super::{Reply, RequestContext};
 use crate::errors::KafkaError;
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
 
@@ -43,6 +44,11 @@ pub async fn handle(
     } else {
         Some(ElectionType::Preferred)
     };
+    // Kafka: ALTER on the cluster, else CLUSTER_AUTHORIZATION_FAILED.
+    if !ctx.authz(state).allows_cluster(AclOperation::Alter) {
+        let e = crate::security::authz::cluster_denied();
+        return Reply::Now(refused(&request, ctx.api_version, e));
+    }
     let Some(election_type) = election_type else {
         let e = KafkaError::new(
             ResponseError::InvalidRequest,

@@ -11,6 +11,7 @@ use strom_txn::Producer;
 
 use super::{Reply, RequestContext};
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 /// Version 5 is transaction version 2 (KIP-890 part 2), which the broker does not advertise
 /// as a finalized feature yet; clients use 0-4.
@@ -18,9 +19,21 @@ pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
 
 pub async fn handle(
     state: &Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: EndTxnRequest,
 ) -> Reply<EndTxnResponse> {
+    // Kafka: WRITE on the transactional id.
+    if !ctx
+        .authz(state)
+        .allows_transactional_id(AclOperation::Write, &request.transactional_id)
+    {
+        return Reply::Now(
+            EndTxnResponse::default()
+                .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        );
+    }
     let transactional_id = request.transactional_id.to_string();
     let producer = Producer {
         id: request.producer_id.0,

@@ -38,6 +38,7 @@ use crate::errors::{KafkaError, led_partition};
 use crate::metrics::GaugeGuard;
 use crate::partition::Partition;
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 4, max: 17 };
 
@@ -84,6 +85,10 @@ pub async fn handle(
         request.replica_id.0
     };
     let image = state.image();
+    let authz = ctx.authz(state);
+    // Kafka: a follower needs CLUSTER_ACTION on the cluster, a consumer READ on each topic;
+    // either way a refusal is TOPIC_AUTHORIZATION_FAILED per partition.
+    let follower_allowed = replica_id < 0 || authz.allows_cluster(AclOperation::ClusterAction);
     let mut responses = Vec::with_capacity(request.topics.len());
     let mut targets = Vec::new();
     for (topic_slot, topic) in request.topics.iter().enumerate() {
@@ -92,6 +97,13 @@ pub async fn handle(
         } else {
             Some(topic.topic.to_string())
         };
+        let allowed = name.as_deref().is_some_and(|n| {
+            if replica_id >= 0 {
+                follower_allowed
+            } else {
+                authz.allows_topic(AclOperation::Read, n)
+            }
+        });
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for (slot, p) in topic.partitions.iter().enumerate() {
             let data = PartitionData::default()
@@ -105,6 +117,7 @@ pub async fn handle(
                     ResponseError::UnknownTopicId,
                     "This server does not host this topic ID.",
                 )),
+                Some(n) if !allowed => Err(crate::security::authz::topic_denied(n)),
                 Some(n) if replica_id >= 0 => led_partition(state, &image, n, p.partition)
                     .and_then(|partition| {
                         check_leader_epoch(&partition, p.current_leader_epoch)?;

@@ -13,6 +13,7 @@ use kafka_protocol::protocol::{StrBytes, VersionRange};
 use super::{Reply, RequestContext};
 use crate::errors::KafkaError;
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 6 };
 
@@ -35,9 +36,27 @@ pub async fn handle(
     } else {
         vec![request.key.to_string()]
     };
+    let authz = ctx.authz(state);
     let mut coordinators = Vec::with_capacity(keys.len());
     for key in keys {
-        let found = find(state, ctx.listener(), request.key_type, &key).await;
+        // Kafka: DESCRIBE on the group or the transactional id.
+        let found = match request.key_type {
+            KEY_TYPE_GROUP if !authz.allows_group(AclOperation::Describe, &key) => {
+                Err(KafkaError::new(
+                    ResponseError::GroupAuthorizationFailed,
+                    "Group authorization failed.",
+                ))
+            }
+            KEY_TYPE_TRANSACTION
+                if !authz.allows_transactional_id(AclOperation::Describe, &key) =>
+            {
+                Err(KafkaError::new(
+                    ResponseError::TransactionalIdAuthorizationFailed,
+                    "Transactional Id authorization failed.",
+                ))
+            }
+            _ => find(state, ctx.listener(), request.key_type, &key).await,
+        };
         let entry = match found {
             Ok((node_id, host, port)) => Coordinator::default()
                 .with_key(StrBytes::from_string(key))

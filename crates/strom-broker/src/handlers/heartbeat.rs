@@ -8,6 +8,7 @@ use strom_group::Response;
 
 use super::{COORDINATOR_NOT_AVAILABLE, Reply, RequestContext, group_call};
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
 
@@ -16,6 +17,15 @@ pub async fn handle(
     ctx: RequestContext,
     request: HeartbeatRequest,
 ) -> Reply<HeartbeatResponse> {
+    // Kafka: READ on the group.
+    if !ctx
+        .authz(state)
+        .allows_group(AclOperation::Read, &request.group_id)
+    {
+        return Reply::Now(HeartbeatResponse::default().with_error_code(
+            kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code(),
+        ));
+    }
     let core = strom_group::HeartbeatRequest {
         group_id: request.group_id.to_string(),
         generation_id: request.generation_id,

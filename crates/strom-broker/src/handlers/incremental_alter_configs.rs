@@ -11,16 +11,24 @@ use strom_cluster::controller::AlterOp;
 use super::{Reply, RequestContext};
 use crate::errors::KafkaError;
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
 
 pub async fn handle(
     state: &Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: IncrementalAlterConfigsRequest,
 ) -> Reply<IncrementalAlterConfigsResponse> {
+    let authz = ctx.authz(state);
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
+        // Kafka: ALTER_CONFIGS on the topic, or on the cluster for a broker.
+        let authorized = authz.check_config_resource(
+            AclOperation::AlterConfigs,
+            resource.resource_type,
+            resource.resource_name.as_str(),
+        );
         let changes: Result<Vec<(String, AlterOp)>, KafkaError> = resource
             .configs
             .iter()
@@ -41,7 +49,7 @@ pub async fn handle(
                 Ok((c.name.to_string(), op))
             })
             .collect();
-        let outcome = match changes {
+        let outcome = match authorized.and(changes) {
             Ok(changes) => {
                 super::alter_configs::alter(
                     state,

@@ -13,17 +13,35 @@ use kafka_protocol::protocol::VersionRange;
 
 use super::{Reply, RequestContext};
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
 
 pub async fn handle(
     state: &Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: InitProducerIdRequest,
 ) -> Reply<InitProducerIdResponse> {
     let response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
+    // Kafka: WRITE on the transactional id; without one, IDEMPOTENT_WRITE on the cluster or
+    // WRITE on some topic.
+    let authz = ctx.authz(state);
+    let denied = match request.transactional_id.as_ref().filter(|t| !t.is_empty()) {
+        Some(txn) if !authz.allows_transactional_id(AclOperation::Write, txn) => {
+            Some(ResponseError::TransactionalIdAuthorizationFailed)
+        }
+        None if !authz.allows_cluster(AclOperation::IdempotentWrite)
+            && !authz.allows_any_topic(AclOperation::Write) =>
+        {
+            Some(ResponseError::ClusterAuthorizationFailed)
+        }
+        _ => None,
+    };
+    if let Some(error) = denied {
+        return Reply::Now(response.with_error_code(error.code()));
+    }
     // A new producer id: taken by a new transactional id, one whose epoch is exhausted, and
     // every idempotent producer. Unused ones are simply skipped (ids are plentiful).
     let fresh = match state.next_producer_id().await {

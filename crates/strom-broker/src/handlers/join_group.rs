@@ -9,6 +9,7 @@ use strom_group::{JoinGroupProtocol, Response};
 
 use super::{COORDINATOR_NOT_AVAILABLE, Reply, RequestContext, client_host, group_call};
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 9 };
 
@@ -18,6 +19,20 @@ pub async fn handle(
     request: JoinGroupRequest,
 ) -> Reply<JoinGroupResponse> {
     let version = ctx.api_version;
+    // Kafka: READ on the group.
+    if !ctx
+        .authz(state)
+        .allows_group(AclOperation::Read, &request.group_id)
+    {
+        return Reply::Now(
+            JoinGroupResponse::default()
+                .with_error_code(
+                    kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code(),
+                )
+                .with_generation_id(-1)
+                .with_protocol_name(protocol_name(None, version)),
+        );
+    }
     let core = strom_group::JoinGroupRequest {
         api_version: version,
         group_id: request.group_id.to_string(),

@@ -9,6 +9,7 @@ use strom_group::{LeaveGroupMember, Response};
 
 use super::{COORDINATOR_NOT_AVAILABLE, Reply, RequestContext, group_call};
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
 
@@ -21,6 +22,15 @@ pub async fn handle(
     request: LeaveGroupRequest,
 ) -> Reply<LeaveGroupResponse> {
     let version = ctx.api_version;
+    // Kafka: READ on the group.
+    if !ctx
+        .authz(state)
+        .allows_group(AclOperation::Read, &request.group_id)
+    {
+        return Reply::Now(LeaveGroupResponse::default().with_error_code(
+            kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code(),
+        ));
+    }
     let members = if version >= BATCHED_VERSION {
         request
             .members

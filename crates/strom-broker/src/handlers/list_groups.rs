@@ -9,6 +9,7 @@ use strom_group::Response;
 
 use super::{COORDINATOR_NOT_AVAILABLE, Reply, RequestContext, group_call};
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
 
@@ -31,6 +32,10 @@ pub async fn handle(
             Vec::new()
         },
     };
+    // Kafka: every group with DESCRIBE on the cluster, else only the groups the principal may
+    // DESCRIBE.
+    let authz = ctx.authz(state);
+    let all = authz.allows_cluster(AclOperation::Describe);
     group_call(
         state,
         move |c, now, id| c.list_groups(now, id, core),
@@ -40,6 +45,7 @@ pub async fn handle(
                 .with_groups(
                     r.groups
                         .into_iter()
+                        .filter(|g| all || authz.allows_group(AclOperation::Describe, &g.group_id))
                         .map(|g| {
                             let listed = ListedGroup::default()
                                 .with_group_id(GroupId(StrBytes::from_string(g.group_id)))

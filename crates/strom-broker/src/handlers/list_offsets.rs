@@ -17,6 +17,7 @@ use super::{Reply, RequestContext};
 use crate::errors::{KafkaError, led_partition};
 use crate::partition::Partition;
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 1, max: 10 };
 
@@ -40,6 +41,7 @@ pub async fn handle(
     request: ListOffsetsRequest,
 ) -> Reply<ListOffsetsResponse> {
     let image = state.image();
+    let authz = ctx.authz(state);
     let mut topics = Vec::with_capacity(request.topics.len());
     let mut lookups: Vec<(usize, usize, Arc<Partition>, i64)> = Vec::new();
     for (t, topic) in request.topics.iter().enumerate() {
@@ -50,18 +52,20 @@ pub async fn handle(
                 .with_timestamp(-1)
                 .with_offset(-1)
                 .with_leader_epoch(-1);
-            let found = led_partition(state, &image, &topic.name, p.partition_index).and_then(
-                |partition| {
-                    let ours = partition.leader_epoch();
-                    match p.current_leader_epoch {
-                        e if e < 0 || e == ours => Ok(partition),
-                        e if e > ours => {
-                            Err(KafkaError::new(ResponseError::UnknownLeaderEpoch, ""))
-                        }
-                        _ => Err(KafkaError::new(ResponseError::FencedLeaderEpoch, "")),
-                    }
-                },
-            );
+            // Kafka: DESCRIBE on the topic.
+            let found = if authz.allows_topic(AclOperation::Describe, &topic.name) {
+                led_partition(state, &image, &topic.name, p.partition_index)
+            } else {
+                Err(crate::security::authz::topic_denied(&topic.name))
+            };
+            let found = found.and_then(|partition| {
+                let ours = partition.leader_epoch();
+                match p.current_leader_epoch {
+                    e if e < 0 || e == ours => Ok(partition),
+                    e if e > ours => Err(KafkaError::new(ResponseError::UnknownLeaderEpoch, "")),
+                    _ => Err(KafkaError::new(ResponseError::FencedLeaderEpoch, "")),
+                }
+            });
             match found {
                 Ok(partition) => lookups.push((t, slot, partition, p.timestamp)),
                 Err(e) => {

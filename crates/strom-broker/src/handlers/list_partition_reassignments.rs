@@ -23,14 +23,24 @@ use strom_quorum::{ControllerReply, ControllerRequest};
 
 use super::{Reply, RequestContext};
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
 
 pub async fn handle(
     state: &Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: ListPartitionReassignmentsRequest,
 ) -> Reply<ListPartitionReassignmentsResponse> {
+    // Kafka: DESCRIBE on the cluster, else CLUSTER_AUTHORIZATION_FAILED.
+    if !ctx.authz(state).allows_cluster(AclOperation::Describe) {
+        let e = crate::security::authz::cluster_denied();
+        return Reply::Now(
+            ListPartitionReassignmentsResponse::default()
+                .with_error_code(e.code())
+                .with_error_message(Some(StrBytes::from_string(e.message))),
+        );
+    }
     let topics = request.topics.as_ref().map(|topics| {
         topics
             .iter()

@@ -13,13 +13,14 @@ use strom_txn::TransactionState;
 
 use super::{Reply, RequestContext};
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 /// Version 2 adds a regular-expression filter on the id, which Strom does not serve yet.
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
 
 pub async fn handle(
     state: &Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: ListTransactionsRequest,
 ) -> Reply<ListTransactionsResponse> {
     let mut states = Vec::new();
@@ -61,8 +62,11 @@ pub async fn handle(
     let Some(listed) = listed else {
         return Reply::Now(response.with_error_code(ResponseError::CoordinatorNotAvailable.code()));
     };
+    // Kafka: only the transactional ids the principal may DESCRIBE.
+    let authz = ctx.authz(state);
     let entries = listed
         .into_iter()
+        .filter(|(id, _, _)| authz.allows_transactional_id(AclOperation::Describe, id))
         .map(|(id, producer_id, s)| {
             Listed::default()
                 .with_transactional_id(TransactionalId(StrBytes::from_string(id)))

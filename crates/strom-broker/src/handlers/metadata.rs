@@ -15,26 +15,14 @@ use uuid::Uuid;
 
 use super::{Reply, RequestContext};
 use crate::errors::KafkaError;
+use crate::security::Authz;
+use crate::security::authz::{
+    CLUSTER_NAME, CLUSTER_OPERATIONS, OPERATIONS_NOT_REQUESTED, topic_denied,
+};
 use crate::state::BrokerState;
+use strom_cluster::acl::{AclOperation, ResourceType};
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 13 };
-
-/// Kafka's ACL operation codes, as bits of the authorized-operations fields. Without ACLs
-/// every operation that applies to the resource is allowed.
-const TOPIC_OPERATIONS: i32 = bits(&[3, 4, 5, 6, 7, 8, 10, 11]);
-pub const CLUSTER_OPERATIONS: i32 = bits(&[5, 7, 8, 9, 10, 11, 12, 13, 14]);
-/// "Not requested".
-pub const OPERATIONS_OMITTED: i32 = i32::MIN;
-
-const fn bits(ops: &[i32]) -> i32 {
-    let mut mask = 0;
-    let mut i = 0;
-    while i < ops.len() {
-        mask |= 1 << ops[i];
-        i += 1;
-    }
-    mask
-}
 
 /// A topic the request names: by name, or (v10+) by id.
 enum Wanted {
@@ -67,6 +55,13 @@ pub async fn handle(
         ),
     };
 
+    // Kafka: a topic is listed only when the principal may DESCRIBE it; a named topic it may
+    // not gets TOPIC_AUTHORIZATION_FAILED whether or not it exists, and auto-creating one
+    // needs CREATE on the cluster or the topic.
+    let authz = ctx.authz(state);
+    let may_create = |name: &str| {
+        authz.allows_cluster(AclOperation::Create) || authz.allows_topic(AclOperation::Create, name)
+    };
     let mut errors: Vec<(Wanted, KafkaError)> = Vec::new();
     let mut found: Vec<String> = Vec::new();
     if let Some(list) = wanted {
@@ -74,6 +69,9 @@ pub async fn handle(
         for item in list {
             match item {
                 Wanted::Id(id) => match image.topic_by_id(&id) {
+                    Some(t) if !authz.allows_topic(AclOperation::Describe, &t.name) => {
+                        errors.push((Wanted::Id(id), topic_denied(&t.name)))
+                    }
                     Some(t) => found.push(t.name.clone()),
                     None => errors.push((
                         Wanted::Id(id),
@@ -84,6 +82,11 @@ pub async fn handle(
                     )),
                 },
                 Wanted::Name(name) => {
+                    if !authz.allows_topic(AclOperation::Describe, &name) {
+                        let denied = topic_denied(&name);
+                        errors.push((Wanted::Name(name), denied));
+                        continue;
+                    }
                     if image.topic(&name).is_some() {
                         found.push(name);
                         continue;
@@ -92,7 +95,9 @@ pub async fn handle(
                         errors.push((Wanted::Name(name), KafkaError::new(e.error, e.message)));
                         continue;
                     }
-                    let outcome = if allow_auto_create {
+                    let outcome = if allow_auto_create && !may_create(&name) {
+                        Err(topic_denied(&name))
+                    } else if allow_auto_create {
                         crate::topics::auto_create(state, &name).await
                     } else {
                         Err(KafkaError::new(
@@ -111,7 +116,13 @@ pub async fn handle(
             }
         }
     } else {
-        found = state.image().topics.keys().cloned().collect();
+        found = state
+            .image()
+            .topics
+            .keys()
+            .filter(|name| authz.allows_topic(AclOperation::Describe, name))
+            .cloned()
+            .collect();
     }
 
     let image = state.image();
@@ -119,12 +130,18 @@ pub async fn handle(
     let mut topics: Vec<MetadataResponseTopic> = found
         .iter()
         .filter_map(|name| image.topic(name))
-        .map(|t| describe_topic(&image, t, include_topic_ops))
+        .map(|t| {
+            describe_topic(
+                &image,
+                t,
+                authz.topic_operations(&t.name, include_topic_ops),
+            )
+        })
         .collect();
     topics.extend(errors.into_iter().map(|(wanted, error)| {
         let topic = MetadataResponseTopic::default()
             .with_error_code(error.code())
-            .with_topic_authorized_operations(OPERATIONS_OMITTED);
+            .with_topic_authorized_operations(OPERATIONS_NOT_REQUESTED);
         match wanted {
             Wanted::Name(name) => topic.with_name(Some(TopicName(StrBytes::from_string(name)))),
             Wanted::Id(id) => topic.with_topic_id(id),
@@ -139,11 +156,7 @@ pub async fn handle(
             .with_cluster_id(Some(StrBytes::from_string(state.cluster_id.clone())))
             .with_controller_id(BrokerId(state.controller_id(&image).0))
             .with_topics(topics)
-            .with_cluster_authorized_operations(if include_cluster_ops {
-                CLUSTER_OPERATIONS
-            } else {
-                OPERATIONS_OMITTED
-            }),
+            .with_cluster_authorized_operations(cluster_operations(&authz, include_cluster_ops)),
     )
 }
 
@@ -163,10 +176,22 @@ fn brokers(image: &MetadataImage, listener: &str) -> Vec<MetadataResponseBroker>
         .collect()
 }
 
+/// The cluster's KIP-430 bit set, or "not requested".
+/// Kafka reports 0 to a principal that may not DESCRIBE the cluster.
+pub fn cluster_operations(authz: &Authz, requested: bool) -> i32 {
+    if requested && !authz.allows_cluster(AclOperation::Describe) {
+        0
+    } else if requested {
+        authz.authorized_operations(ResourceType::Cluster, CLUSTER_NAME, CLUSTER_OPERATIONS)
+    } else {
+        OPERATIONS_NOT_REQUESTED
+    }
+}
+
 fn describe_topic(
     image: &MetadataImage,
     topic: &TopicImage,
-    include_ops: bool,
+    authorized_operations: i32,
 ) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
@@ -199,21 +224,5 @@ fn describe_topic(
         .with_topic_id(topic.topic_id)
         .with_is_internal(topic.is_internal())
         .with_partitions(partitions)
-        .with_topic_authorized_operations(if include_ops {
-            TOPIC_OPERATIONS
-        } else {
-            OPERATIONS_OMITTED
-        })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn operation_bits_match_kafkas_acl_codes() {
-        // READ=3 .. ALTER_CONFIGS=11, skipping CLUSTER_ACTION=9 for topics.
-        assert_eq!(TOPIC_OPERATIONS, 0b1101_1111_1000);
-        assert_eq!(CLUSTER_OPERATIONS & (1 << 9), 1 << 9);
-    }
+        .with_topic_authorized_operations(authorized_operations)
 }

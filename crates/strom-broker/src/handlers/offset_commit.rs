@@ -11,6 +11,11 @@ use strom_group::{OffsetCommitPartition, OffsetCommitTopic, Response};
 
 use super::{COORDINATOR_NOT_AVAILABLE, Reply, RequestContext, group_call};
 use crate::state::BrokerState;
+use kafka_protocol::error::ResponseError;
+use strom_cluster::acl::AclOperation;
+
+const GROUP_AUTHORIZATION_FAILED: i16 = ResponseError::GroupAuthorizationFailed.code();
+const TOPIC_AUTHORIZATION_FAILED: i16 = ResponseError::TopicAuthorizationFailed.code();
 
 pub const VERSIONS: VersionRange = VersionRange { min: 2, max: 9 };
 
@@ -52,6 +57,29 @@ pub async fn handle(
             )
         })
         .collect();
+    // Kafka: READ on the group (else every partition fails), and READ on each topic (else
+    // its partitions get TOPIC_AUTHORIZATION_FAILED and are not committed).
+    let authz = ctx.authz(state);
+    if !authz.allows_group(AclOperation::Read, &request.group_id) {
+        return Reply::Now(failed(GROUP_AUTHORIZATION_FAILED, &shape));
+    }
+    let (topics, denied): (Vec<_>, Vec<_>) = request
+        .topics
+        .into_iter()
+        .partition(|t| authz.allows_topic(AclOperation::Read, &t.name));
+    let denied: Vec<(String, Vec<i32>)> = denied
+        .iter()
+        .map(|t| {
+            (
+                t.name.to_string(),
+                t.partitions.iter().map(|p| p.partition_index).collect(),
+            )
+        })
+        .collect();
+    let denied = failed(TOPIC_AUTHORIZATION_FAILED, &denied).topics;
+    if topics.is_empty() && !denied.is_empty() {
+        return Reply::Now(OffsetCommitResponse::default().with_topics(denied));
+    }
     let core = strom_group::OffsetCommitRequest {
         api_version: version,
         group_id: request.group_id.to_string(),
@@ -65,8 +93,7 @@ pub async fn handle(
         } else {
             -1
         },
-        topics: request
-            .topics
+        topics: topics
             .into_iter()
             .map(|t| OffsetCommitTopic {
                 name: t.name.to_string(),
@@ -109,6 +136,7 @@ pub async fn handle(
                                     .collect(),
                             )
                     })
+                    .chain(denied)
                     .collect(),
             ),
             _ => failed(COORDINATOR_NOT_AVAILABLE, &shape),

@@ -12,18 +12,49 @@ use strom_group::{OffsetDeleteTopic, Response};
 
 use super::{COORDINATOR_NOT_AVAILABLE, Reply, RequestContext, group_call};
 use crate::state::BrokerState;
+use kafka_protocol::error::ResponseError;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
 
 pub async fn handle(
     state: &Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: OffsetDeleteRequest,
 ) -> Reply<OffsetDeleteResponse> {
+    // Kafka: DELETE on the group (GROUP_AUTHORIZATION_FAILED), READ on each topic (its
+    // partitions get TOPIC_AUTHORIZATION_FAILED).
+    let authz = ctx.authz(state);
+    if !authz.allows_group(AclOperation::Delete, &request.group_id) {
+        return Reply::Now(
+            OffsetDeleteResponse::default()
+                .with_error_code(ResponseError::GroupAuthorizationFailed.code()),
+        );
+    }
+    let (topics, denied): (Vec<_>, Vec<_>) = request
+        .topics
+        .into_iter()
+        .partition(|t| authz.allows_topic(AclOperation::Read, &t.name));
+    let denied: Vec<OffsetDeleteResponseTopic> = denied
+        .into_iter()
+        .map(|t| {
+            OffsetDeleteResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            OffsetDeleteResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
     let core = strom_group::OffsetDeleteRequest {
         group_id: request.group_id.to_string(),
-        topics: request
-            .topics
+        topics: topics
             .into_iter()
             .map(|t| OffsetDeleteTopic {
                 name: t.name.to_string(),
@@ -34,7 +65,7 @@ pub async fn handle(
     group_call(
         state,
         move |c, now, id| c.offset_delete(now, id, core),
-        |response| match response {
+        move |response| match response {
             Some(Response::OffsetDelete(r)) => OffsetDeleteResponse::default()
                 .with_error_code(r.error_code)
                 .with_topics(
@@ -54,6 +85,7 @@ pub async fn handle(
                                         .collect(),
                                 )
                         })
+                        .chain(denied)
                         .collect(),
                 ),
             _ => OffsetDeleteResponse::default().with_error_code(COORDINATOR_NOT_AVAILABLE),

@@ -12,6 +12,8 @@ use strom_group::{OffsetFetchGroup, OffsetFetchGroupResponse, OffsetFetchTopic, 
 
 use super::{COORDINATOR_NOT_AVAILABLE, Reply, RequestContext, group_call};
 use crate::state::BrokerState;
+use kafka_protocol::error::ResponseError;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 1, max: 9 };
 
@@ -60,6 +62,11 @@ pub async fn handle(
         }]
     };
     let group_ids: Vec<String> = groups.iter().map(|g| g.group_id.clone()).collect();
+    // Kafka: DESCRIBE on each group (else GROUP_AUTHORIZATION_FAILED); of its topics, those
+    // the principal may not DESCRIBE are left out when all were asked for, and get
+    // TOPIC_AUTHORIZATION_FAILED when named.
+    let authz = ctx.authz(state);
+    let all_topics: Vec<bool> = groups.iter().map(|g| g.topics.is_none()).collect();
     let core = strom_group::OffsetFetchRequest {
         groups,
         require_stable: version >= 7 && request.require_stable,
@@ -79,10 +86,44 @@ pub async fn handle(
                     })
                     .collect(),
             };
+            let groups = groups
+                .into_iter()
+                .zip(all_topics)
+                .map(|(g, all)| authorize(&authz, g, all))
+                .collect();
             encode(groups, version)
         },
     )
     .await
+}
+
+fn authorize(
+    authz: &crate::security::Authz,
+    mut group: OffsetFetchGroupResponse,
+    all_topics: bool,
+) -> OffsetFetchGroupResponse {
+    if !authz.allows_group(AclOperation::Describe, &group.group_id) {
+        group.error_code = ResponseError::GroupAuthorizationFailed.code();
+        group.topics.clear();
+        return group;
+    }
+    if all_topics {
+        group
+            .topics
+            .retain(|t| authz.allows_topic(AclOperation::Describe, &t.name));
+        return group;
+    }
+    for topic in &mut group.topics {
+        if !authz.allows_topic(AclOperation::Describe, &topic.name) {
+            for p in &mut topic.partitions {
+                p.committed_offset = -1;
+                p.committed_leader_epoch = -1;
+                p.metadata.clear();
+                p.error_code = ResponseError::TopicAuthorizationFailed.code();
+            }
+        }
+    }
+    group
 }
 
 fn encode(groups: Vec<OffsetFetchGroupResponse>, version: i16) -> OffsetFetchResponse {

@@ -13,15 +13,21 @@ use kafka_protocol::protocol::VersionRange;
 use super::{Reply, RequestContext};
 use crate::errors::led_partition;
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 2, max: 4 };
 
 pub async fn handle(
     state: &Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: OffsetForLeaderEpochRequest,
 ) -> Reply<OffsetForLeaderEpochResponse> {
     let image = state.image();
+    // Kafka: a replica (replica id >= 0) needs CLUSTER_ACTION on the cluster, else every
+    // partition gets CLUSTER_AUTHORIZATION_FAILED; a consumer DESCRIBE on each topic.
+    let authz = ctx.authz(state);
+    let replica = ctx.api_version >= 3 && request.replica_id.0 >= 0;
+    let cluster_denied = replica && !authz.allows_cluster(AclOperation::ClusterAction);
     let topics = request
         .topics
         .iter()
@@ -34,6 +40,14 @@ pub async fn handle(
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
+                    if cluster_denied {
+                        return result
+                            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+                    }
+                    if !replica && !authz.allows_topic(AclOperation::Describe, &topic.topic) {
+                        return result
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let partition = match led_partition(state, &image, &topic.topic, p.partition) {
                         Ok(partition) => partition,
                         Err(e) => return result.with_error_code(e.code()),

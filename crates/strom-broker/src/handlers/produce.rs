@@ -26,6 +26,7 @@ use crate::errors::{KafkaError, led_partition};
 use crate::metrics::GaugeGuard;
 use crate::partition::{Appended, Partition};
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 3, max: 13 };
 
@@ -57,6 +58,19 @@ pub async fn handle(
         .as_ref()
         .filter(|t| !t.is_empty())
         .map(|t| t.to_string());
+    let authz = ctx.authz(state);
+    // Kafka: a transactional produce needs WRITE on its transactional id, else the whole
+    // request fails.
+    let txn_denied = transactional_id
+        .as_deref()
+        .filter(|id| !authz.allows_transactional_id(AclOperation::Write, id))
+        .map(|id| {
+            KafkaError::new(
+                ResponseError::TransactionalIdAuthorizationFailed,
+                format!("not authorized to write transactional id {id}"),
+            )
+        });
+    let acks_error = acks_error.or(txn_denied);
     let mut image = state.image();
     let mut responses: Vec<TopicProduceResponse> = Vec::with_capacity(request.topic_data.len());
     let mut appends: Vec<Append> = Vec::new();
@@ -73,6 +87,9 @@ pub async fn handle(
                     ResponseError::UnknownTopicId,
                     "This server does not host this topic ID.",
                 ));
+            }
+            Some(n) if !authz.allows_topic(AclOperation::Write, n) => {
+                topic_error = Some(crate::security::authz::topic_denied(n));
             }
             Some(n) if image.topic(n).is_none() => {
                 let created = match strom_cluster::controller::validate_topic_name(n) {

@@ -8,6 +8,7 @@ use strom_group::{Response, SyncGroupAssignment};
 
 use super::{COORDINATOR_NOT_AVAILABLE, Reply, RequestContext, group_call};
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
 
@@ -17,6 +18,15 @@ pub async fn handle(
     request: SyncGroupRequest,
 ) -> Reply<SyncGroupResponse> {
     let version = ctx.api_version;
+    // Kafka: READ on the group.
+    if !ctx
+        .authz(state)
+        .allows_group(AclOperation::Read, &request.group_id)
+    {
+        return Reply::Now(SyncGroupResponse::default().with_error_code(
+            kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code(),
+        ));
+    }
     let core = strom_group::SyncGroupRequest {
         group_id: request.group_id.to_string(),
         generation_id: request.generation_id,

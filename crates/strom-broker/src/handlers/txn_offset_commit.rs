@@ -15,6 +15,7 @@ use strom_group::{Response, TxnOffsetCommitPartition, TxnOffsetCommitTopic};
 
 use super::{COORDINATOR_NOT_AVAILABLE, Reply, RequestContext, group_call};
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 /// v5 (KIP-890 part 2) lets the group coordinator add the offsets to the transaction itself,
 /// which needs the transaction coordinator's verification; not served yet.
@@ -42,6 +43,43 @@ pub async fn handle(
             )
         })
         .collect();
+    // Kafka: WRITE on the transactional id and READ on the group (else every partition fails),
+    // READ on each topic (else its partitions get TOPIC_AUTHORIZATION_FAILED, uncommitted).
+    let authz = ctx.authz(state);
+    let same_code = |shape: &[(String, Vec<i32>)], code: i16| -> Outcome {
+        shape
+            .iter()
+            .map(|(name, partitions)| {
+                (
+                    name.clone(),
+                    partitions.iter().map(|&p| (p, code)).collect(),
+                )
+            })
+            .collect()
+    };
+    let refused = if !authz.allows_transactional_id(AclOperation::Write, &request.transactional_id)
+    {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !authz.allows_group(AclOperation::Read, &request.group_id) {
+        Some(ResponseError::GroupAuthorizationFailed)
+    } else {
+        None
+    };
+    if let Some(error) = refused {
+        return Reply::Now(encode(same_code(&shape, error.code()), version));
+    }
+    let (allowed, denied): (Vec<_>, Vec<_>) = shape
+        .into_iter()
+        .partition(|(name, _)| authz.allows_topic(AclOperation::Read, name));
+    let denied = same_code(&denied, ResponseError::TopicAuthorizationFailed.code());
+    let shape = allowed;
+    let mut request = request;
+    request
+        .topics
+        .retain(|t| authz.allows_topic(AclOperation::Read, &t.name));
+    if request.topics.is_empty() && !denied.is_empty() {
+        return Reply::Now(encode(denied, version));
+    }
     let core = to_core(request, version);
     group_call(
         state,
@@ -58,6 +96,7 @@ pub async fn handle(
                             .collect();
                         (t.name, partitions)
                     })
+                    .chain(denied)
                     .collect(),
                 version,
             ),
@@ -71,6 +110,7 @@ pub async fn handle(
                             .collect();
                         (name, partitions)
                     })
+                    .chain(denied)
                     .collect(),
                 version,
             ),

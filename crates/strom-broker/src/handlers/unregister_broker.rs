@@ -17,14 +17,24 @@ use strom_quorum::{ControllerReply, ControllerRequest};
 use super::{Reply, RequestContext};
 use crate::errors::KafkaError;
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
 
 pub async fn handle(
     state: &Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: UnregisterBrokerRequest,
 ) -> Reply<UnregisterBrokerResponse> {
+    // Kafka: ALTER on the cluster, else CLUSTER_AUTHORIZATION_FAILED.
+    if !ctx.authz(state).allows_cluster(AclOperation::Alter) {
+        let e = crate::security::authz::cluster_denied();
+        return Reply::Now(
+            UnregisterBrokerResponse::default()
+                .with_error_code(e.code())
+                .with_error_message(Some(StrBytes::from_string(e.message))),
+        );
+    }
     let broker_id = BrokerId(request.broker_id.0);
     let outcome = match state
         .controller_call(ControllerRequest::UnregisterBroker { broker_id })

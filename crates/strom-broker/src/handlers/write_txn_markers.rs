@@ -14,14 +14,39 @@ use strom_txn::Markers;
 
 use super::{Reply, RequestContext};
 use crate::state::BrokerState;
+use strom_cluster::acl::AclOperation;
 
 pub const VERSIONS: VersionRange = VersionRange { min: 1, max: 1 };
 
 pub async fn handle(
     state: &Arc<BrokerState>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: WriteTxnMarkersRequest,
 ) -> Reply<WriteTxnMarkersResponse> {
+    // Kafka: CLUSTER_ACTION on the cluster, else every partition gets
+    // CLUSTER_AUTHORIZATION_FAILED.
+    if !ctx.authz(state).allows_cluster(AclOperation::ClusterAction) {
+        let code = kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code();
+        let results = request
+            .markers
+            .iter()
+            .map(|marker| {
+                let written = marker
+                    .topics
+                    .iter()
+                    .flat_map(|t| {
+                        t.partition_indexes
+                            .iter()
+                            .map(|&p| ((t.name.0.to_string(), p), code))
+                    })
+                    .collect();
+                WritableTxnMarkerResult::default()
+                    .with_producer_id(marker.producer_id)
+                    .with_topics(topic_results(written))
+            })
+            .collect();
+        return Reply::Now(WriteTxnMarkersResponse::default().with_markers(results));
+    }
     let state = Arc::clone(state);
     // The markers wait for replication: the waiting part, so the connection keeps reading.
     Reply::Later(Box::pin(async move {
