@@ -67,36 +67,44 @@ pub fn cluster_denied() -> KafkaError {
 }
 
 /// One request's authorizer: the image of the moment, so a request sees one set of ACLs.
+/// Without an authorizer it holds nothing and allows everything, at no cost per request.
 pub struct Authz {
+    enforced: Option<Enforced>,
+}
+
+struct Enforced {
     image: Arc<MetadataImage>,
     principal: String,
     host: String,
-    settings: Option<AuthorizerSettings>,
+    settings: AuthorizerSettings,
 }
 
 impl Authz {
     pub fn new(state: &BrokerState, ctx: &RequestContext) -> Self {
         Self {
-            image: state.image(),
-            principal: ctx.principal().to_string(),
-            host: ctx.peer.ip().to_string(),
-            settings: state.config.authorizer.clone(),
+            enforced: state.config.authorizer.clone().map(|settings| Enforced {
+                image: state.image(),
+                principal: ctx.principal().to_string(),
+                host: ctx.peer.ip().to_string(),
+                settings,
+            }),
         }
     }
 
     /// Whether ACLs are enforced at all.
     pub fn enabled(&self) -> bool {
-        self.settings.is_some()
+        self.enforced.is_some()
     }
 
     pub fn allows(&self, operation: AclOperation, resource_type: ResourceType, name: &str) -> bool {
-        let Some(settings) = &self.settings else {
+        let Some(e) = &self.enforced else {
             return true;
         };
+        let settings = &e.settings;
         let allowed = authorize(
-            &self.image.acls,
-            &self.principal,
-            &self.host,
+            &e.image.acls,
+            &e.principal,
+            &e.host,
             operation,
             resource_type,
             name,
@@ -104,7 +112,7 @@ impl Authz {
             settings.allow_everyone_if_no_acl_found,
         );
         if !allowed {
-            tracing::debug!(principal = %self.principal, host = %self.host, %operation, %resource_type, resource = name, "denied");
+            tracing::debug!(principal = %e.principal, host = %e.host, %operation, %resource_type, resource = name, "denied");
         }
         allowed
     }
@@ -187,18 +195,18 @@ impl Authz {
     /// the cluster): a super user, or an ALLOW ACL of this principal on some topic pattern that
     /// is not itself denied.
     pub fn allows_any_topic(&self, operation: AclOperation) -> bool {
-        let Some(settings) = &self.settings else {
+        let Some(e) = &self.enforced else {
             return true;
         };
-        if settings.super_users.iter().any(|u| u == &self.principal) {
+        if e.settings.super_users.iter().any(|u| u == &e.principal) {
             return true;
         }
-        self.image.acls.iter().any(|(_, acl)| {
+        e.image.acls.iter().any(|(_, acl)| {
             acl.resource_type == ResourceType::Topic
                 && acl.permission_type == AclPermissionType::Allow
                 && (acl.operation == AclOperation::All || acl.operation == operation)
-                && (acl.principal == self.principal || acl.principal == "User:*")
-                && (acl.host == self.host || acl.host == "*")
+                && (acl.principal == e.principal || acl.principal == "User:*")
+                && (acl.host == e.host || acl.host == "*")
                 && self.allows_topic(operation, &acl.resource_name)
         })
     }
