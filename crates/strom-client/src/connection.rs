@@ -19,6 +19,11 @@
 //! timeout). When the socket closes or fails, every pending request fails with
 //! [`Error::ConnectionClosed`] carrying the reason, and so does every later send.
 //!
+//! With [`ConnectionConfig::security`] the socket is wrapped in TLS (rustls) before anything
+//! is sent, and after ApiVersions the client authenticates with SaslHandshake v1 and
+//! SaslAuthenticate (PLAIN in one round trip, SCRAM in two, checking the server's signature);
+//! a refusal is [`Error::Authentication`] with the broker's message.
+//!
 //! [`RawConnection`] is the opposite: no pipelining, no handshake, just bytes, for tests that
 //! feed malformed input to a broker.
 
