@@ -329,24 +329,23 @@ impl Resolver<'_> {
         let advertise = client_listeners.first().and_then(|l| l.advertised.clone());
         let inter_broker_listener = self.inter_broker_listener(&client_listeners)?;
         let voters = self.voters()?;
-        // Brokers connect to each other (replication, transaction markers) with Strom's own
-        // client, which does not speak TLS or SASL yet: refuse a cluster that would need it
+        // Brokers connect to each other (replication, transaction markers) as clients of the
+        // inter-broker listener: check now that its TLS and SASL client settings are complete,
         // rather than let replication fail at run time. A single node never connects to a
-        // peer, so it may use any listener.
+        // peer, so it needs none.
         if voters.len() > 1
             && let Some(name) = &inter_broker_listener
             && let Some(l) = client_listeners.iter().find(|l| &l.name == name)
-            && l.protocol != SecurityProtocol::Plaintext
         {
-            return Err(invalid(
-                "inter.broker.listener.name",
-                format!(
-                    "inter.broker.listener.name: {name} uses {}; brokers of a multi-node cluster \
-                     connect to each other over PLAINTEXT for now: add a PLAINTEXT listener for \
-                     them (reachable only inside the cluster) and name it here",
-                    l.protocol.name()
-                ),
-            ));
+            let prefix = format!("listener.name.{}.", name.to_ascii_lowercase());
+            let get = |property: &str| {
+                self.set
+                    .get(&format!("{prefix}{property}"))
+                    .cloned()
+                    .or_else(|| self.get(property))
+            };
+            crate::security::inter_broker::client_security(name, l.protocol, &get)
+                .map_err(|e| invalid(&e.property, e.to_string()))?;
         }
         let data_dir = self
             .set
@@ -826,19 +825,25 @@ mod tests {
             err(&[("listener.name.x.log.retention.ms", "1")]).name,
             "listener.name.x.log.retention.ms"
         );
-        // A multi-node cluster cannot yet replicate over a secured listener.
+        // A multi-node cluster replicating over SASL needs the brokers' own credentials.
         let e = err(&[
             (
                 "listeners",
-                "SASL_SSL://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+                "SASL_PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
             ),
             ("process.roles", "broker,controller"),
             (
                 "controller.quorum.voters",
                 "1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293",
             ),
+            ("sasl.enabled.mechanisms", "PLAIN"),
+            ("sasl.mechanism.inter.broker.protocol", "PLAIN"),
         ]);
-        assert_eq!(e.name, "inter.broker.listener.name", "{}", e.message);
+        assert_eq!(
+            e.name, "listener.name.sasl_plaintext.plain.sasl.jaas.config",
+            "{}",
+            e.message
+        );
     }
 
     #[test]

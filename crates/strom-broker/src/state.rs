@@ -32,6 +32,22 @@ use crate::replication::fetcher::FetcherManager;
 use crate::replication::isr::IsrChanges;
 use crate::txn::TxnCoordinator;
 
+/// The client security for the inter-broker listener. A multi-node cluster's configuration
+/// was checked when it was read; a single node never connects to a peer, so a listener whose
+/// client side is incomplete only matters if that changes.
+fn inter_broker_security(config: &BrokerConfig) -> Option<Arc<strom_client::ClientSecurity>> {
+    let name = config.inter_broker_listener.as_deref()?;
+    let listener = config.client_listeners.iter().find(|l| l.name == name)?;
+    let get = |property: &str| config.listener_property(name, property);
+    match crate::security::inter_broker::client_security(name, listener.protocol, &get) {
+        Ok(security) => security,
+        Err(e) => {
+            tracing::debug!(error = %e, "no client security for the inter-broker listener");
+            None
+        }
+    }
+}
+
 /// How long a handler waits for the controller: under clients' default `request.timeout.ms`
 /// (30 s), so a client gets a retriable error instead of timing out itself.
 pub const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(20);
@@ -72,6 +88,8 @@ pub struct BrokerState {
     isr: OnceLock<IsrChanges>,
     /// True between the end of start-up and the beginning of shutdown.
     serving: AtomicBool,
+    /// TLS and SASL for this broker's connections to its peers' inter-broker listener.
+    inter_broker_security: Option<Arc<strom_client::ClientSecurity>>,
 }
 
 impl std::fmt::Debug for BrokerState {
@@ -93,7 +111,9 @@ impl BrokerState {
         quorum: Arc<QuorumNode>,
         replicas_applied: watch::Receiver<u64>,
     ) -> Self {
+        let inter_broker_security = inter_broker_security(&config);
         Self {
+            inter_broker_security,
             node_id: BrokerId(config.node_id),
             config,
             cluster_id,
@@ -171,6 +191,12 @@ impl BrokerState {
             .unwrap_or("PLAINTEXT");
         let (host, port) = broker.address_for(listener)?;
         Some(format!("{host}:{port}"))
+    }
+
+    /// How connections to other brokers' inter-broker listener are secured (`None`:
+    /// PLAINTEXT), for every [`strom_client::ConnectionConfig`] the broker opens to a peer.
+    pub fn inter_broker_security(&self) -> Option<Arc<strom_client::ClientSecurity>> {
+        self.inter_broker_security.clone()
     }
 
     pub fn image(&self) -> Arc<MetadataImage> {

@@ -28,6 +28,7 @@ use kafka_protocol::protocol::{Request, StrBytes};
 use crate::connection::{Connection, ConnectionConfig};
 use crate::error::{Error, Result};
 use crate::metadata::{BrokerMetadata, ClusterMetadata, TopicMetadata, TopicPartition};
+use crate::security::ClientSecurity;
 
 /// Settings for a [`Client`], named after the Java client's properties where it has one.
 #[derive(Debug, Clone)]
@@ -54,6 +55,9 @@ pub struct ClientConfig {
     /// `allow.auto.create.topics`: whether metadata lookups for producing or consuming may
     /// auto-create a missing topic (if the broker allows it). Admin lookups never do.
     pub allow_auto_topic_creation: bool,
+    /// TLS and SASL for every connection (`security.protocol` and friends; see
+    /// [`crate::ClientSecurity::from_properties`]). `None` is PLAINTEXT.
+    pub security: Option<Arc<ClientSecurity>>,
 }
 
 impl Default for ClientConfig {
@@ -69,6 +73,7 @@ impl Default for ClientConfig {
             max_in_flight_per_connection: 64,
             max_response_bytes: 100 * 1024 * 1024,
             allow_auto_topic_creation: true,
+            security: None,
         }
     }
 }
@@ -89,6 +94,7 @@ impl ClientConfig {
             connect_timeout: self.connect_timeout,
             max_in_flight: self.max_in_flight_per_connection,
             max_response_bytes: self.max_response_bytes,
+            security: self.security.clone(),
         }
     }
 
@@ -454,6 +460,8 @@ impl Client {
                     *guard = Some(connection.clone());
                     return Ok(connection);
                 }
+                // Wrong credentials will not get better at the next address.
+                Err(e @ Error::Authentication(_)) => return Err(e),
                 Err(e) => failures.push(format!("{addr} ({e})")),
             }
         }

@@ -19,6 +19,11 @@
 //! timeout). When the socket closes or fails, every pending request fails with
 //! [`Error::ConnectionClosed`] carrying the reason, and so does every later send.
 //!
+//! With [`ConnectionConfig::security`] the socket is wrapped in TLS (rustls) before anything
+//! is sent, and after ApiVersions the client authenticates with SaslHandshake v1 and
+//! SaslAuthenticate (PLAIN in one round trip, SCRAM in two, checking the server's signature);
+//! a refusal is [`Error::Authentication`] with the broker's message.
+//!
 //! [`RawConnection`] is the opposite: no pipelining, no handshake, just bytes, for tests that
 //! feed malformed input to a broker.
 
@@ -31,14 +36,16 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
 };
+use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes, VersionRange};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use strom_security::{SaslMechanism, ScramClient};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::AbortHandle;
 
 use crate::error::{Error, Result};
+use crate::security::{ClientSecurity, SaslCredentials, host_of};
 
 /// The version of ApiVersions tried first. v3 is the first flexible version (KIP-511), which
 /// carries the client software name and version; every broker since Kafka 2.4 supports it.
@@ -61,6 +68,8 @@ pub struct ConnectionConfig {
     pub max_in_flight: usize,
     /// Response frames larger than this close the connection as a protocol violation.
     pub max_response_bytes: usize,
+    /// TLS and SASL (`None`: PLAINTEXT).
+    pub security: Option<Arc<ClientSecurity>>,
 }
 
 impl Default for ConnectionConfig {
@@ -71,6 +80,7 @@ impl Default for ConnectionConfig {
             connect_timeout: Duration::from_secs(10),
             max_in_flight: 64,
             max_response_bytes: 100 * 1024 * 1024,
+            security: None,
         }
     }
 }
@@ -200,7 +210,8 @@ impl Drop for PendingGuard<'_> {
 }
 
 impl Connection {
-    /// Opens a TCP connection to `addr` (`host:port`) and performs the ApiVersions handshake.
+    /// Opens a TCP connection to `addr` (`host:port`), wraps it in TLS if the config asks for
+    /// it, performs the ApiVersions handshake and then authenticates with SASL if configured.
     pub async fn connect(addr: &str, config: &ConnectionConfig) -> Result<Connection> {
         let connect_error = |source: std::io::Error| Error::Connect {
             addr: addr.to_owned(),
@@ -218,8 +229,49 @@ impl Connection {
         // Requests are small and latency matters more than packet count; the writer already
         // coalesces queued frames into one write.
         stream.set_nodelay(true).map_err(connect_error)?;
-        let (read_half, write_half) = stream.into_split();
+        let security = config.security.as_deref();
+        match security.and_then(|s| s.tls.clone()) {
+            None => {
+                let (read_half, write_half) = stream.into_split();
+                Connection::start(addr, config, read_half, write_half).await
+            }
+            Some(tls) => {
+                let name = strom_security::tls::server_name(host_of(addr)).map_err(|e| {
+                    connect_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+                })?;
+                let connector = tokio_rustls::TlsConnector::from(tls);
+                let stream =
+                    tokio::time::timeout(config.connect_timeout, connector.connect(name, stream))
+                        .await
+                        .map_err(|_| {
+                            connect_error(std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                format!("no TLS handshake within {:?}", config.connect_timeout),
+                            ))
+                        })?
+                        .map_err(|e| {
+                            connect_error(std::io::Error::new(
+                                e.kind(),
+                                format!("TLS handshake failed: {e}"),
+                            ))
+                        })?;
+                let (read_half, write_half) = tokio::io::split(stream);
+                Connection::start(addr, config, read_half, write_half).await
+            }
+        }
+    }
 
+    /// Starts the reader and writer tasks on an open transport, then does the handshakes.
+    async fn start<R, W>(
+        addr: &str,
+        config: &ConnectionConfig,
+        read_half: R,
+        write_half: W,
+    ) -> Result<Connection>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let max_in_flight = config.max_in_flight.max(1);
         let state = Arc::new(Mutex::new(State::default()));
         let (frames, frame_queue) = mpsc::channel(max_in_flight);
@@ -254,7 +306,78 @@ impl Connection {
         // Only this function sets the versions, exactly once, before anyone else can see the
         // connection; a failure here would be a bug, not a broker problem.
         let _ = connection.shared.versions.set(versions);
+        if let Some(sasl) = config.security.as_ref().and_then(|s| s.sasl.as_ref()) {
+            connection.authenticate(sasl).await?;
+        }
         Ok(connection)
+    }
+
+    /// SaslHandshake v1, then SaslAuthenticate round trips for the mechanism (KIP-152).
+    async fn authenticate(&self, sasl: &SaslCredentials) -> Result<()> {
+        let mechanism = sasl.mechanism.name();
+        let refused = |why: String| {
+            Error::Authentication(format!(
+                "{mechanism} as {} to {}: {why}",
+                sasl.username, self.shared.addr
+            ))
+        };
+        let version = self.negotiated_version::<SaslHandshakeRequest>()?;
+        if version < 1 {
+            return Err(refused(
+                "the broker only speaks SaslHandshake v0 (no framed SASL tokens)".into(),
+            ));
+        }
+        let mut handshake = SaslHandshakeRequest::default();
+        handshake.mechanism = StrBytes::from_static_str(mechanism);
+        let response = self.send(handshake).await?;
+        if response.error_code != 0 {
+            let enabled: Vec<&str> = response.mechanisms.iter().map(|m| m.as_str()).collect();
+            return Err(refused(format!(
+                "{} (the listener enables {})",
+                crate::error::error_name(response.error_code),
+                if enabled.is_empty() {
+                    "no mechanism".to_owned()
+                } else {
+                    enabled.join(", ")
+                }
+            )));
+        }
+        match sasl.mechanism {
+            SaslMechanism::Plain => {
+                let token = format!("\0{}\0{}", sasl.username, sasl.password);
+                self.sasl_authenticate(token.into_bytes(), &refused).await?;
+            }
+            SaslMechanism::Scram(scram) => {
+                let mut client = ScramClient::new(scram, &sasl.username, &sasl.password);
+                let server_first = self
+                    .sasl_authenticate(client.first_message(), &refused)
+                    .await?;
+                let client_final = client.final_message(&server_first).map_err(&refused)?;
+                let server_final = self.sasl_authenticate(client_final, &refused).await?;
+                client.verify(&server_final).map_err(&refused)?;
+            }
+        }
+        tracing::debug!(addr = %self.shared.addr, mechanism, user = %sasl.username, "authenticated");
+        Ok(())
+    }
+
+    /// One SaslAuthenticate round trip: sends `token`, returns the server's bytes.
+    async fn sasl_authenticate(
+        &self,
+        token: Vec<u8>,
+        refused: &(dyn Fn(String) -> Error + Sync),
+    ) -> Result<Vec<u8>> {
+        let mut request = SaslAuthenticateRequest::default();
+        request.auth_bytes = Bytes::from(token);
+        let response = self.send(request).await?;
+        if response.error_code != 0 {
+            let name = crate::error::error_name(response.error_code);
+            return Err(refused(match response.error_message {
+                Some(message) if !message.is_empty() => format!("{name}: {}", message.as_str()),
+                _ => name,
+            }));
+        }
+        Ok(response.auth_bytes.to_vec())
     }
 
     /// The `host:port` this connection was opened to.
@@ -661,9 +784,9 @@ pub fn decode_response_frame<R: Request>(
     Ok((header, response))
 }
 
-async fn write_loop(
+async fn write_loop<W: AsyncWrite + Unpin>(
     mut frames: mpsc::Receiver<Bytes>,
-    socket: OwnedWriteHalf,
+    socket: W,
     state: Arc<Mutex<State>>,
     addr: String,
 ) {
@@ -690,8 +813,8 @@ async fn write_loop(
     let _ = socket.shutdown().await;
 }
 
-async fn read_loop(
-    socket: OwnedReadHalf,
+async fn read_loop<R: AsyncRead + Unpin>(
+    socket: R,
     state: Arc<Mutex<State>>,
     max_response_bytes: usize,
     addr: String,

@@ -128,6 +128,11 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     Config(String),
 
+    /// SASL authentication failed: the broker refused the mechanism or the credentials, or
+    /// (SCRAM) could not prove it knows them. Not retriable.
+    #[error("authentication failed: {0}")]
+    Authentication(String),
+
     /// An argument to an operation is invalid (no request was sent).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -8,7 +8,8 @@
 //! Layers, bottom up:
 //! - [`connection`]: one pipelined TCP connection to one broker, with ApiVersions negotiation
 //!   (KIP-511 fallback), correlation-id matching, per-request timeouts, and raw-bytes access for
-//!   malformed-input tests ([`Connection::send_raw`], [`RawConnection`]).
+//!   malformed-input tests ([`Connection::send_raw`], [`RawConnection`]); TLS and SASL
+//!   (PLAIN, SCRAM) from Kafka client properties in [`security`].
 //! - [`client`]: the cluster-aware [`Client`]: bootstrap, a metadata cache, one connection per
 //!   broker, routing to any broker / a broker / the controller / a partition leader / a group
 //!   coordinator, and retries when the cluster says a request went to the wrong place.
@@ -55,6 +56,7 @@ pub mod partitioner;
 pub mod producer;
 pub mod records;
 pub mod scram;
+pub mod security;
 pub mod transactions;
 
 #[cfg(test)]
@@ -84,6 +86,7 @@ pub use metadata::{
 pub use producer::{Acks, Delivery, Producer, ProducerConfig, RecordMetadata};
 pub use records::{Compression, ConsumerRecord, Header, ProducerRecord, TimestampType};
 pub use scram::{ScramCredentialInfo, ScramMechanism, UserScramAlteration};
+pub use security::{ClientSecurity, SaslCredentials, SecurityProtocol};
 pub use transactions::{ProducerState, TransactionDescription, TransactionListing};
 
 /// The kafka-protocol crate this client is built on, re-exported so callers can build raw

@@ -5,11 +5,14 @@
 //! could not catch (exit code 2, like clap's own), everything else exits with 1. Messages stay
 //! on one line: Kafka errors keep Kafka's name (`UNKNOWN_TOPIC_OR_PARTITION: ...`).
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use strom_client::{Client, ClientConfig, Error as ClientError};
+use strom_client::{Client, ClientConfig, ClientSecurity, Error as ClientError};
 use tokio::io::AsyncWriteExt;
 
 /// The exit code for a failed operation.
@@ -49,25 +52,34 @@ pub struct ConnectArgs {
     /// How long to wait for any one response from a broker.
     #[arg(long, value_name = "MS", default_value_t = 30_000, global = true)]
     pub request_timeout_ms: u64,
+    /// A Kafka client properties file: `security.protocol`, `sasl.mechanism`,
+    /// `sasl.jaas.config`, `ssl.truststore.location`, ... (as Kafka's tools take it).
+    #[arg(long, value_name = "FILE", env = "STROM_COMMAND_CONFIG", global = true)]
+    pub command_config: Option<PathBuf>,
 }
 
 impl ConnectArgs {
     /// The client settings these options describe.
-    pub fn client_config(&self) -> ClientConfig {
-        ClientConfig {
+    pub fn client_config(&self) -> anyhow::Result<ClientConfig> {
+        let security = match &self.command_config {
+            None => None,
+            Some(path) => Some(Arc::new(read_command_config(path)?)),
+        };
+        Ok(ClientConfig {
             bootstrap_servers: self.bootstrap_server.clone(),
             client_id: self.client_id.clone(),
             request_timeout: Duration::from_millis(self.request_timeout_ms.max(1)),
             connect_timeout: Duration::from_secs(10),
             // Operator commands never create topics as a side effect of a typo.
             allow_auto_topic_creation: false,
+            security,
             ..ClientConfig::default()
-        }
+        })
     }
 
     /// Connects to the cluster, or fails with `cannot connect to HOST:PORT: reason`.
     pub async fn connect(&self) -> anyhow::Result<Client> {
-        self.connect_with(self.client_config()).await
+        self.connect_with(self.client_config()?).await
     }
 
     /// Like [`ConnectArgs::connect`] with adjusted settings.
@@ -87,6 +99,24 @@ impl ConnectArgs {
             )),
             Err(error) => Err(error.into()),
         }
+    }
+}
+
+/// Reads a `--command-config` properties file into the client's security settings.
+fn read_command_config(path: &Path) -> anyhow::Result<ClientSecurity> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) => usage!("--command-config {}: {e}", path.display()),
+    };
+    let properties: BTreeMap<String, String> =
+        match java_properties::read(std::io::BufReader::new(file)) {
+            Ok(properties) => properties.into_iter().collect(),
+            Err(e) => usage!("--command-config {}: {e}", path.display()),
+        };
+    match ClientSecurity::from_properties(&properties) {
+        Ok(security) => Ok(security),
+        Err(ClientError::Config(reason)) => usage!("--command-config {}: {reason}", path.display()),
+        Err(e) => Err(e.into()),
     }
 }
 

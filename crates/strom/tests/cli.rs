@@ -31,6 +31,11 @@ impl Broker {
 
     /// A broker with extra `--set KEY=VALUE` properties.
     async fn start_with(properties: &[&str]) -> Broker {
+        Self::start_with_args(properties, &[]).await
+    }
+
+    /// A broker with extra `--set KEY=VALUE` properties and other `strom broker` arguments.
+    async fn start_with_args(properties: &[&str], args: &[&str]) -> Broker {
         let data = tempfile::tempdir().expect("temp dir");
         let mut command = Command::new(STROM);
         // The broker reads every STROM_* variable as a property; the caller's (STROM_BIN,
@@ -44,6 +49,7 @@ impl Broker {
             .args(["broker", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data.path())
             .args(properties.iter().flat_map(|p| ["--set", p]))
+            .args(args)
             .env("STROM_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -2461,4 +2467,95 @@ async fn acl_commands_create_list_and_delete() {
         ])
         .await
         .fails(2, "unknown operation");
+}
+
+/// Writes a throwaway CA (`ca.pem`) and a key store for 127.0.0.1 signed by it (`broker.pem`:
+/// key and certificate in one PEM file).
+fn write_certificates(dir: &std::path::Path) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "strom-cli-test-ca");
+    let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().expect("broker key");
+    let params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("broker params");
+    let cert = params.signed_by(&key, &issuer).expect("broker certificate");
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+    std::fs::write(
+        dir.join("broker.pem"),
+        format!("{}{}", key.serialize_pem(), cert.pem()),
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_config_connects_to_a_sasl_ssl_listener() {
+    let certs = tempfile::tempdir().unwrap();
+    let dir = certs.path();
+    write_certificates(dir);
+    let keystore = format!("ssl.keystore.location={}", dir.join("broker.pem").display());
+    let broker = Broker::start_with_args(
+        &[
+            "listeners=SASL_SSL://127.0.0.1:0",
+            "sasl.enabled.mechanisms=SCRAM-SHA-512",
+            "ssl.keystore.type=PEM",
+            &keystore,
+        ],
+        &[
+            "--add-scram",
+            "SCRAM-SHA-512=[name=alice,password=alice-secret]",
+        ],
+    )
+    .await;
+    let properties = |password: &str| {
+        format!(
+            "# client.properties\n\
+             security.protocol=SASL_SSL\n\
+             sasl.mechanism=SCRAM-SHA-512\n\
+             sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required \\\n    \
+             username=\"alice\" password=\"{password}\";\n\
+             ssl.truststore.type=PEM\n\
+             ssl.truststore.location={}\n",
+            dir.join("ca.pem").display()
+        )
+    };
+    let good = dir.join("client.properties");
+    std::fs::write(&good, properties("alice-secret")).unwrap();
+    let good = good.display().to_string();
+    let b = broker.addr.as_str();
+
+    strom(
+        &[
+            "topic",
+            "create",
+            "secured",
+            "-b",
+            b,
+            "--command-config",
+            &good,
+        ],
+        None,
+    )
+    .await
+    .ok();
+    let listed = strom(&["topic", "list", "-b", b, "--command-config", &good], None).await;
+    assert!(listed.ok().contains("secured"), "{listed:#?}");
+
+    let bad = dir.join("wrong.properties");
+    std::fs::write(&bad, properties("wrong")).unwrap();
+    let bad = bad.display().to_string();
+    strom(&["topic", "list", "-b", b, "--command-config", &bad], None)
+        .await
+        .fails(1, "authentication failed");
+
+    let missing = dir.join("missing.properties").display().to_string();
+    strom(
+        &["topic", "list", "-b", b, "--command-config", &missing],
+        None,
+    )
+    .await
+    .fails(2, "--command-config");
 }

@@ -195,10 +195,15 @@ async fn connect(state: &BrokerState, source: BrokerId) -> Option<Connection> {
     let address = state.inter_broker_address(broker)?;
     let config = ConnectionConfig {
         client_id: Some(format!("strom-replica-fetcher-{}", state.node_id)),
+        security: state.inter_broker_security(),
         ..ConnectionConfig::default()
     };
     match Connection::connect(&address, &config).await {
         Ok(c) => Some(c),
+        Err(e @ strom_client::Error::Authentication(_)) => {
+            tracing::warn!(leader = %source, %address, error = %e, "replica fetcher cannot authenticate");
+            None
+        }
         Err(e) => {
             tracing::debug!(leader = %source, %address, error = %e, "replica fetcher cannot connect");
             None

@@ -240,6 +240,7 @@ impl Peers {
         let address = state.inter_broker_address(broker)?;
         let config = ConnectionConfig {
             client_id: Some(format!("strom-txn-{}", state.node_id)),
+            security: state.inter_broker_security(),
             ..ConnectionConfig::default()
         };
         match Connection::connect(&address, &config).await {

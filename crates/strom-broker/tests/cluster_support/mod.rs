@@ -97,6 +97,17 @@ async fn reserve(wanted: bool) -> (Option<u16>, Option<TcpListener>) {
 
 /// Roles per node: "broker,controller", "broker" or "controller".
 pub async fn cluster(dir: &tempfile::TempDir, roles: &[&str], extra: &[(&str, &str)]) -> Vec<Node> {
+    cluster_on(dir, roles, extra, "PLAINTEXT").await
+}
+
+/// Like [`cluster`], with the brokers' listener named `listener` (`SASL_SSL`, say: the default
+/// security protocol map gives it that protocol), which is also the inter-broker listener.
+pub async fn cluster_on(
+    dir: &tempfile::TempDir,
+    roles: &[&str],
+    extra: &[(&str, &str)],
+    listener: &str,
+) -> Vec<Node> {
     let mut nodes = Vec::new();
     for (i, role) in roles.iter().enumerate() {
         let id = i as i32 + 1;
@@ -119,7 +130,7 @@ pub async fn cluster(dir: &tempfile::TempDir, roles: &[&str], extra: &[(&str, &s
     for (node, role) in nodes.iter_mut().zip(roles) {
         let mut listeners = Vec::new();
         if let Some(p) = node.broker_port {
-            listeners.push(format!("PLAINTEXT://127.0.0.1:{p}"));
+            listeners.push(format!("{listener}://127.0.0.1:{p}"));
         }
         if let Some(p) = node.controller_port {
             listeners.push(format!("CONTROLLER://127.0.0.1:{p}"));
