@@ -5,8 +5,8 @@
 //! an allocation unchecked would ask for gigabytes (2^31 elements of tens of bytes, a 4 GiB
 //! string): under the cap the allocator fails and the process aborts, whatever the kernel's
 //! overcommit setting. The parent sends such frames for every served API and version, each as
-//! the first request of a fresh connection, then checks that the broker is alive and serves
-//! normal requests.
+//! the first request of a fresh connection, and size prefixes announcing large frames that never
+//! come, then checks that the broker is alive and serves normal requests.
 mod common;
 
 use std::io::{BufRead, BufReader, Read};
@@ -222,6 +222,27 @@ fn hostile_frames_cannot_exhaust_memory() {
                 panic!("the broker died ({status}) on {name}: {frame:02x?}");
             }
         }
+        // Connections that announce frames of nearly `socket.request.max.bytes` (100 MiB) and
+        // send a few bytes of them: together they announce more than the cap.
+        let mut announced = Vec::new();
+        for _ in 0..20 {
+            let mut conn = Conn::connect(addr).await;
+            let mut partial = BytesMut::new();
+            partial.put_i32((100 << 20) - 1);
+            partial.put_slice(&header(ApiKey::Produce, 9));
+            conn.write_raw(&partial).await;
+            announced.push(conn);
+        }
+        let mut conn = Conn::connect(addr).await;
+        assert_eq!(
+            conn.send(0, ApiVersionsRequest::default()).await.error_code,
+            0
+        );
+        drop(announced);
+        if let Some(status) = child.0.try_wait().expect("child status") {
+            panic!("the broker died ({status}) on frames announced and not sent");
+        }
+
         // A hostile frame after a normal request on the same connection.
         let mut conn = Conn::connect(addr).await;
         conn.send(0, ApiVersionsRequest::default()).await;

@@ -10,6 +10,9 @@ use bytes::{Buf, Bytes, BytesMut};
 /// Bytes of the size prefix.
 pub const SIZE_PREFIX_BYTES: usize = 4;
 
+/// The least room reserved for an incomplete frame.
+pub const RESERVE_BYTES_MIN: usize = 64 << 10;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
     #[error("negative frame size {0}")]
@@ -21,7 +24,10 @@ pub enum FrameError {
 /// Splits one complete frame body (without its size prefix) off the front of `buf`.
 ///
 /// Returns `Ok(None)` when `buf` does not yet hold a whole frame; in that case it reserves room
-/// for the rest, so the caller's next read can complete it without repeated growth.
+/// for more of it, growing with what has arrived (at most as much again as the buffer holds,
+/// and at least [`RESERVE_BYTES_MIN`]) rather than with what the size prefix announces: a client
+/// that sends a 4-byte prefix of 100 MiB and nothing else must not cost 100 MiB per connection.
+/// Large frames still need only a logarithmic number of reallocations.
 pub fn decode_frame(
     buf: &mut BytesMut,
     max_frame_bytes: usize,
@@ -42,7 +48,8 @@ pub fn decode_frame(
     }
     let total = SIZE_PREFIX_BYTES + size;
     if buf.len() < total {
-        buf.reserve(total - buf.len());
+        let missing = total - buf.len();
+        buf.reserve(missing.min(buf.len().max(RESERVE_BYTES_MIN)));
         return Ok(None);
     }
     buf.advance(SIZE_PREFIX_BYTES);
@@ -84,6 +91,28 @@ mod tests {
         assert_eq!(decode_frame(&mut buf, 100).unwrap().unwrap(), &b"two!"[..]);
         assert_eq!(decode_frame(&mut buf, 100), Ok(None));
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn a_large_size_prefix_reserves_room_for_what_arrived_not_for_what_it_announces() {
+        let mut buf = BytesMut::new();
+        buf.put_i32(100 << 20);
+        buf.put_slice(&[0u8; 16]);
+        assert_eq!(decode_frame(&mut buf, 200 << 20), Ok(None));
+        assert!(
+            buf.capacity() < 1 << 20,
+            "reserved {} bytes",
+            buf.capacity()
+        );
+        // As the frame arrives, the room grows with it.
+        buf.resize(10 << 20, 0);
+        assert_eq!(decode_frame(&mut buf, 200 << 20), Ok(None));
+        assert!(buf.capacity() >= 11 << 20);
+        assert!(
+            buf.capacity() <= 21 << 20,
+            "reserved {} bytes",
+            buf.capacity()
+        );
     }
 
     #[test]
