@@ -80,7 +80,9 @@ pub async fn serve(
             Arc::clone(&listener),
             KafkaPrincipal::anonymous(),
         ));
-        return serve_stream(state, session, stream, peer, shutdown).await;
+        // Plain TCP splits into owned halves, with no lock between reader and writer.
+        let (reader, writer) = stream.into_split();
+        return serve_stream(state, session, reader, writer, peer, shutdown).await;
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
     let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
@@ -102,7 +104,8 @@ pub async fn serve(
         }
     };
     let session = Arc::new(Session::new(Arc::clone(&listener), principal));
-    serve_stream(state, session, stream, peer, shutdown).await;
+    let (reader, writer) = tokio::io::split(stream);
+    serve_stream(state, session, reader, writer, peer, shutdown).await;
 }
 
 /// The principal of a TLS connection: mapped from the client certificate's subject on an SSL
@@ -131,16 +134,17 @@ fn certificate_principal(
     Ok(KafkaPrincipal::user(user))
 }
 
-async fn serve_stream<S>(
+async fn serve_stream<R, W>(
     state: Arc<BrokerState>,
     session: Arc<Session>,
-    stream: S,
+    mut reader: R,
+    writer: W,
     peer: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
 ) where
-    S: AsyncRead + AsyncWrite + Send + 'static,
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut reader, writer) = tokio::io::split(stream);
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     let mut buffer = BytesMut::with_capacity(READ_BUFFER_BYTES);
     let mut pending: FuturesOrdered<BoxFuture<'static, Option<Bytes>>> = FuturesOrdered::new();

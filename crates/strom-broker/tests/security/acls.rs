@@ -1,9 +1,7 @@
 //! ACLs through the Kafka protocol: CreateAcls, DescribeAcls with filters, DeleteAcls, and
 //! ACLs that survive a restart.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;

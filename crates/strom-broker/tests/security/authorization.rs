@@ -6,10 +6,8 @@
 //! itself ALTER on the cluster; wildcard ACLs for another principal on every topic and group then
 //! take those resources out of "no ACL found", so only the ACLs the test adds decide.
 
-mod common;
-
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;

@@ -2,9 +2,7 @@
 //! DescribeUserScramCredentials against a real broker, Kafka's error codes, and credentials
 //! that survive a restart.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_user_scram_credentials_request::{
     ScramCredentialDeletion, ScramCredentialUpsertion,
